@@ -1,0 +1,111 @@
+"""Inference engines behind the Classifier: ONNX Runtime (serving) and TorchScript (classic artifacts).
+
+Both are imported lazily: the Lambda function imports onnxruntime only, and torch only when an
+artifact has no ONNX model (the guide's classic layout, served outside Lambda).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from lambdavision.core.artifact import Artifact
+from lambdavision.core.errors import ArtifactError
+
+# Lambda gives one vCPU's worth of CPU per 1,769 MB of memory, up to 6 vCPUs.
+MB_PER_VCPU = 1769
+MAX_VCPUS = 6
+
+
+def threads_for(environ: Mapping[str, str]) -> int | None:
+    """Intra-op threads: LAMBDAVISION_THREADS, else the vCPUs Lambda gives this memory size."""
+    explicit = environ.get("LAMBDAVISION_THREADS")
+    if explicit:
+        try:
+            value = int(explicit)
+        except ValueError:
+            raise ArtifactError(f"LAMBDAVISION_THREADS must be an integer, not {explicit!r}") from None
+        return max(1, value)
+    memory = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    if memory and memory.isdigit():
+        vcpus = min(MAX_VCPUS, max(1, math.ceil(int(memory) / MB_PER_VCPU)))
+        return min(vcpus, os.cpu_count() or vcpus)
+    return None  # ONNX Runtime's default: one thread per physical core
+
+
+class OnnxBackend:
+    """ONNX Runtime on the CPU, from the model's bytes (no temp file)."""
+
+    name = "onnxruntime"
+
+    def __init__(self, model: bytes, source: str, threads: int | None = None) -> None:
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        if threads is not None:
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        try:
+            self.session = ort.InferenceSession(model, sess_options=options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own non-exported exception types
+            raise ArtifactError(f"{source}: model.onnx cannot be loaded by ONNX Runtime: {exc}") from None
+        inputs = self.session.get_inputs()
+        if len(inputs) != 1:
+            raise ArtifactError(f"{source}: model.onnx must have exactly one input, it has {len(inputs)}")
+        self.input_name = inputs[0].name
+        shape = self.session.get_outputs()[0].shape
+        self._width = shape[-1] if shape and isinstance(shape[-1], int) else None
+
+    @property
+    def output_width(self) -> int | None:
+        return self._width
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        outputs: list[Any] = self.session.run(None, {self.input_name: batch})
+        return np.asarray(outputs[0])
+
+
+class TorchScriptBackend:
+    """torch.jit on the CPU, for artifacts that carry only the guide's TorchScript .pth."""
+
+    name = "torchscript"
+
+    def __init__(self, model: bytes, source: str, input_size: int) -> None:
+        try:
+            import torch
+        except ImportError:
+            raise ArtifactError(
+                f"{source} has no model.onnx, only TorchScript, which needs torch: "
+                "`pip install 'lambdavision[export]'`, or add ONNX with `lambdavision convert`"
+            ) from None
+        self._torch = torch
+        try:
+            self.module = torch.jit.load(io.BytesIO(model), map_location="cpu").eval()  # type: ignore[no-untyped-call]
+            with torch.inference_mode():
+                probe = self.module(torch.zeros(1, 3, input_size, input_size))
+        except Exception as exc:
+            raise ArtifactError(f"{source}: the TorchScript model cannot be loaded or run: {exc}") from None
+        self._width = int(probe.shape[-1]) if probe.ndim == 2 else None
+
+    @property
+    def output_width(self) -> int | None:
+        return self._width
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        with self._torch.inference_mode():
+            out = self.module(self._torch.from_numpy(batch))
+        return np.asarray(out.numpy())
+
+
+def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend | TorchScriptBackend:
+    if artifact.onnx is not None:
+        return OnnxBackend(artifact.onnx, artifact.source, threads_for(environ))
+    if artifact.torchscript is not None:
+        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_size)
+    raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")

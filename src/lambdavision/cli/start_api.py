@@ -1,0 +1,296 @@
+"""`lambdavision local start-api`: the template's API on a local HTTP server, like `sam local start-api`.
+
+`LocalApi` wires the pieces (one `FunctionPool` per routed function, a `LocalGateway`, the HTTP
+shell) and is usable in-process (demo, benchmarks, tests); `serve` runs it until told to stop;
+the click command parses options, calls `serve`, and turns SIGTERM into a clean stop.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from types import FrameType, TracebackType
+from typing import IO, Any
+
+import click
+
+from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.gateway import LocalGateway
+from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
+from lambdavision.local.pool import FunctionPool, Invocation
+from lambdavision.local.template import AppTemplate, apply_env_file, load_env_file, load_template
+
+DEFAULT_TEMPLATE = "template.yaml"
+
+
+class LocalApi:
+    """The template's API served on host:port, with up to `concurrency` environments per function."""
+
+    def __init__(
+        self,
+        app: AppTemplate,
+        *,
+        env_file: str | Path | None = None,
+        host: str = "127.0.0.1",
+        port: int = 3000,
+        concurrency: int = 2,
+        warm: bool = False,
+        log_stream: IO[str] | None = None,
+        client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
+        python: str = sys.executable,
+    ) -> None:
+        if not app.routes:
+            raise LambdaVisionError(
+                f"{app.path} has no API routes: start-api needs a function with an API event "
+                "(or an AWS::ApiGateway::Method)"
+            )
+        self.app = app
+        self._host, self._port = host, port
+        self._warm = warm
+        self._log_stream = log_stream if log_stream is not None else sys.stderr
+        self._client_timeout_s = client_timeout_s
+        env = load_env_file(env_file) if env_file is not None else None
+        specs = {spec.logical_id: spec for spec in app.functions}
+        self.pools: dict[str, FunctionPool] = {}
+        for function_id in dict.fromkeys(route.function_id for route in app.routes):
+            if function_id not in specs:
+                raise LambdaVisionError(f"an API route points at {function_id}, which is not a function")
+            spec = apply_env_file(specs[function_id], env) if env is not None else specs[function_id]
+            self.pools[function_id] = FunctionPool(
+                spec, concurrency=concurrency, log_stream=self._log_stream, python=python
+            )
+        self.gateway = LocalGateway(
+            app.routes,
+            self._invoke,
+            app.binary_media_types,
+            stage=app.stage_name,
+            log=self._log,
+        )
+        self._server: GatewayHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    def _invoke(self, function_id: str, event: dict[str, Any]) -> Invocation:
+        return self.pools[function_id].invoke(event)
+
+    def _log(self, message: str) -> None:
+        self._log_stream.write(message + "\n")
+        self._log_stream.flush()
+
+    @property
+    def url(self) -> str:
+        if self._server is None:
+            raise RuntimeError("the API is not started")
+        return self._server.url
+
+    def start(self) -> LocalApi:
+        """Bind the port, start the environments (now when warm), then serve in a daemon thread."""
+        try:
+            self._server = GatewayHTTPServer(
+                (self._host, self._port),
+                self.gateway,
+                log_stream=self._log_stream,
+                client_timeout_s=self._client_timeout_s,
+            )
+        except OSError as exc:
+            raise LambdaVisionError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from exc
+        try:
+            # Pools start side by side: with --warm each one waits for its environments' init.
+            with ThreadPoolExecutor(max_workers=len(self.pools)) as executor:
+                for future in [executor.submit(pool.start, warm=self._warm) for pool in self.pools.values()]:
+                    future.result()
+        except BaseException:
+            self.close()
+            raise
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="start-api", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def mount_lines(self) -> list[str]:
+        """SAM's `Mounting F at URL [METHODS]` lines, one per function and path."""
+        methods: dict[tuple[str, str], list[str]] = {}
+        for route in self.app.routes:
+            methods.setdefault((route.function_id, route.path), []).append(route.method.upper())
+        return [
+            f"Mounting {function_id} at {self.url}{path} [{', '.join(sorted(set(verbs)))}]"
+            for (function_id, path), verbs in methods.items()
+        ]
+
+    def close(self) -> None:
+        """Stop accepting requests, then stop every environment process."""
+        server, self._server = self._server, None
+        if server is not None:
+            if self._thread is not None:
+                server.shutdown()
+            server.server_close()
+        for pool in self.pools.values():
+            pool.close()
+
+    def __enter__(self) -> LocalApi:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+def serve(
+    app: AppTemplate,
+    env_file: str | Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = 3000,
+    concurrency: int = 2,
+    warm: bool = False,
+    ready: Callable[[str], None] | None = None,
+    *,
+    stop: threading.Event | None = None,
+    log_stream: IO[str] | None = None,
+    client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
+) -> None:
+    """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
+
+    `ready(url)` is called once requests are answered (after the `Running on` line).
+    """
+    stream = log_stream if log_stream is not None else sys.stderr
+    stop = stop or threading.Event()
+    api = LocalApi(
+        app,
+        env_file=env_file,
+        host=host,
+        port=port,
+        concurrency=concurrency,
+        warm=warm,
+        log_stream=stream,
+        client_timeout_s=client_timeout_s,
+    )
+    with api:
+        for line in api.mount_lines():
+            stream.write(line + "\n")
+        stream.write(f"Running on {api.url}/ (Press CTRL+C to quit)\n")
+        stream.flush()
+        if ready is not None:
+            ready(api.url)
+        try:
+            # Short waits keep the main thread responsive to signal handlers.
+            while not stop.wait(0.5):
+                pass
+        except KeyboardInterrupt:
+            pass
+    stream.write("Stopped: every environment is shut down.\n")
+    stream.flush()
+
+
+def parse_parameter_overrides(values: Sequence[str]) -> dict[str, str]:
+    """`Key=Value` items (several per value, space-separated) or SAM's `ParameterKey=K,ParameterValue=V`."""
+    overrides: dict[str, str] = {}
+    for value in values:
+        for item in value.split():
+            if item.startswith("ParameterKey="):
+                fields = dict(part.split("=", 1) for part in item.split(",") if "=" in part)
+                if "ParameterValue" not in fields:
+                    raise click.BadParameter(f"{item!r} has no ParameterValue", param_hint="--parameter-overrides")
+                overrides[fields["ParameterKey"]] = fields["ParameterValue"]
+                continue
+            key, sep, val = item.partition("=")
+            if not sep or not key:
+                raise click.BadParameter(f"{item!r} is not Key=Value", param_hint="--parameter-overrides")
+            overrides[key] = val
+    return overrides
+
+
+def _default_template(path: str) -> str:
+    # SAM also accepts template.yml when template.yaml is absent.
+    if path == DEFAULT_TEMPLATE and not Path(path).exists() and Path("template.yml").exists():
+        return "template.yml"
+    return path
+
+
+@click.command(
+    "start-api",
+    epilog="Environments run this interpreter, so whatever lambdavision's environment has installed, "
+    f"the function has ({sys.executable}).",
+)
+@click.option(
+    "-t",
+    "--template",
+    "template_path",
+    default=DEFAULT_TEMPLATE,
+    show_default=True,
+    help="SAM or CloudFormation template.",
+)
+@click.option(
+    "-n",
+    "--env-vars",
+    "env_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help='JSON of environment variables: {"Function": {"VAR": "value"}, "Parameters": {...}}.',
+)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option(
+    "-p", "--port", default=3000, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port."
+)
+@click.option(
+    "--concurrency",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Environments per function serving requests at once; more requests queue.",
+)
+@click.option("--warm", is_flag=True, help="Start the environments before the first request.")
+@click.option(
+    "--parameter-overrides",
+    multiple=True,
+    metavar="'KEY=VALUE ...'",
+    help="Template parameter values, e.g. 'BucketName=b ObjectKey=k'.",
+)
+@click.option("--client-timeout", default=DEFAULT_CLIENT_TIMEOUT_S, type=click.FloatRange(min=0.1), hidden=True)
+def start_api(
+    template_path: str,
+    env_file: str | None,
+    host: str,
+    port: int,
+    concurrency: int,
+    warm: bool,
+    parameter_overrides: tuple[str, ...],
+    client_timeout: float,
+) -> None:
+    """Serve the template's API locally, like API Gateway in front of Lambda, without Docker.
+
+    Every API method of the template is mounted; each function gets up to --concurrency
+    environments (real awslambdaric processes), warm between requests. Ctrl-C or SIGTERM stops
+    the server and every environment.
+    """
+    app = load_template(
+        _default_template(template_path), parameter_overrides=parse_parameter_overrides(parameter_overrides)
+    )
+    stop = threading.Event()
+    previous = signal.signal(signal.SIGTERM, _stop_on_signal(stop))
+    try:
+        serve(
+            app,
+            env_file=env_file,
+            host=host,
+            port=port,
+            concurrency=concurrency,
+            warm=warm,
+            stop=stop,
+            client_timeout_s=client_timeout,
+        )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    return handler
+
+
+__all__ = ["LocalApi", "parse_parameter_overrides", "serve", "start_api"]

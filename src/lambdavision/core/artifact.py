@@ -1,0 +1,540 @@
+"""The model artifact `model.tar.gz`: its manifest, and safe streaming read / deterministic write.
+
+Two layouts are read:
+
+- classic (the guide's): one TorchScript `*.pth` and one class list `*.txt` at the top level;
+- full: `lambdavision.json`, `classes.txt`, `model.onnx`, then (optionally) the `.pth`, in that
+  order, so a reader that serves ONNX stops before the TorchScript copy and never gunzips it.
+
+Reading never trusts the archive: links, devices, absolute or `..` paths, duplicate members and
+anything over the size caps are refused, and every member read is checked against the sha256 the
+manifest records. Every refusal is an `ArtifactError` naming the artifact, the member and the
+problem.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import posixpath
+import re
+import tarfile
+import tempfile
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import IO, Any, cast
+
+from lambdavision.core.errors import ArtifactError
+from lambdavision.core.preprocess import Preprocessing
+
+MANIFEST_NAME = "lambdavision.json"
+CLASSES_NAME = "classes.txt"
+ONNX_NAME = "model.onnx"
+FORMAT_VERSION = 1
+
+_GIB = 1024**3
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+_CHUNK = 1024 * 1024
+# tar headers (and PAX records) come on top of the members' data; this bounds them.
+_HEADER_SLACK_BYTES = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Caps that keep a hostile or broken tarball from exhausting memory or time."""
+
+    max_member_bytes: int = 1 * _GIB
+    max_total_bytes: int = 2 * _GIB
+    max_members: int = 64
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """`lambdavision.json`: how to feed the model, how many classes, and each member's digest."""
+
+    format_version: int
+    preprocessing: Preprocessing
+    num_classes: int
+    sha256: dict[str, str]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "preprocessing": self.preprocessing.to_dict(),
+            "num_classes": self.num_classes,
+            "sha256": dict(self.sha256),
+            "extra": dict(self.extra),
+        }
+
+    def to_json(self) -> bytes:
+        return (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes, *, where: str) -> Manifest:
+        """Parse and validate; `where` prefixes every error ("ARTIFACT: lambdavision.json")."""
+        try:
+            raw = json.loads(data.decode("utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
+        if not isinstance(raw, dict):
+            raise ArtifactError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        version = _field(raw, "format_version", int, where)
+        if version < 1:
+            raise ArtifactError(f"{where}: format_version must be >= 1, got {version}")
+        if version > FORMAT_VERSION:
+            raise ArtifactError(
+                f"{where}: format_version {version} is newer than this lambdavision reads "
+                f"({FORMAT_VERSION}); upgrade lambdavision"
+            )
+        num_classes = _field(raw, "num_classes", int, where)
+        if num_classes < 1:
+            raise ArtifactError(f"{where}: num_classes must be >= 1, got {num_classes}")
+        digests = _field(raw, "sha256", dict, where)
+        for name, digest in digests.items():
+            if not _is_bare_name(name):
+                raise ArtifactError(f"{where}: sha256 names a member {name!r} that is not a bare file name")
+            if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
+                raise ArtifactError(f"{where}: sha256 of {name!r} is not 64 lowercase hex digits")
+        if CLASSES_NAME not in digests:
+            raise ArtifactError(f"{where}: sha256 does not list {CLASSES_NAME}")
+        extra = raw.get("extra", {})
+        if not isinstance(extra, dict):
+            raise ArtifactError(f"{where}: 'extra' must be an object, got {type(extra).__name__}")
+        return cls(
+            format_version=version,
+            preprocessing=_parse_preprocessing(_field(raw, "preprocessing", dict, where), where),
+            num_classes=num_classes,
+            sha256=dict(digests),
+            extra=dict(extra),
+        )
+
+
+@dataclass
+class Artifact:
+    """What a server needs from a `model.tar.gz`, read and verified."""
+
+    source: str
+    classes: list[str]
+    manifest: Manifest | None
+    onnx: bytes | None
+    torchscript: bytes | None
+    torchscript_name: str | None
+
+    @property
+    def preprocessing(self) -> Preprocessing:
+        """The manifest's, or the guide's Resize(256) + CenterCrop(224) + ImageNet stats."""
+        return self.manifest.preprocessing if self.manifest is not None else Preprocessing()
+
+
+def read_artifact(
+    source: str | os.PathLike[str] | IO[bytes],
+    *,
+    want_torchscript: bool = False,
+    limits: Limits = DEFAULT_LIMITS,
+) -> Artifact:
+    """Read and verify an artifact from a path or a binary file object (left open).
+
+    Streams the archive member by member and stops as soon as it holds the manifest, the classes
+    and the ONNX model; the TorchScript copy behind them is read only with `want_torchscript` or
+    when there is no ONNX model.
+    """
+    if isinstance(source, (str, os.PathLike)):
+        name = os.fspath(source)
+        try:
+            with open(name, "rb") as fileobj:
+                return _read(fileobj, name, want_torchscript, limits)
+        except OSError as exc:
+            raise ArtifactError(f"{name}: cannot open the artifact ({exc.strerror or exc})") from exc
+    return _read(source, str(getattr(source, "name", "<stream>")), want_torchscript, limits)
+
+
+def write_artifact(
+    out_path: str | os.PathLike[str],
+    *,
+    classes: Sequence[str],
+    preprocessing: Preprocessing,
+    onnx: bytes | None,
+    torchscript: bytes | None,
+    torchscript_name: str = "model.pth",
+    extra: Mapping[str, Any] | None = None,
+) -> Manifest:
+    """Write a full-layout artifact atomically (nothing is left behind on failure).
+
+    Byte-for-byte deterministic: fixed member order, mtimes, owners and gzip header.
+    """
+    out = Path(out_path)
+    if onnx is None and torchscript is None:
+        raise ArtifactError(f"{out}: nothing to write: neither an ONNX nor a TorchScript model")
+    _check_class_names(classes, str(out))
+    if not (_is_bare_name(torchscript_name) and torchscript_name.endswith(".pth")):
+        raise ArtifactError(f"{out}: torchscript_name {torchscript_name!r} must be a bare name ending in .pth")
+    if torchscript_name in (MANIFEST_NAME, CLASSES_NAME, ONNX_NAME):
+        raise ArtifactError(f"{out}: torchscript_name {torchscript_name!r} clashes with another member")
+
+    payloads: list[tuple[str, bytes]] = [(CLASSES_NAME, "".join(f"{c}\n" for c in classes).encode("utf-8"))]
+    if onnx is not None:
+        payloads.append((ONNX_NAME, onnx))
+    if torchscript is not None:
+        payloads.append((torchscript_name, torchscript))
+    manifest_extra = {"exported_by": f"lambdavision {_own_version()}", **(extra or {})}
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        preprocessing=preprocessing,
+        num_classes=len(classes),
+        sha256={name: hashlib.sha256(data).hexdigest() for name, data in payloads},
+        extra=manifest_extra,
+    )
+    members = [(MANIFEST_NAME, manifest.to_json()), *payloads]
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    try:
+        with (
+            os.fdopen(fd, "wb") as raw,
+            gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=6, mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for name, data in members:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                info.mode = 0o644
+                info.mtime = 0
+                info.uid = info.gid = 0
+                info.uname = info.gname = ""
+                tar.addfile(info, io.BytesIO(data))
+        os.replace(tmp_name, out)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return manifest
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+class _CappedReader:
+    """The decompressed stream, refusing to yield more than `cap` bytes (a gzip bomb guard)."""
+
+    def __init__(self, inner: gzip.GzipFile, cap: int, source: str) -> None:
+        self._inner = inner
+        self._left = cap
+        self._cap = cap
+        self._source = source
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left + 1 if size < 0 else min(size, self._left + 1)
+        data = self._inner.read(want)
+        self._left -= len(data)
+        if self._left < 0:
+            raise ArtifactError(f"{self._source}: decompresses to more than {self._cap} bytes (limit); refusing it")
+        return data
+
+
+@dataclass
+class _Scan:
+    """What has been read so far."""
+
+    manifest: Manifest | None = None
+    manifest_first: bool = False
+    files: dict[str, bytes] = field(default_factory=dict)
+    seen: set[str] = field(default_factory=set)
+    skipped: set[str] = field(default_factory=set)
+
+
+def _read(fileobj: IO[bytes], source: str, want_torchscript: bool, limits: Limits) -> Artifact:
+    scan = _Scan()
+    cap = limits.max_total_bytes + _HEADER_SLACK_BYTES
+    try:
+        with (
+            gzip.GzipFile(fileobj=fileobj, mode="rb") as gz,
+            tarfile.open(None, "r|", fileobj=cast(IO[bytes], _CappedReader(gz, cap, source))) as tar,
+        ):
+            _scan_members(tar, scan, source, want_torchscript, limits)
+    except ArtifactError:
+        raise
+    except gzip.BadGzipFile as exc:
+        raise ArtifactError(f"{source}: not a gzip-compressed tarball ({exc})") from exc
+    except (EOFError, zlib.error) as exc:
+        raise ArtifactError(f"{source}: truncated or corrupt gzip data ({exc})") from exc
+    except tarfile.TarError as exc:
+        raise ArtifactError(f"{source}: not a valid tar archive ({exc})") from exc
+    except OSError as exc:
+        raise ArtifactError(f"{source}: cannot read the artifact ({exc})") from exc
+    if not scan.seen:
+        raise ArtifactError(f"{source}: the tarball holds no files")
+    if scan.manifest is not None:
+        return _assemble_full(scan, scan.manifest, source, want_torchscript)
+    return _assemble_classic(scan, source)
+
+
+def _scan_members(tar: tarfile.TarFile, scan: _Scan, source: str, want_torchscript: bool, limits: Limits) -> None:
+    count = 0
+    total = 0
+    for member in tar:
+        count += 1
+        if count > limits.max_members:
+            raise ArtifactError(f"{source}: more than {limits.max_members} members (limit)")
+        name = _safe_name(member, source)
+        if member.isdir():
+            continue
+        if name in scan.seen:
+            raise ArtifactError(f"{source}: member {name!r} appears twice")
+        scan.seen.add(name)
+        if member.size > limits.max_member_bytes:
+            raise ArtifactError(
+                f"{source}: member {name!r} is {member.size} bytes, over the "
+                f"{limits.max_member_bytes}-byte limit per member"
+            )
+        total += member.size
+        if total > limits.max_total_bytes:
+            raise ArtifactError(
+                f"{source}: member {name!r} takes the total over the {limits.max_total_bytes}-byte limit"
+            )
+        if not _wanted(name, scan, count, want_torchscript):
+            scan.skipped.add(name)
+            continue
+        data = _read_member(tar, member, name, source)
+        if name == MANIFEST_NAME:
+            scan.manifest = Manifest.from_json(data, where=f"{source}: {MANIFEST_NAME}")
+            scan.manifest_first = count == 1 or scan.files == {}
+            _verify_read_so_far(scan, scan.manifest, source)
+        else:
+            if scan.manifest is not None:
+                _verify(name, data, scan.manifest, source)
+            scan.files[name] = data
+        if scan.manifest is not None and _have_all_needed(scan, scan.manifest, want_torchscript):
+            return  # the rest (the TorchScript copy) is never decompressed
+
+
+def _safe_name(member: tarfile.TarInfo, source: str) -> str:
+    """The member's normalised name, or an error if it is not a plain file or directory inside."""
+    raw = member.name
+    if raw.startswith("/") or re.match(r"[A-Za-z]:[\\/]", raw):
+        raise ArtifactError(f"{source}: member {raw!r} has an absolute path; refusing the artifact")
+    if ".." in re.split(r"[\\/]", raw):
+        raise ArtifactError(f"{source}: member {raw!r} has a '..' path that escapes the archive")
+    if member.issym() or member.islnk():
+        raise ArtifactError(
+            f"{source}: member {raw!r} is a {'symbolic' if member.issym() else 'hard'} link "
+            f"(to {member.linkname!r}); links are refused"
+        )
+    if member.ischr() or member.isblk() or member.isfifo():
+        raise ArtifactError(f"{source}: member {raw!r} is a device or FIFO; refusing the artifact")
+    if not (member.isfile() or member.isdir()):
+        raise ArtifactError(f"{source}: member {raw!r} is not a regular file (type {member.type!r})")
+    name = posixpath.normpath(raw)
+    if name in ("", ".") and not member.isdir():
+        raise ArtifactError(f"{source}: member {raw!r} has an empty name")
+    return name
+
+
+def _wanted(name: str, scan: _Scan, count: int, want_torchscript: bool) -> bool:
+    """Read this member now? Only top-level files are ever part of a model."""
+    if "/" in name or name.startswith("._"):  # nested or macOS resource-fork files: never ours
+        return False
+    manifest = scan.manifest
+    if manifest is None:
+        # Without a manifest up front (classic layout, or a foreign order) read every candidate.
+        return name == MANIFEST_NAME or name.endswith((".txt", ".onnx", ".pth"))
+    if name not in manifest.sha256:
+        return False
+    if name.endswith(".pth") and not scan.manifest_first:
+        return True  # members were in a foreign order: keep it simple, read them
+    return name in _needed(manifest, want_torchscript)
+
+
+def _needed(manifest: Manifest, want_torchscript: bool) -> set[str]:
+    names = set(manifest.sha256)
+    if want_torchscript or ONNX_NAME not in names:
+        return names
+    return {n for n in names if not n.endswith(".pth")}
+
+
+def _have_all_needed(scan: _Scan, manifest: Manifest, want_torchscript: bool) -> bool:
+    return _needed(manifest, want_torchscript) <= scan.files.keys()
+
+
+def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, source: str) -> bytes:
+    extracted = tar.extractfile(member)
+    if extracted is None:  # pragma: no cover - only regular files reach here
+        raise ArtifactError(f"{source}: member {name!r} has no data")
+    chunks = []
+    left = member.size
+    while left > 0:
+        chunk = extracted.read(min(_CHUNK, left))
+        if not chunk:
+            raise ArtifactError(f"{source}: member {name!r} is truncated")
+        chunks.append(chunk)
+        left -= len(chunk)
+    return b"".join(chunks)
+
+
+def _verify(name: str, data: bytes, manifest: Manifest, source: str) -> None:
+    expected = manifest.sha256.get(name)
+    if expected is None:
+        raise ArtifactError(f"{source}: member {name!r} is not listed in {MANIFEST_NAME}")
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected:
+        raise ArtifactError(
+            f"{source}: member {name!r} is corrupt: sha256 {actual[:12]}… does not match the "
+            f"manifest's {expected[:12]}…"
+        )
+
+
+def _verify_read_so_far(scan: _Scan, manifest: Manifest, source: str) -> None:
+    for name in list(scan.files):
+        if name in manifest.sha256:
+            _verify(name, scan.files[name], manifest, source)
+        else:
+            del scan.files[name]  # a stray candidate the manifest does not claim
+
+
+def _assemble_full(scan: _Scan, manifest: Manifest, source: str, want_torchscript: bool) -> Artifact:
+    for name in sorted(_needed(manifest, want_torchscript)):
+        if name not in scan.files:
+            raise ArtifactError(f"{source}: member {name!r} listed in {MANIFEST_NAME} is missing")
+    classes = _decode_classes(scan.files[CLASSES_NAME], CLASSES_NAME, source)
+    if len(classes) != manifest.num_classes:
+        raise ArtifactError(
+            f"{source}: {CLASSES_NAME} has {len(classes)} classes but {MANIFEST_NAME} says "
+            f"num_classes={manifest.num_classes}"
+        )
+    torchscript_names = sorted(n for n in manifest.sha256 if n.endswith(".pth"))
+    if len(torchscript_names) > 1:
+        raise ArtifactError(f"{source}: more than one TorchScript member: {', '.join(torchscript_names)}")
+    onnx = scan.files.get(ONNX_NAME)
+    torchscript_name = torchscript_names[0] if torchscript_names else None
+    if onnx is None and torchscript_name is None:
+        raise ArtifactError(f"{source}: {MANIFEST_NAME} lists neither {ONNX_NAME} nor a .pth model")
+    return Artifact(
+        source=source,
+        classes=classes,
+        manifest=manifest,
+        onnx=onnx,
+        torchscript=scan.files.get(torchscript_name) if torchscript_name else None,
+        torchscript_name=torchscript_name,
+    )
+
+
+def _assemble_classic(scan: _Scan, source: str) -> Artifact:
+    pth = _pick(scan, ".pth", "TorchScript model (*.pth)", None, source)
+    txt = _pick(scan, ".txt", f"class list (*.txt, e.g. {CLASSES_NAME})", CLASSES_NAME, source)
+    return Artifact(
+        source=source,
+        classes=_decode_classes(scan.files[txt], txt, source),
+        manifest=None,
+        onnx=None,
+        torchscript=scan.files[pth],
+        torchscript_name=pth,
+    )
+
+
+def _pick(scan: _Scan, suffix: str, what: str, preferred: str | None, source: str) -> str:
+    names = sorted(n for n in scan.files if n.endswith(suffix))
+    if not names:
+        raise ArtifactError(
+            f"{source}: no {MANIFEST_NAME} and no {what} at the top level; "
+            f"members: {', '.join(sorted(scan.seen)) or 'none'}"
+        )
+    if len(names) == 1:
+        return names[0]
+    if preferred in names:
+        return preferred
+    raise ArtifactError(f"{source}: ambiguous, several {suffix} members: {', '.join(names)}")
+
+
+def _decode_classes(data: bytes, name: str, source: str) -> list[str]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ArtifactError(f"{source}: member {name!r} is not UTF-8 text ({exc.reason})") from exc
+    classes = [line.strip() for line in text.splitlines() if line.strip()]
+    if not classes:
+        raise ArtifactError(f"{source}: member {name!r} lists no classes")
+    return classes
+
+
+# --- small helpers ------------------------------------------------------------------------------
+
+
+def _is_bare_name(name: object) -> bool:
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
+
+
+def _field(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in raw:
+        raise ArtifactError(f"{where}: missing field {key!r}")
+    value = raw[key]
+    # bool is an int in Python, never a valid count or size here.
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ArtifactError(f"{where}: field {key!r} must be {kind.__name__}, got {type(value).__name__}")
+    return value
+
+
+def _parse_preprocessing(raw: Mapping[str, Any], where: str) -> Preprocessing:
+    where = f"{where}: preprocessing"
+    input_size = _field(raw, "input_size", int, where)
+    resize_size = _field(raw, "resize_size", int, where)
+    if input_size < 1 or resize_size < input_size:
+        raise ArtifactError(
+            f"{where}: need 1 <= input_size <= resize_size, got input_size={input_size}, resize_size={resize_size}"
+        )
+    mean = _triple(raw, "mean", where)
+    std = _triple(raw, "std", where)
+    if any(s <= 0 for s in std):
+        raise ArtifactError(f"{where}: std values must be > 0, got {list(std)}")
+    return Preprocessing(input_size=input_size, resize_size=resize_size, mean=mean, std=std)
+
+
+def _triple(raw: Mapping[str, Any], key: str, where: str) -> tuple[float, float, float]:
+    value = _field(raw, key, list, where)
+    if len(value) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in value):
+        raise ArtifactError(f"{where}: {key!r} must be 3 numbers (R, G, B), got {value!r}")
+    return (float(value[0]), float(value[1]), float(value[2]))
+
+
+def _check_class_names(classes: Sequence[str], where: str) -> None:
+    if isinstance(classes, str) or not classes:
+        raise ArtifactError(f"{where}: need a non-empty list of class names")
+    for name in classes:
+        if not isinstance(name, str) or not name.strip() or name != name.strip() or "\n" in name or "\r" in name:
+            raise ArtifactError(
+                f"{where}: class name {name!r} must be non-empty text without surrounding whitespace or line breaks"
+            )
+
+
+def _own_version() -> str:
+    try:
+        return metadata.version("lambdavision")
+    except metadata.PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
+__all__ = [
+    "CLASSES_NAME",
+    "DEFAULT_LIMITS",
+    "FORMAT_VERSION",
+    "MANIFEST_NAME",
+    "ONNX_NAME",
+    "Artifact",
+    "Limits",
+    "Manifest",
+    "read_artifact",
+    "write_artifact",
+]

@@ -1,0 +1,153 @@
+"""Classifier = preprocessing + a backend that maps a batch to logits; softmax and top-k.
+
+The backend is any object with `run(batch) -> logits` and `output_width` (ONNX Runtime or
+TorchScript, see lambdavision.backends); this module never imports either.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+
+from lambdavision.core.errors import ArtifactError, BadRequest, LambdaVisionError
+from lambdavision.core.preprocess import DEFAULT_MAX_PIXELS, Preprocessing, preprocess
+
+
+class Backend(Protocol):
+    """What the Classifier needs from an inference engine."""
+
+    name: str
+
+    @property
+    def output_width(self) -> int | None:
+        """Number of logits per sample, when the model declares it."""
+        ...
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """(N, 3, H, W) float32 -> (N, classes) logits."""
+        ...
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Top class and top-k, as plain Python types (numpy floats do not serialise in Lambda)."""
+
+    label: str
+    confidence: float
+    top: list[tuple[str, float]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "class": self.label,
+            "confidence": self.confidence,
+            "predictions": [{"class": c, "confidence": p} for c, p in self.top],
+        }
+
+
+@dataclass
+class Timings:
+    """Milliseconds spent per stage of one request (Server-Timing, logs, benchmarks)."""
+
+    fetch_ms: float = 0.0
+    decode_ms: float = 0.0
+    inference_ms: float = 0.0
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exp = np.exp(shifted)
+    result: np.ndarray = exp / exp.sum(axis=-1, keepdims=True)
+    return result
+
+
+class Classifier:
+    """Classifies image bytes with a loaded model."""
+
+    def __init__(
+        self,
+        classes: Sequence[str],
+        preprocessing: Preprocessing,
+        backend: Backend,
+        source: str = "model",
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        width = backend.output_width
+        if width is not None and width != len(classes):
+            raise ArtifactError(
+                f"{source}: the class list has {len(classes)} names but the model outputs {width} scores"
+            )
+        if not classes:
+            raise ArtifactError(f"{source}: the class list is empty")
+        self.classes = list(classes)
+        self.preprocessing = preprocessing
+        self.backend = backend
+        self.source = source
+        self.max_pixels = max_pixels
+
+    def check_topk(self, topk: int) -> int:
+        if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
+            raise BadRequest("topk must be a positive integer")
+        return min(topk, len(self.classes))
+
+    def preprocess(self, data: bytes) -> np.ndarray:
+        return preprocess(data, self.preprocessing, self.max_pixels)
+
+    def predict_arrays(self, batch: np.ndarray, topk: int = 3) -> list[Prediction]:
+        """(N, 3, H, W) normalised inputs -> one Prediction each, in one forward pass."""
+        k = self.check_topk(topk)
+        logits = np.asarray(self.backend.run(batch), dtype=np.float64)
+        if logits.ndim != 2 or logits.shape[1] != len(self.classes):
+            raise ArtifactError(
+                f"{self.source}: the model answered shape {logits.shape}, expected (N, {len(self.classes)})"
+            )
+        probs = softmax(logits)
+        results = []
+        for row in probs:
+            order = np.argsort(-row, kind="stable")[:k]
+            top = [(self.classes[int(i)], float(row[int(i)])) for i in order]
+            results.append(Prediction(label=top[0][0], confidence=top[0][1], top=top))
+        return results
+
+    def classify(self, images: Sequence[bytes], topk: int = 3, timings: Timings | None = None) -> list[Prediction]:
+        """Image bytes -> predictions; the first bad image raises its error."""
+        started = time.perf_counter()
+        batch = np.stack([self.preprocess(data) for data in images])
+        decoded = time.perf_counter()
+        results = self.predict_arrays(batch, topk)
+        if timings is not None:
+            timings.decode_ms += (decoded - started) * 1000
+            timings.inference_ms += (time.perf_counter() - decoded) * 1000
+        return results
+
+    def classify_each(
+        self, images: Sequence[bytes | LambdaVisionError], topk: int = 3, timings: Timings | None = None
+    ) -> list[Prediction | LambdaVisionError]:
+        """A batch where each image succeeds or fails on its own; good ones share one forward."""
+        started = time.perf_counter()
+        inputs: list[np.ndarray] = []
+        slots: list[int] = []
+        results: list[Prediction | LambdaVisionError | None] = []
+        for index, item in enumerate(images):
+            if isinstance(item, LambdaVisionError):
+                results.append(item)
+                continue
+            try:
+                inputs.append(self.preprocess(item))
+            except LambdaVisionError as exc:
+                results.append(exc)
+                continue
+            slots.append(index)
+            results.append(None)  # filled by the shared forward pass below
+        decoded = time.perf_counter()
+        if inputs:
+            for slot, prediction in zip(slots, self.predict_arrays(np.stack(inputs), topk), strict=True):
+                results[slot] = prediction
+        if timings is not None:
+            timings.decode_ms += (decoded - started) * 1000
+            timings.inference_ms += (time.perf_counter() - decoded) * 1000
+        return [r for r in results if r is not None]

@@ -1,0 +1,134 @@
+"""Where the model comes from: a bundled file, a path, file://, s3://, or the guide's env vars.
+
+An artifact downloaded from S3 is cached under the temp dir keyed by bucket, key and ETag, so a
+warm container (or a second environment on the same machine) never downloads it twice. boto3 is
+imported only when the model is on S3: a bundled model's cold start does not pay for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+import urllib.parse
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from lambdavision.backends import backend_for
+from lambdavision.core.artifact import Artifact, read_artifact
+from lambdavision.core.classify import Classifier
+from lambdavision.core.errors import ArtifactError
+
+log = logging.getLogger("lambdavision")
+
+BUNDLED_NAME = "model.tar.gz"
+
+
+def resolve_model_uri(environ: Mapping[str, str]) -> str:
+    """The model's location: MODEL_URI, then a model bundled in the code folder, then MODEL_BUCKET + MODEL_KEY."""
+    if environ.get("MODEL_URI"):
+        return environ["MODEL_URI"]
+    task_root = environ.get("LAMBDA_TASK_ROOT")
+    if task_root and (Path(task_root) / BUNDLED_NAME).is_file():
+        return str(Path(task_root) / BUNDLED_NAME)
+    bucket, key = environ.get("MODEL_BUCKET"), environ.get("MODEL_KEY")
+    if bucket and key:
+        return f"s3://{bucket}/{key}"
+    raise ArtifactError(
+        "no model configured: set MODEL_BUCKET and MODEL_KEY (or MODEL_URI), or bundle model.tar.gz "
+        "with `lambdavision package --bundle-model`"
+    )
+
+
+def split_s3_uri(uri: str) -> tuple[str, str]:
+    parsed = urllib.parse.urlparse(uri)
+    bucket, key = parsed.netloc, parsed.path.lstrip("/")
+    if parsed.scheme != "s3" or not bucket or not key:
+        raise ArtifactError(f"not an s3://bucket/key URI: {uri}")
+    return bucket, key
+
+
+def cache_dir(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("LAMBDAVISION_CACHE_DIR") or Path(tempfile.gettempdir()) / "lambdavision-cache")
+
+
+def _s3_client(environ: Mapping[str, str]) -> Any:
+    import boto3  # lazily: only S3-hosted models need it
+
+    # boto3 honours AWS_ENDPOINT_URL itself (how tests reach moto).
+    return boto3.client("s3", region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"))
+
+
+def open_s3_artifact(uri: str, environ: Mapping[str, str], want_torchscript: bool = False) -> Artifact:
+    """Read an artifact from S3 through the ETag-keyed disk cache (memory only if the disk fails)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    bucket, key = split_s3_uri(uri)
+    client = _s3_client(environ)
+    try:
+        head = client.head_object(Bucket=bucket, Key=key)
+        etag = str(head["ETag"]).strip('"')
+        name = hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:32] + ".tar.gz"
+        cached = cache_dir(environ) / name
+        if cached.is_file():
+            log.info("model %s: using the cached copy %s", uri, cached)
+            return read_artifact(cached, want_torchscript=want_torchscript)
+        body = client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
+        try:
+            _download_to(body, cached)
+        except OSError as exc:
+            log.warning("model %s: the disk cache is unusable (%s); loading from memory", uri, exc)
+            data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
+            return _read_bytes(data, uri, want_torchscript)
+    except ClientError as exc:
+        err = exc.response.get("Error", {})
+        raise ArtifactError(f"{uri}: S3 said {err.get('Code')}: {err.get('Message') or exc}") from None
+    except BotoCoreError as exc:
+        raise ArtifactError(f"{uri}: cannot read from S3: {exc}") from None
+    return read_artifact(cached, want_torchscript=want_torchscript)
+
+
+def _read_bytes(data: bytes, source: str, want_torchscript: bool) -> Artifact:
+    import io
+
+    artifact = read_artifact(io.BytesIO(data), want_torchscript=want_torchscript)
+    artifact.source = source
+    return artifact
+
+
+def _download_to(body: IO[bytes], target: Path) -> None:
+    """Stream to a temp file beside the target, then rename: a crash never leaves half a model."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            while chunk := body.read(1024 * 1024):
+                out.write(chunk)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def open_artifact(uri: str, environ: Mapping[str, str], want_torchscript: bool = False) -> Artifact:
+    if uri.startswith("s3://"):
+        return open_s3_artifact(uri, environ, want_torchscript)
+    if uri.startswith("file://"):
+        uri = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
+    path = Path(uri)
+    if not path.is_file():
+        raise ArtifactError(f"{uri}: no such model file")
+    return read_artifact(path, want_torchscript=want_torchscript)
+
+
+def load_classifier(
+    source: str | os.PathLike[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Classifier:
+    """A ready Classifier from `source`, or from the environment as the Lambda function does."""
+    env = os.environ if environ is None else environ
+    uri = os.fspath(source) if source is not None else resolve_model_uri(env)
+    artifact = open_artifact(uri, env)
+    backend = backend_for(artifact, env)
+    return Classifier(artifact.classes, artifact.preprocessing, backend, source=artifact.source)

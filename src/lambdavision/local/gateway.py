@@ -1,0 +1,273 @@
+"""API Gateway REST + Lambda proxy integration, without a socket.
+
+`LocalGateway.handle` turns one HTTP request into one HTTP response: it matches the request
+against the template's routes the way API Gateway does, builds the v1 proxy event with
+`core.events`, calls the function through an injected `invoke` callable, and translates the
+function's answer (or failure) into what API Gateway would send. The HTTP shell
+(`local.http_server`) only moves bytes; tests drive this class directly.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from lambdavision.core.events import build_rest_v1_event, is_binary_media_type, parse_proxy_response
+from lambdavision.local.pool import Invocation
+from lambdavision.local.template import ApiRoute
+
+# API Gateway's payload limits: 10 MB per request, 6 MB for a synchronous Lambda answer.
+MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
+MAX_FUNCTION_ANSWER_BYTES = 6 * 1024 * 1024
+
+# The header carrying the Lambda request id, so a response can be matched to its REPORT line.
+LAMBDA_REQUEST_ID_HEADER = "Lambda-Runtime-Aws-Request-Id"
+
+# Hop-by-hop and framing headers belong to the HTTP shell, never to the function's answer.
+_SHELL_OWNED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+Invoke = Callable[[str, dict[str, Any]], Invocation]
+Log = Callable[[str], None]
+
+
+@dataclass
+class HttpRequest:
+    """One HTTP request as received: `path` still percent-encoded, without the query string."""
+
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    headers: list[tuple[str, str]]
+    body: bytes
+    source_ip: str = "127.0.0.1"
+
+    def header(self, name: str) -> str | None:
+        """The first value of a header, by case-insensitive name."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    body: bytes = b""
+
+    def header(self, name: str) -> str | None:
+        wanted = name.lower()
+        return next((value for key, value in self.headers if key.lower() == wanted), None)
+
+
+def gateway_error(status: int, message: str, error_type: str, request_id: str) -> HttpResponse:
+    """An answer API Gateway itself gives (not the function): JSON `{"message": ...}`."""
+    body = json.dumps({"message": message}).encode()
+    headers = [
+        ("Content-Type", "application/json"),
+        ("x-amzn-RequestId", request_id),
+        ("x-amzn-ErrorType", error_type),
+    ]
+    return HttpResponse(status, headers, body)
+
+
+def missing_authentication_token(request_id: str) -> HttpResponse:
+    """API Gateway's answer for a path or method no route declares."""
+    return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException", request_id)
+
+
+def internal_server_error(request_id: str) -> HttpResponse:
+    """API Gateway's answer when the Lambda integration fails."""
+    return gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)
+
+
+def request_too_long(request_id: str | None = None) -> HttpResponse:
+    """API Gateway's answer for a request body over 10 MB (the HTTP shell uses it before reading)."""
+    return gateway_error(413, "Request Too Long", "RequestTooLongException", request_id or new_request_id())
+
+
+def new_request_id() -> str:
+    return str(uuid.uuid4())
+
+
+# Segment kinds, in API Gateway's order of precedence: a literal beats {param} beats {proxy+}.
+_LITERAL, _PARAM, _GREEDY = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class _Segment:
+    kind: int
+    text: str  # the literal text, or the parameter's name
+
+
+@dataclass(frozen=True)
+class CompiledRoute:
+    route: ApiRoute
+    segments: tuple[_Segment, ...]
+
+    def match(self, parts: Sequence[str]) -> dict[str, str] | None:
+        """Path parameters when `parts` (decoded path segments) fit this route, else None."""
+        params: dict[str, str] = {}
+        for index, segment in enumerate(self.segments):
+            if segment.kind == _GREEDY:
+                if index >= len(parts):  # {proxy+} needs at least one segment
+                    return None
+                params[segment.text] = "/".join(parts[index:])
+                return params
+            if index >= len(parts):
+                return None
+            if segment.kind == _LITERAL:
+                if parts[index] != segment.text:
+                    return None
+            else:
+                params[segment.text] = parts[index]
+        return params if len(parts) == len(self.segments) else None
+
+    def precedence(self) -> tuple[tuple[int, ...], int]:
+        """Sort key: most specific first, segment by segment; an exact method before ANY."""
+        kinds = tuple(segment.kind for segment in self.segments)
+        return kinds, 1 if self.route.method == "ANY" else 0
+
+
+def _split_path(path: str) -> list[str]:
+    return [part for part in path.split("/") if part]
+
+
+def compile_route(route: ApiRoute) -> CompiledRoute:
+    """Parse a resource path like `/items/{id}/{proxy+}`; a malformed one is a template error."""
+    segments: list[_Segment] = []
+    parts = _split_path(route.path)
+    for index, part in enumerate(parts):
+        if part.startswith("{") and part.endswith("}"):
+            name = part[1:-1]
+            if name.endswith("+"):
+                if index != len(parts) - 1:
+                    raise ValueError(f"route {route.path}: a greedy {{{name}}} must be the last segment")
+                segments.append(_Segment(_GREEDY, name[:-1]))
+            else:
+                segments.append(_Segment(_PARAM, name))
+        else:
+            segments.append(_Segment(_LITERAL, part))
+    return CompiledRoute(route, tuple(segments))
+
+
+class RouteTable:
+    """The template's routes, matched like API Gateway REST."""
+
+    def __init__(self, routes: Sequence[ApiRoute]) -> None:
+        compiled = [compile_route(route) for route in routes]
+        self._routes = sorted(compiled, key=CompiledRoute.precedence)
+
+    def match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
+        """The best route for a method and a decoded path, with its path parameters."""
+        parts = _split_path(path)
+        method = method.upper()
+        # Sorted most specific first, so the first route that fits both method and path wins.
+        for candidate in self._routes:
+            if candidate.route.method.upper() not in (method, "ANY"):
+                continue
+            params = candidate.match(parts)
+            if params is not None:
+                return candidate.route, params
+        return None
+
+
+class LocalGateway:
+    """API Gateway REST (v1 proxy integration) in front of local functions."""
+
+    def __init__(
+        self,
+        routes: Sequence[ApiRoute],
+        invoke: Invoke,
+        binary_media_types: Sequence[str],
+        stage: str = "Prod",
+        log: Log | None = None,
+    ) -> None:
+        self._table = RouteTable(routes)
+        self._invoke = invoke
+        self._binary_media_types = list(binary_media_types)
+        self._stage = stage
+        self._log = log or (lambda _message: None)
+
+    def handle(self, request: HttpRequest) -> HttpResponse:
+        api_request_id = new_request_id()
+        if len(request.body) > MAX_REQUEST_BODY_BYTES:
+            return request_too_long(api_request_id)
+        path = unquote(request.path)
+        matched = self._table.match(request.method, path)
+        if matched is None:
+            return missing_authentication_token(api_request_id)
+        route, path_parameters = matched
+        event = build_rest_v1_event(
+            method=request.method.upper(),
+            path=path,
+            resource=route.path,
+            path_parameters=path_parameters or None,
+            query=request.query,
+            headers=request.headers,
+            body=request.body,
+            binary=is_binary_media_type(request.header("Content-Type"), self._binary_media_types),
+            stage=self._stage,
+            source_ip=request.source_ip,
+            request_id=api_request_id,
+        )
+        try:
+            invocation = self._invoke(route.function_id, event)
+        except Exception as exc:  # a broken pool must not take the server down
+            self._log(f"Lambda invocation of {route.function_id} failed: {exc!r}")
+            return internal_server_error(api_request_id)
+        response = self._translate(route.function_id, invocation, api_request_id)
+        response.headers.append((LAMBDA_REQUEST_ID_HEADER, invocation.request_id))
+        return response
+
+    def _translate(self, function_id: str, invocation: Invocation, api_request_id: str) -> HttpResponse:
+        """The function's answer as API Gateway would send it, or a 502 saying why not."""
+        if invocation.error_type is not None:
+            self._log(f"{function_id} failed ({invocation.error_type}): answering 502")
+            return internal_server_error(api_request_id)
+        if len(invocation.payload) > MAX_FUNCTION_ANSWER_BYTES:
+            self._log(
+                f"{function_id} answered {len(invocation.payload)} bytes, over Lambda's "
+                f"{MAX_FUNCTION_ANSWER_BYTES}-byte limit: answering 502"
+            )
+            return internal_server_error(api_request_id)
+        try:
+            proxy = parse_proxy_response(json.loads(invocation.payload))
+            headers = _clean_headers(proxy.headers)
+            if not 100 <= proxy.status <= 599:
+                raise ValueError(f"statusCode {proxy.status} is not an HTTP status")
+        except ValueError as exc:  # JSONDecodeError is a ValueError too
+            self._log(f"Invalid lambda response received from {function_id}: {exc}: answering 502")
+            return internal_server_error(api_request_id)
+        if not any(name.lower() == "content-type" for name, _ in headers):
+            headers.append(("Content-Type", "application/json"))  # API Gateway's default
+        headers.append(("x-amzn-RequestId", api_request_id))
+        return HttpResponse(proxy.status, headers, proxy.body)
+
+
+def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Drop framing headers the shell sets itself; refuse ones that would split the response."""
+    cleaned: list[tuple[str, str]] = []
+    for name, value in headers:
+        if any(char in name for char in "\r\n:") or any(char in value for char in "\r\n\0"):
+            raise ValueError(f"header {name!r} has a control character")
+        if name.lower() in _SHELL_OWNED_HEADERS:
+            continue
+        cleaned.append((name, value))
+    return cleaned
+
+
+__all__ = [
+    "LAMBDA_REQUEST_ID_HEADER",
+    "MAX_FUNCTION_ANSWER_BYTES",
+    "MAX_REQUEST_BODY_BYTES",
+    "HttpRequest",
+    "HttpResponse",
+    "LocalGateway",
+    "RouteTable",
+    "internal_server_error",
+    "missing_authentication_token",
+    "request_too_long",
+]
