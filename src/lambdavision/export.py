@@ -254,7 +254,7 @@ def _preprocessing(
     )
 
 
-def _check_batch(torch: Any, size: int, input_size: int) -> torch.Tensor:
+def _check_batch(torch: Any, size: int, input_size: int) -> Any:
     # At least 2: the dynamo exporter specialises a batch axis of size 1 into a constant.
     generator = torch.Generator().manual_seed(_SEED)
     return torch.randn(max(2, size), 3, input_size, input_size, generator=generator)

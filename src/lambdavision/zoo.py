@@ -7,6 +7,7 @@ classes), the size the guide serves.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -18,7 +19,7 @@ def small_cnn(num_classes: int, width: int = 16) -> nn.Module:
     at `width=16`: trains on a CPU in a minute, exports to well under 1 MB."""
     channels = [3, width, width * 2, width * 4, width * 8]
     blocks: list[nn.Module] = []
-    for c_in, c_out in zip(channels, channels[1:], strict=False):
+    for c_in, c_out in itertools.pairwise(channels):
         blocks += [
             nn.Conv2d(c_in, c_out, kernel_size=3, padding=1, bias=False),
             nn.BatchNorm2d(c_out),
@@ -57,7 +58,8 @@ class Bottleneck(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+        result: torch.Tensor = self.relu(out + identity)
+        return result
 
 
 class ResNet(nn.Module):
@@ -83,7 +85,8 @@ class ResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+        logits: torch.Tensor = self.fc(torch.flatten(self.avgpool(x), 1))
+        return logits
 
 
 def resnet50(num_classes: int = 1000) -> nn.Module:

@@ -28,7 +28,7 @@ Log = Callable[[str], None]
 
 # Lambda runtimes we can build for, and the newest glibc of their OS. python3.11 runs on Amazon
 # Linux 2 (glibc 2.26): onnxruntime ships only manylinux_2_28 wheels, which cannot load there.
-SUPPORTED_RUNTIMES: Mapping[str, int] = {"python3.12": 34, "python3.13": 34}
+SUPPORTED_RUNTIMES: Mapping[str, int] = {"python3.12": 34, "python3.13": 34, "python3.14": 34}
 REFUSED_RUNTIMES: Mapping[str, str] = {
     "python3.11": (
         "onnxruntime's wheels need glibc 2.28 and Lambda's python3.11 runs on Amazon Linux 2 "
@@ -136,7 +136,7 @@ def fetch_wheels(
     log(f"downloading wheels for {target.slug}: {' '.join(reqs)}")
     wheel_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=wheel_dir, prefix=".download-") as tmp:
-        _pip_download(target, reqs, Path(tmp))
+        _pip_download(target, reqs, Path(tmp), find_links=wheel_dir)
         names = sorted(p.name for p in Path(tmp).glob("*.whl"))
         for name in names:
             os.replace(Path(tmp) / name, wheel_dir / name)  # atomic: a concurrent run sees whole files
@@ -147,12 +147,14 @@ def fetch_wheels(
     return [wheel_dir / name for name in names]
 
 
-def _pip_download(target: Target, reqs: Sequence[str], dest: Path) -> None:
+def _pip_download(target: Target, reqs: Sequence[str], dest: Path, find_links: Path) -> None:
+    # The cache folder as --find-links: wheels fetched for another requirement set are reused.
     platforms = [arg for tag in target.platform_tags for arg in ("--platform", tag)]
     cmd = [
         sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
         "--only-binary=:all:", *platforms, "--python-version", target.python_version,
-        "--implementation", "cp", "--abi", target.abi, "--dest", str(dest), *reqs,
+        "--implementation", "cp", "--abi", target.abi, "--find-links", str(find_links),
+        "--dest", str(dest), *reqs,
     ]  # fmt: skip
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
@@ -208,7 +210,13 @@ def unpack_wheel(wheel: Path, dest: Path) -> None:
         raise LambdaVisionError(f"corrupt wheel {wheel} (delete it from the cache): {exc}") from exc
 
 
-def find_python(version: str, environ: Mapping[str, str]) -> Path | None:
+@dataclass(frozen=True)
+class Interpreter:
+    path: Path
+    version: str  # the full version, "3.12.1": part of the staged-dependencies cache key
+
+
+def find_python(version: str, environ: Mapping[str, str]) -> Interpreter | None:
     """A working CPython `version` ("3.12") on this machine, or None.
 
     PATH names come first, then pyenv's versions folder. A pyenv shim for a version that is not
@@ -230,11 +238,12 @@ def find_python(version: str, environ: Mapping[str, str]) -> Path | None:
     for candidate in candidates:
         try:
             proc = subprocess.run(
-                [str(candidate), "-I", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                [str(candidate), "-I", "-c", "import platform; print(platform.python_version())"],
                 capture_output=True, text=True, timeout=30, check=False,
             )  # fmt: skip
         except (OSError, subprocess.TimeoutExpired):
             continue
-        if proc.returncode == 0 and proc.stdout.strip() == version:
-            return candidate
+        full = proc.stdout.strip()
+        if proc.returncode == 0 and (full == version or full.startswith(version + ".")):
+            return Interpreter(candidate, full)
     return None

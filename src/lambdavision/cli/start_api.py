@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -22,9 +22,14 @@ from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.gateway import LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
 from lambdavision.local.pool import FunctionPool, Invocation
-from lambdavision.local.template import AppTemplate, apply_env_file, load_env_file, load_template
-
-DEFAULT_TEMPLATE = "template.yaml"
+from lambdavision.local.template import (
+    AppTemplate,
+    apply_env_file,
+    find_default_template,
+    load_env_file,
+    load_template,
+    parse_parameter_overrides,
+)
 
 
 class LocalApi:
@@ -54,11 +59,13 @@ class LocalApi:
         self._log_stream = log_stream if log_stream is not None else sys.stderr
         self._client_timeout_s = client_timeout_s
         env = load_env_file(env_file) if env_file is not None else None
-        specs = {spec.logical_id: spec for spec in app.functions}
+        specs = app.functions
         self.pools: dict[str, FunctionPool] = {}
         for function_id in dict.fromkeys(route.function_id for route in app.routes):
             if function_id not in specs:
                 raise LambdaVisionError(f"an API route points at {function_id}, which is not a function")
+            if specs[function_id].unavailable_reason:
+                raise LambdaVisionError(f"cannot run {function_id} locally: {specs[function_id].unavailable_reason}")
             spec = apply_env_file(specs[function_id], env) if env is not None else specs[function_id]
             self.pools[function_id] = FunctionPool(
                 spec, concurrency=concurrency, log_stream=self._log_stream, python=python
@@ -186,31 +193,6 @@ def serve(
     stream.flush()
 
 
-def parse_parameter_overrides(values: Sequence[str]) -> dict[str, str]:
-    """`Key=Value` items (several per value, space-separated) or SAM's `ParameterKey=K,ParameterValue=V`."""
-    overrides: dict[str, str] = {}
-    for value in values:
-        for item in value.split():
-            if item.startswith("ParameterKey="):
-                fields = dict(part.split("=", 1) for part in item.split(",") if "=" in part)
-                if "ParameterValue" not in fields:
-                    raise click.BadParameter(f"{item!r} has no ParameterValue", param_hint="--parameter-overrides")
-                overrides[fields["ParameterKey"]] = fields["ParameterValue"]
-                continue
-            key, sep, val = item.partition("=")
-            if not sep or not key:
-                raise click.BadParameter(f"{item!r} is not Key=Value", param_hint="--parameter-overrides")
-            overrides[key] = val
-    return overrides
-
-
-def _default_template(path: str) -> str:
-    # SAM also accepts template.yml when template.yaml is absent.
-    if path == DEFAULT_TEMPLATE and not Path(path).exists() and Path("template.yml").exists():
-        return "template.yml"
-    return path
-
-
 @click.command(
     "start-api",
     epilog="Environments run this interpreter, so whatever lambdavision's environment has installed, "
@@ -220,9 +202,8 @@ def _default_template(path: str) -> str:
     "-t",
     "--template",
     "template_path",
-    default=DEFAULT_TEMPLATE,
-    show_default=True,
-    help="SAM or CloudFormation template.",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SAM or CloudFormation template.  [default: template.yaml (or .yml, .json) here]",
 )
 @click.option(
     "-n",
@@ -251,7 +232,7 @@ def _default_template(path: str) -> str:
 )
 @click.option("--client-timeout", default=DEFAULT_CLIENT_TIMEOUT_S, type=click.FloatRange(min=0.1), hidden=True)
 def start_api(
-    template_path: str,
+    template_path: Path | None,
     env_file: str | None,
     host: str,
     port: int,
@@ -267,7 +248,8 @@ def start_api(
     the server and every environment.
     """
     app = load_template(
-        _default_template(template_path), parameter_overrides=parse_parameter_overrides(parameter_overrides)
+        template_path or find_default_template(Path.cwd()),
+        parameter_overrides=parse_parameter_overrides(parameter_overrides),
     )
     stop = threading.Event()
     previous = signal.signal(signal.SIGTERM, _stop_on_signal(stop))
@@ -293,4 +275,4 @@ def _stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], 
     return handler
 
 
-__all__ = ["LocalApi", "parse_parameter_overrides", "serve", "start_api"]
+__all__ = ["LocalApi", "serve", "start_api"]

@@ -137,15 +137,16 @@ def _ranges(private: bool, phrase: str, *cidrs: str) -> list[_Range]:
 
 # Never opened, whatever the policy: AWS IMDS/ECS/EKS (IPv4 and its fd00:ec2::/32 IPv6 services),
 # Alibaba's metadata service inside the CGNAT range.
-_METADATA = _ranges(
-    False,
-    "a cloud instance-metadata address",
-    "169.254.169.254/32",
-    "169.254.170.2/32",
-    "169.254.170.23/32",
-    "fd00:ec2::/32",
-    "100.100.100.200/32",
-)
+_METADATA = [
+    *_ranges(
+        False,
+        "a link-local address (cloud instance metadata)",
+        "169.254.169.254/32",
+        "169.254.170.2/32",
+        "169.254.170.23/32",
+    ),
+    *_ranges(False, "a cloud instance-metadata address", "fd00:ec2::/32", "100.100.100.200/32"),
+]
 
 # IANA's special-purpose registries, written out so the answer does not depend on the Python
 # version (ipaddress's is_global/is_private changed between patch releases).
@@ -194,7 +195,6 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
 def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
     """Why a fetch may not connect to `address` ("a loopback address", ...), or None if it may."""
     if isinstance(address, ipaddress.IPv6Address):
-        address = address.scope_id and ipaddress.IPv6Address(address.compressed.split("%")[0]) or address
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             inner = address_refusal(embedded, allow_private=allow_private)
@@ -280,7 +280,8 @@ def parse_url(url: object) -> Target:
     except ValueError as exc:
         raise BadRequest(f"malformed URL: {exc}") from exc
     scheme = parts.scheme.lower()
-    if not scheme or not parts.netloc and scheme not in ("http", "https", "ftp", "file"):
+    # "example.com/cat.jpg" has no scheme; "localhost:8080/cat.jpg" parses as scheme "localhost"
+    if not scheme or ("://" not in url and scheme not in ("http", "https")):
         raise BadRequest("URL must start with http:// or https://")
     if scheme not in ("http", "https"):
         raise BadRequest(f"URL refused: scheme '{scheme}' is not allowed (only http and https)")
@@ -499,7 +500,7 @@ class _Answer:
 
 def _get(target: Target, policy: FetchPolicy, deadline: float, resolver: Resolver) -> _Answer:
     """One GET of one URL: resolve, check, connect to the checked address, read with the caps."""
-    if target.host.replace(":", "").isalnum() and _is_ip_literal(target.host):
+    if _is_ip_literal(target.host):
         names: Sequence[str] = [target.host]
     else:
         names = _resolve(target.host, resolver, deadline, policy.total_timeout)
@@ -590,7 +591,12 @@ def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver | None = None) ->
     target = parse_url(url)
     visited = {target.url}
     for hop in range(policy.max_redirects + 1):
-        answer = _get(target, policy, deadline, resolver or _getaddrinfo_resolver)
+        try:
+            answer = _get(target, policy, deadline, resolver or _getaddrinfo_resolver)
+        except BadRequest as exc:
+            if hop == 0:
+                raise
+            raise _refused_redirect(target.url, exc) from exc
         if answer.location is None:
             return Fetched(
                 url=target.url,
@@ -604,17 +610,19 @@ def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver | None = None) ->
         try:
             target = parse_url(next_url)
         except BadRequest as exc:
-            detail = exc.message.removeprefix("URL refused: ")
-            raise BadRequest(f"URL refused: redirected to {next_url!r}, but {detail}") from exc
+            raise _refused_redirect(next_url, exc) from exc
         if target.url in visited:
             raise UpstreamError(f"redirect loop at {target.url}")
         visited.add(target.url)
     raise UpstreamError(f"too many redirects (more than {policy.max_redirects}) from {url}")
 
 
-def fetch_many(
-    urls: Sequence[str], policy: FetchPolicy, max_workers: int = 8
-) -> list[Fetched | LambdaVisionError]:
+def _refused_redirect(url: str, refusal: BadRequest) -> BadRequest:
+    detail = refusal.message.removeprefix("URL refused: ")
+    return BadRequest(f"URL refused: redirected to {url}, but {detail}")
+
+
+def fetch_many(urls: Sequence[str], policy: FetchPolicy, max_workers: int = 8) -> list[Fetched | LambdaVisionError]:
     """Fetch concurrently; results in input order, each failure its own error object (not raised)."""
     if max_workers < 1:
         raise ValueError(f"max_workers must be at least 1, got {max_workers}")

@@ -1,0 +1,267 @@
+"""Turn a staged folder into what Lambda runs: pruned, compiled to `.pyc`, zipped reproducibly.
+
+Everything here works on local folders and files; nothing talks to AWS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import os
+import shutil
+import subprocess
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from lambdavision.core.errors import LambdaVisionError
+
+Log = Callable[[str], None]
+
+MB = 2**20  # as AWS counts its limits
+ZIPPED_DIRECT_UPLOAD_LIMIT = 50 * MB
+UNZIPPED_LIMIT = 250 * MB  # function + all its layers
+
+# --- pruning: what never runs on Lambda. Each rule says why; the self-containment test proves
+# the handler still imports and runs without it.
+
+# Directory names, anywhere in the tree.
+PRUNE_DIR_NAMES: Mapping[str, str] = {
+    "tests": "test suites",
+    "__pycache__": "bytecode of another Python (recompiled for the runtime)",
+}
+# Paths relative to the staging root; a matching directory goes whole. fnmatch's `*` crosses `/`.
+PRUNE_PATH_GLOBS: Mapping[str, str] = {
+    "onnxruntime/tools": "model conversion tools",
+    "onnxruntime/quantization": "quantisation tooling (export time only)",
+    "onnxruntime/transformers": "transformer-model optimisers",
+    "onnxruntime/capi/libonnxruntime.so*": "C API library; the Python module does not link it",
+    "numpy/_core/include": "C headers",
+    "numpy/_core/lib": "static library and pkg-config files for building extensions",
+    "numpy/f2py": "Fortran wrapper generator, imported only on attribute access",
+    "numpy/_pyinstaller": "PyInstaller hooks",
+    "*.dist-info/RECORD": "install record listing files that were pruned",
+    "*.dist-info/INSTALLER": "installer marker",
+    "*.dist-info/REQUESTED": "installer marker",
+    "*.dist-info/direct_url.json": "installer marker",
+    "*.dist-info/entry_points.txt": "console scripts, which are not shipped",
+}
+# File names, anywhere in the tree (never inside *.dist-info, which holds licence texts).
+PRUNE_FILE_GLOBS: Mapping[str, str] = {
+    "*.pyi": "type stubs",
+    "*.h": "C headers",
+    "*.hpp": "C++ headers",
+    "*.pxd": "Cython headers",
+    "*.pyx": "Cython sources",
+    "*.a": "static libraries",
+    "*.pyc": "bytecode of another Python (recompiled for the runtime)",
+}
+
+
+@dataclass(frozen=True)
+class Pruned:
+    path: str  # POSIX, relative to the root
+    reason: str
+    size: int  # bytes removed
+
+
+def prune_reason(rel_path: str, is_dir: bool) -> str | None:
+    """Why `rel_path` (POSIX, relative to the staging root) is dropped, or None to keep it."""
+    name = rel_path.rsplit("/", 1)[-1]
+    if is_dir and name in PRUNE_DIR_NAMES:
+        return PRUNE_DIR_NAMES[name]
+    for pattern, reason in PRUNE_PATH_GLOBS.items():
+        if fnmatch.fnmatchcase(rel_path, pattern):
+            return reason
+    in_dist_info = any(part.endswith(".dist-info") for part in rel_path.split("/")[:-1])
+    if not is_dir and not in_dist_info:
+        for pattern, reason in PRUNE_FILE_GLOBS.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                return reason
+    return None
+
+
+def prune(root: Path) -> list[Pruned]:
+    """Delete from `root` everything a rule above names; return what went, in path order."""
+    removed: list[Pruned] = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(root).as_posix()
+        prefix = "" if rel_dir == "." else rel_dir + "/"
+        for dirname in sorted(dirnames):
+            reason = prune_reason(prefix + dirname, is_dir=True)
+            if reason is not None:
+                size = tree_size(here / dirname)
+                shutil.rmtree(here / dirname)
+                dirnames.remove(dirname)  # don't descend into what is gone
+                removed.append(Pruned(prefix + dirname, reason, size))
+        for filename in sorted(filenames):
+            reason = prune_reason(prefix + filename, is_dir=False)
+            if reason is not None:
+                path = here / filename
+                size = path.lstat().st_size
+                path.unlink()
+                removed.append(Pruned(prefix + filename, reason, size))
+    return sorted(removed, key=lambda p: p.path)
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file())
+
+
+# --- bytecode
+
+
+def compile_pyc(root: Path, python: Path, run_dir: str, log: Log) -> bool:
+    """Compile every `.py` under `root` with the runtime's CPython, as Lambda will find them.
+
+    `run_dir` is where the files live on Lambda (/var/task, /opt/python): it goes into the code
+    objects so tracebacks name real paths. unchecked-hash pycs are valid whatever the files'
+    timestamps (the zip fixes them at 1980), and PYTHONHASHSEED=0 keeps set constants in a fixed
+    order, so the bytes are reproducible. Returns False (and logs why) if compiling failed.
+    """
+    cmd = [
+        str(python), "-I", "-m", "compileall", "-q", "-f", "-j", "0",
+        "--invalidation-mode", "unchecked-hash", "-d", run_dir, str(root),
+    ]  # fmt: skip
+    env = {**os.environ, "PYTHONHASHSEED": "0"}
+    env.pop("PYTHONPYCACHEPREFIX", None)
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, check=False)
+    if proc.returncode != 0:
+        # Usually one file with syntax the runtime rejects; it then ships as source only.
+        lines = [ln for ln in (proc.stdout + proc.stderr).splitlines() if ln.strip()]
+        log(f"warning: {python.name} could not compile every file: {' / '.join(lines[-3:])}")
+        return False
+    return True
+
+
+# --- native libraries
+
+ELF_MACHINES: Mapping[str, int] = {"x86_64": 62, "arm64": 183}
+
+
+def elf_machine(header: bytes) -> int | None:
+    """e_machine of an ELF header (little-endian, as on both Lambda architectures), else None."""
+    if len(header) < 20 or header[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(header[18:20], "little")
+
+
+def check_native_libraries(root: Path, architecture: str) -> int:
+    """Every ELF file under `root` must be built for `architecture`. Returns how many were seen."""
+    want = ELF_MACHINES[architecture]
+    seen = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        with path.open("rb") as fh:
+            machine = elf_machine(fh.read(20))
+        if machine is None:
+            continue
+        seen += 1
+        if machine != want:
+            raise LambdaVisionError(
+                f"{path.relative_to(root)} is a native library for another machine "
+                f"(ELF e_machine {machine}), not {architecture}"
+            )
+    return seen
+
+
+# --- the zip
+
+EPOCH_1980 = (1980, 1, 1, 0, 0, 0)
+FILE_MODE = 0o100644
+DIR_MODE = 0o040755
+
+
+@dataclass(frozen=True)
+class Source:
+    """Files to put in a zip: the tree under `root`, each under `prefix` + its relative path."""
+
+    root: Path
+    prefix: str = ""
+
+
+def collect(sources: Iterable[Source], extra: Mapping[str, Path] | None = None) -> dict[str, Path]:
+    """Zip member name -> file on disk. Two sources naming the same member is an error."""
+    members: dict[str, Path] = {}
+
+    def add(name: str, path: Path, origin: str) -> None:
+        if name in members:
+            raise LambdaVisionError(f"two files would be {name!r} in the package ({members[name]} and {origin})")
+        members[name] = path
+
+    for source in sources:
+        for path in source.root.rglob("*"):
+            if path.is_file():
+                add(source.prefix + path.relative_to(source.root).as_posix(), path, str(path))
+    for name, path in (extra or {}).items():
+        add(name, path, str(path))
+    return members
+
+
+def write_reproducible_zip(members: Mapping[str, Path], out: Path) -> None:
+    """The same members with the same bytes give the same zip, byte for byte.
+
+    Sorted entries, every parent directory listed, fixed 1980 timestamps, 0644 files and 0755
+    directories (what Lambda needs: world-readable), deflate at zlib's default level.
+    """
+    dirs = {name.rsplit("/", i)[0] + "/" for name in members for i in range(1, name.count("/") + 1)}
+    entries = sorted([*dirs, *members])
+    partial = out.with_name(out.name + ".partial")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in entries:
+            info = zipfile.ZipInfo(name, date_time=EPOCH_1980)
+            info.create_system = 3  # Unix, so external_attr carries the mode
+            if name.endswith("/"):
+                info.external_attr = (DIR_MODE << 16) | 0x10  # MS-DOS directory bit as well
+                zf.writestr(info, b"")
+                continue
+            path = members[name]
+            info.external_attr = FILE_MODE << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.file_size = path.stat().st_size
+            with path.open("rb") as src, zf.open(info, "w") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+    os.replace(partial, out)
+
+
+# --- sizes
+
+
+@dataclass(frozen=True)
+class ZipSizes:
+    zipped: int  # the zip file's bytes
+    unzipped: int  # sum of its members' sizes
+    parts: tuple[tuple[str, int], ...]  # top-level entries by unzipped size, biggest first
+
+
+def sizes(zip_path: Path) -> ZipSizes:
+    """Zipped and unzipped sizes of a package and what takes the room (for tables and benchmarks).
+
+    A layer's members sit under `python/`; its parts are named one level further down.
+    """
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise LambdaVisionError(f"cannot read package {zip_path}: {exc}") from exc
+    is_layer = bool(infos) and all(i.filename.startswith("python/") for i in infos)
+    parts: dict[str, int] = {}
+    for info in infos:
+        pieces = info.filename.split("/")
+        top = "/".join(pieces[:2]) if is_layer and len(pieces) > 2 else pieces[0]
+        if len(pieces) > (2 if is_layer else 1):
+            top += "/"
+        parts[top] = parts.get(top, 0) + info.file_size
+    ranked = tuple(sorted(parts.items(), key=lambda kv: (-kv[1], kv[0])))
+    return ZipSizes(zip_path.stat().st_size, sum(i.file_size for i in infos), ranked)
+
+
+def biggest_parts(all_sizes: Sequence[ZipSizes], count: int = 5) -> list[tuple[str, int]]:
+    merged = [part for s in all_sizes for part in s.parts]
+    return sorted(merged, key=lambda kv: (-kv[1], kv[0]))[:count]
+
+
+def human(size: int) -> str:
+    return f"{size / MB:.1f} MB" if size >= 100_000 else f"{size / 1000:.1f} kB"

@@ -1,0 +1,235 @@
+"""The Lambda handler end to end: real events, a real ONNX model, images from a loopback server.
+
+Each error status comes from a real bad input; after every error the same warm App answers the
+next good request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from lambdavision.core.events import build_http_v2_event, build_rest_v1_event
+from lambdavision.core.fetch import FetchPolicy
+from lambdavision.handler import App
+from lambdavision.loader import load_classifier
+from tests.fixtures.image_server import ImageServer
+from tests.unit.test_preprocess import png_bomb
+
+CONTEXT = SimpleNamespace(aws_request_id="req-123")
+
+
+@pytest.fixture(scope="module")
+def app(colour_artifact: Path) -> App:
+    policy = FetchPolicy(allow_private=True, total_timeout=1.5, connect_timeout=1.0, max_bytes=2_000_000)
+    return App(load_classifier(colour_artifact), policy, max_image_bytes=2_000_000)
+
+
+def rest_event(body: bytes, content_type: str = "application/json", binary: bool = False) -> dict[str, Any]:
+    return build_rest_v1_event(
+        method="POST",
+        path="/invocations",
+        resource="/invocations",
+        path_parameters=None,
+        query=[],
+        headers=[("Content-Type", content_type)],
+        body=body,
+        binary=binary,
+    )
+
+
+def answer(app: App, event: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:
+    result = app(event, CONTEXT)
+    assert set(result) == {"statusCode", "headers", "body", "isBase64Encoded"}
+    assert result["headers"]["Content-Type"] == "application/json"
+    return result["statusCode"], json.loads(result["body"]), result["headers"]
+
+
+def assert_warm(app: App, make_colour_image: Callable[..., bytes]) -> None:
+    """The environment still answers a good request correctly after whatever came before."""
+    body = json.dumps({"image": base64.b64encode(make_colour_image("green")).decode()}).encode()
+    status, data, _ = answer(app, rest_event(body))
+    assert (status, data["class"]) == (200, "green")
+
+
+def test_guide_url_body(app: App, image_server: ImageServer, make_colour_image: Callable[..., bytes]) -> None:
+    url = image_server.add("/dog.jpg", make_colour_image("red"))
+    status, data, headers = answer(app, rest_event(json.dumps({"url": url}).encode()))
+    assert status == 200
+    assert data["class"] == "red"
+    assert 0.99 < data["confidence"] <= 1.0
+    assert [p["class"] for p in data["predictions"]][0] == "red"
+    assert len(data["predictions"]) == 3
+    assert isinstance(data["confidence"], float)
+    assert headers["X-Request-Id"] == "req-123"
+    assert "inference;dur=" in headers["Server-Timing"]
+
+
+def test_inline_base64_and_topk(app: App, make_colour_image: Callable[..., bytes]) -> None:
+    body = json.dumps({"image": base64.b64encode(make_colour_image("blue", fmt="PNG")).decode(), "topk": 2})
+    status, data, _ = answer(app, rest_event(body.encode()))
+    assert status == 200
+    assert data["class"] == "blue"
+    assert len(data["predictions"]) == 2
+
+
+def test_raw_binary_body_through_each_source(app: App, make_colour_image: Callable[..., bytes]) -> None:
+    image = make_colour_image("red")
+    events = [
+        rest_event(image, "image/jpeg", binary=True),
+        build_http_v2_event(
+            method="POST",
+            path="/invocations",
+            query=[],
+            headers=[("content-type", "image/jpeg")],
+            body=image,
+            binary=True,
+        ),
+        build_http_v2_event(
+            method="POST",
+            path="/invocations",
+            query=[("topk", "1")],
+            headers=[("content-type", "application/octet-stream")],
+            body=image,
+            binary=True,
+            function_url=True,
+        ),
+    ]
+    for event in events:
+        status, data, _ = answer(app, event)
+        assert (status, data["class"]) == (200, "red")
+    assert len(answer(app, events[2])[1]["predictions"]) == 1
+
+
+def test_direct_invoke_with_a_plain_dict(
+    app: App, image_server: ImageServer, make_colour_image: Callable[..., bytes]
+) -> None:
+    url = image_server.add("/g.jpg", make_colour_image("green"))
+    status, data, _ = answer(app, {"url": url})
+    assert (status, data["class"]) == (200, "green")
+
+
+def test_topk_larger_than_classes_is_clipped(app: App, make_colour_image: Callable[..., bytes]) -> None:
+    body = json.dumps({"image": base64.b64encode(make_colour_image("red")).decode(), "topk": 50})
+    assert len(answer(app, rest_event(body.encode()))[1]["predictions"]) == 3
+
+
+def test_batch_mixes_good_and_bad(app: App, image_server: ImageServer, make_colour_image: Callable[..., bytes]) -> None:
+    good = image_server.add("/b.jpg", make_colour_image("blue"))
+    text = image_server.add("/t.txt", b"just text", content_type="text/plain")
+    body = json.dumps({"urls": [good, text, image_server.url_for("/status/404"), good]})
+    status, data, _ = answer(app, rest_event(body.encode()))
+    assert status == 200
+    results = data["results"]
+    assert [r.get("class") for r in results] == ["blue", None, None, "blue"]
+    assert [r.get("status") for r in results] == [None, 415, 502, None]
+    images = [base64.b64encode(make_colour_image("red")).decode(), "@@not-base64@@"]
+    status, data, _ = answer(app, rest_event(json.dumps({"images": images}).encode()))
+    assert data["results"][0]["class"] == "red"
+    assert data["results"][1]["status"] == 400
+
+
+def bad_inputs(server: ImageServer, jpeg: bytes) -> list[tuple[str, bytes, str, int]]:
+    """(what, body, content type, expected status): each a real bad input."""
+    truncated = server.add("/truncated.jpg", jpeg[: len(jpeg) // 2])
+    text = server.add("/notes.txt", b"hello, I am text", content_type="text/plain")
+    bomb = server.add("/bomb.png", png_bomb(20000, 20000), content_type="image/png")
+    port = server.url.rsplit(":", 1)[1]
+    return [
+        ("bad JSON", b'{"url": ', "application/json", 400),
+        ("missing url", b'{"topk": 3}', "application/json", 400),
+        ("url not a string", b'{"url": 5}', "application/json", 400),
+        ("bad topk", b'{"url": "http://x/y.jpg", "topk": -1}', "application/json", 400),
+        ("json array", b"[1, 2]", "application/json", 400),
+        ("empty body", b"", "application/json", 400),
+        ("ftp url", b'{"url": "ftp://example.com/a.jpg"}', "application/json", 400),
+        (
+            "metadata redirect",
+            json.dumps({"url": server.url_for("/redirect?to=http://169.254.169.254/")}).encode(),
+            "application/json",
+            400,
+        ),
+        ("bad base64", b'{"image": "%%%"}', "application/json", 400),
+        ("text file", json.dumps({"url": text}).encode(), "application/json", 415),
+        ("raw text", b"plain words", "text/plain", 400),
+        ("truncated jpeg", json.dumps({"url": truncated}).encode(), "application/json", 422),
+        ("png bomb", json.dumps({"url": bomb}).encode(), "application/json", 422),
+        ("huge body", json.dumps({"url": server.url_for("/huge")}).encode(), "application/json", 413),
+        ("redirect loop", json.dumps({"url": server.url_for("/redirect-loop")}).encode(), "application/json", 502),
+        ("upstream 500", json.dumps({"url": server.url_for("/status/500")}).encode(), "application/json", 502),
+        ("slow server", json.dumps({"url": server.url_for("/slow?seconds=5")}).encode(), "application/json", 504),
+        (
+            "closed port",
+            json.dumps({"url": f"http://127.0.0.1:{int(port) + 1}/x.jpg"}).encode(),
+            "application/json",
+            502,
+        ),
+    ]
+
+
+def test_every_error_status_from_a_real_bad_input(
+    app: App, image_server: ImageServer, make_colour_image: Callable[..., bytes]
+) -> None:
+    for what, body, ctype, expected in bad_inputs(image_server, make_colour_image("red", size=(400, 300))):
+        status, data, _ = answer(app, rest_event(body, ctype))
+        assert status == expected, (what, data)
+        assert isinstance(data["error"], str) and data["error"], what
+        assert_warm(app, make_colour_image)
+
+
+def test_loopback_host_name_is_refused_by_default(
+    colour_artifact: Path, image_server: ImageServer, make_colour_image: Callable[..., bytes]
+) -> None:
+    strict = App(load_classifier(colour_artifact), FetchPolicy())
+    url = image_server.add("/r.jpg", make_colour_image("red")).replace("127.0.0.1", "localhost")
+    status, data, _ = answer(strict, rest_event(json.dumps({"url": url}).encode()))
+    assert status == 400
+    assert "refused" in data["error"].lower()
+
+
+def test_raw_body_over_the_cap_is_413(colour_artifact: Path) -> None:
+    small = App(load_classifier(colour_artifact), FetchPolicy(), max_image_bytes=1000)
+    status, _, _ = answer(small, rest_event(b"\xff\xd8\xff" + b"\x00" * 5000, "image/jpeg", binary=True))
+    assert status == 413
+
+
+def test_get_is_method_not_allowed(app: App) -> None:
+    event = build_rest_v1_event(
+        method="DELETE",
+        path="/invocations",
+        resource="/invocations",
+        path_parameters=None,
+        query=[],
+        headers=[],
+        body=b"",
+        binary=False,
+    )
+    assert answer(app, event)[0] == 405
+
+
+def test_serving_path_never_imports_torch_or_boto3(colour_artifact: Path, tmp_path: Path) -> None:
+    """A fresh interpreter runs the handler on a bundled model: torch and boto3 never load."""
+    image = tmp_path / "red.jpg"
+    from tests.fixtures.colour import colour_image
+
+    image.write_bytes(colour_image("red"))
+    script = f"""
+import base64, json, os, sys
+os.environ["MODEL_URI"] = {str(colour_artifact)!r}
+from lambdavision.handler import lambda_handler
+body = json.dumps({{"image": base64.b64encode(open({str(image)!r}, "rb").read()).decode()}})
+result = lambda_handler({{"httpMethod": "POST", "requestContext": {{}}, "path": "/invocations", "body": body}}, None)
+assert json.loads(result["body"])["class"] == "red", result
+heavy = sorted(m for m in ("torch", "boto3", "botocore", "click", "http.server") if m in sys.modules)
+print(json.dumps(heavy))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
