@@ -54,7 +54,20 @@ def _polygon(kind: str, cx: float, cy: float, r: float, angle: float) -> list[tu
         points = [(-math.pi / 2 + k * math.pi / 5, r if k % 2 == 0 else r * 0.42) for k in range(10)]
     elif kind == "cross":
         a = r * 0.33  # half the arm's width; arms reach r
-        corners = [(a, r), (-a, r), (-a, a), (-r, a), (-r, -a), (-a, -a), (-a, -r), (a, -r), (a, -a), (r, -a), (r, a), (a, a)]
+        corners = [
+            (a, r),
+            (-a, r),
+            (-a, a),
+            (-r, a),
+            (-r, -a),
+            (-a, -a),
+            (-a, -r),
+            (a, -r),
+            (a, -a),
+            (r, -a),
+            (r, a),
+            (a, a),
+        ]
         points = [(math.atan2(y, x), math.hypot(x, y)) for x, y in corners]
     else:
         raise ValueError(kind)
@@ -161,7 +174,7 @@ def train(x: np.ndarray, y: np.ndarray) -> nn.Module:
             loss.backward()
             optimiser.step()
             schedule.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
         print(f"epoch {epoch + 1}/{EPOCHS}: loss {total / len(x):.4f}", flush=True)
     return model.eval()
 

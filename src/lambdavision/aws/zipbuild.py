@@ -237,29 +237,32 @@ class ZipSizes:
 
 
 def sizes(zip_path: Path) -> ZipSizes:
-    """Zipped and unzipped sizes of a package and what takes the room (for tables and benchmarks).
-
-    A layer's members sit under `python/`; its parts are named one level further down.
-    """
+    """Zipped and unzipped sizes of a package and what takes the room (for tables and benchmarks)."""
     try:
         with zipfile.ZipFile(zip_path) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
+            member_sizes = {i.filename: i.file_size for i in zf.infolist() if not i.is_dir()}
     except (OSError, zipfile.BadZipFile) as exc:
         raise LambdaVisionError(f"cannot read package {zip_path}: {exc}") from exc
-    is_layer = bool(infos) and all(i.filename.startswith("python/") for i in infos)
+    return ZipSizes(zip_path.stat().st_size, sum(member_sizes.values()), parts_of(member_sizes))
+
+
+def parts_of(member_sizes: Mapping[str, int]) -> tuple[tuple[str, int], ...]:
+    """Unzipped bytes per top-level entry (`numpy/`, `app.py`), biggest first.
+
+    A layer's members all sit under `python/`; its parts are named one level further down.
+    """
+    is_layer = bool(member_sizes) and all(name.startswith("python/") for name in member_sizes)
+    depth = 2 if is_layer else 1
     parts: dict[str, int] = {}
-    for info in infos:
-        pieces = info.filename.split("/")
-        top = "/".join(pieces[:2]) if is_layer and len(pieces) > 2 else pieces[0]
-        if len(pieces) > (2 if is_layer else 1):
-            top += "/"
-        parts[top] = parts.get(top, 0) + info.file_size
-    ranked = tuple(sorted(parts.items(), key=lambda kv: (-kv[1], kv[0])))
-    return ZipSizes(zip_path.stat().st_size, sum(i.file_size for i in infos), ranked)
+    for name, size in member_sizes.items():
+        pieces = name.split("/")
+        top = "/".join(pieces[:depth]) + ("/" if len(pieces) > depth else "")
+        parts[top] = parts.get(top, 0) + size
+    return tuple(sorted(parts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
-def biggest_parts(all_sizes: Sequence[ZipSizes], count: int = 5) -> list[tuple[str, int]]:
-    merged = [part for s in all_sizes for part in s.parts]
+def biggest_parts(part_lists: Iterable[Sequence[tuple[str, int]]], count: int = 5) -> list[tuple[str, int]]:
+    merged = [part for parts in part_lists for part in parts]
     return sorted(merged, key=lambda kv: (-kv[1], kv[0]))[:count]
 
 

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
-from typing import IO, Any
+from typing import Any, TextIO
 
 import click
 
@@ -44,7 +44,7 @@ class LocalApi:
         port: int = 3000,
         concurrency: int = 2,
         warm: bool = False,
-        log_stream: IO[str] | None = None,
+        log_stream: TextIO | None = None,
         client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
         python: str = sys.executable,
     ) -> None:
@@ -58,7 +58,7 @@ class LocalApi:
         self._warm = warm
         self._log_stream = log_stream if log_stream is not None else sys.stderr
         self._client_timeout_s = client_timeout_s
-        env = load_env_file(env_file) if env_file is not None else None
+        env = load_env_file(Path(env_file)) if env_file is not None else None
         specs = app.functions
         self.pools: dict[str, FunctionPool] = {}
         for function_id in dict.fromkeys(route.function_id for route in app.routes):
@@ -157,7 +157,7 @@ def serve(
     ready: Callable[[str], None] | None = None,
     *,
     stop: threading.Event | None = None,
-    log_stream: IO[str] | None = None,
+    log_stream: TextIO | None = None,
     client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.

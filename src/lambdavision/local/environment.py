@@ -337,17 +337,14 @@ class Environment:
         cold = self._invocations == 0
         self._invocations += 1
         init_deadline = self._started_at + INIT_GRACE_S + self.spec.timeout_s
-        timeout_ms = self.spec.timeout_s * 1000
         self._core.submit(
             PendingEvent(
                 request_id=request_id,
                 body=event_body,
-                deadline_ms=0,  # replaced at pickup below
+                timeout_ms=self.spec.timeout_s * 1000,
                 function_arn=function_arn(self.spec, self._region),
                 trace_id=trace_id(),
             )
-            if False
-            else self._event(request_id, event_body, timeout_ms)
         )
         outcome, platform_error, finished_at = self._watch(request_id, init_deadline)
         if self._logs is not None:
@@ -377,20 +374,6 @@ class Environment:
         self._write_line(line)
         self._core.forget(request_id)
         return Invocation(request_id, payload, error_type, duration_ms, billed, init_ms, memory_mb, line)
-
-    def _event(self, request_id: str, body: bytes, timeout_ms: int) -> PendingEvent:
-        # The deadline counts from now; a cold start's init does not use it up (as on Lambda,
-        # where INIT has its own limit), so give the init grace on top when not yet initialised.
-        now_ms = int(time.time() * 1000)
-        if self._core.first_next_at is None:
-            now_ms += int(INIT_GRACE_S * 1000)
-        return PendingEvent(
-            request_id=request_id,
-            body=body,
-            deadline_ms=now_ms + timeout_ms,
-            function_arn=function_arn(self.spec, self._region),
-            trace_id=trace_id(),
-        )
 
     def _watch(self, request_id: str, init_deadline: float) -> tuple[Outcome | None, str | None, float]:
         """Wait for the answer; (outcome, platform error kind or None, when it ended)."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import IO, Any
+from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
 
 from lambdavision.local.gateway import (
@@ -48,7 +48,7 @@ class GatewayHTTPServer(ThreadingHTTPServer):
         address: tuple[str, int],
         gateway: LocalGateway,
         *,
-        log_stream: IO[str] | None = None,
+        log_stream: TextIO | None = None,
         client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
     ) -> None:
         self.gateway = gateway

@@ -34,7 +34,7 @@ _READ_CHUNK = 256 * 1024
 class PendingEvent:
     request_id: str
     body: bytes
-    deadline_ms: int  # absolute, epoch milliseconds
+    timeout_ms: int  # the deadline header is computed from it when the runtime picks it up
     function_arn: str
     trace_id: str
 
@@ -162,7 +162,7 @@ class _RuntimeApiHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(event.body)))
         self.send_header("Lambda-Runtime-Aws-Request-Id", event.request_id)
-        self.send_header("Lambda-Runtime-Deadline-Ms", str(event.deadline_ms))
+        self.send_header("Lambda-Runtime-Deadline-Ms", str(int(time.time() * 1000) + event.timeout_ms))
         self.send_header("Lambda-Runtime-Invoked-Function-Arn", event.function_arn)
         self.send_header("Lambda-Runtime-Trace-Id", event.trace_id)
         self.end_headers()

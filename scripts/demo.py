@@ -1,0 +1,79 @@
+"""`make demo`: the main job on the bundled demo model, end to end on this machine.
+
+1. Classify the sample images through `lambda_handler` with API Gateway events (as on AWS).
+2. The same through `lambdavision local start-api` over real HTTP (AWS's runtime client, warm).
+3. The whole deploy lifecycle against simulated AWS (an embedded moto server), unless
+   LAMBDAVISION_DEMO_AWS=1 and real credentials are set.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+ROOT = Path(__file__).resolve().parent.parent
+DEMO = ROOT / "demo"
+MODEL = DEMO / "model.tar.gz"
+SAMPLES = sorted(p for p in (DEMO / "samples").glob("*") if p.suffix.lower() in {".jpg", ".jpeg", ".png"})
+console = Console()
+
+
+def api_gateway_event(image: bytes) -> dict[str, object]:
+    from lambdavision.core.events import build_rest_v1_event
+
+    body = json.dumps({"image": base64.b64encode(image).decode("ascii")}).encode()
+    return build_rest_v1_event(
+        method="POST",
+        path="/invocations",
+        resource="/invocations",
+        path_parameters=None,
+        query=[],
+        headers=[("Content-Type", "application/json")],
+        body=body,
+        binary=False,
+    )
+
+
+def classify_in_process() -> dict[str, object]:
+    os.environ["MODEL_URI"] = str(MODEL)
+    from lambdavision.handler import lambda_handler
+
+    table = Table(title="lambda_handler on API Gateway events (in process)")
+    for column in ("image", "expected", "class", "confidence", "ms"):
+        table.add_column(column, justify="right" if column in ("confidence", "ms") else "left")
+    last: dict[str, object] = {}
+    correct = 0
+    for path in SAMPLES:
+        event = api_gateway_event(path.read_bytes())
+        started = time.perf_counter()
+        last = lambda_handler(event, None)
+        elapsed = (time.perf_counter() - started) * 1000
+        answer = json.loads(str(last["body"]))
+        expected = path.stem.rsplit("_", 1)[0]
+        correct += answer["class"] == expected
+        mark = "[green]" if answer["class"] == expected else "[red]"
+        table.add_row(path.name, expected, f"{mark}{answer['class']}", f"{answer['confidence']:.3f}", f"{elapsed:.1f}")
+    console.print(table)
+    console.print(f"{correct}/{len(SAMPLES)} correct (the first call includes loading the model)")
+    console.print("The guide-style answer of the last one:")
+    console.print_json(json.dumps({"statusCode": last["statusCode"], "body": last["body"]}))
+    return last
+
+
+def main() -> int:
+    if not MODEL.is_file():
+        console.print(f"[red]No demo model at {MODEL}: run `python scripts/train_demo.py`[/red]")
+        return 1
+    classify_in_process()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,534 @@
+"""`lambdavision package`: a template's functions -> deployment zips on S3 -> a packaged template.
+
+Three steps, each usable alone:
+
+1. `plan_functions(template, template_dir)` reads which functions to build, for which runtime and
+   architecture, from which folder (pure).
+2. `build(template, options, log)` stages and zips them: the function's folder, lambdavision's
+   runtime part (`RUNTIME_PARTS`), and binary wheels of onnxruntime, numpy and Pillow for the
+   Lambda platform, pruned and compiled to `.pyc` by the runtime's CPython; with `layer=True` the
+   dependencies go into a layer zip of their own. Nothing here talks to AWS.
+3. `upload_zips(...)` puts each zip on S3 under its content hash, and `packaged_template(...)`
+   points the template at the uploaded (or local) zips.
+
+Every build step is deterministic (sorted members, fixed times and modes, .pyc compiled with a
+fixed hash seed), so the same inputs give a zip with the same sha256 and the same S3 key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import lambdavision
+from lambdavision.aws import wheels, zipbuild
+from lambdavision.aws.wheels import Interpreter, Target
+from lambdavision.aws.zipbuild import Source, ZipSizes
+from lambdavision.core.errors import LambdaVisionError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+Log = Callable[[str], None]
+
+# The part of lambdavision the function runs, relative to the package folder. Everything else
+# (cli/, aws/, local/, export.py, zoo.py) imports click, boto3 or torch and stays out.
+RUNTIME_PARTS: tuple[str, ...] = (
+    "__init__.py",
+    "py.typed",
+    "core",
+    "handler.py",
+    "backends.py",
+    "loader.py",
+    "resources",
+)
+OPTIONAL_RUNTIME_PARTS: frozenset[str] = frozenset({"py.typed", "resources"})
+
+BUNDLED_MODEL_NAME = "model.tar.gz"  # at the zip's root = LAMBDA_TASK_ROOT, where the loader looks
+TASK_ROOT = "/var/task"
+LAYER_ROOT = "/opt/python"  # a layer's python/ folder, which Lambda puts on sys.path
+MAX_LAYERS = 5
+# Bump when staging changes in a way the cache key does not capture.
+STAGING_FORMAT = 1
+
+LAMBDA_FUNCTION = "AWS::Lambda::Function"
+SAM_FUNCTION = "AWS::Serverless::Function"
+LAYER_VERSION = "AWS::Lambda::LayerVersion"
+_IGNORED_IN_CODE = shutil.ignore_patterns("__pycache__", "*.pyc", ".aws-sam", ".lambdavision", ".git", ".DS_Store")
+
+
+class PackageError(LambdaVisionError):
+    """The template or the package cannot be built as asked; the message says what to change."""
+
+    status = 400
+
+
+class PackageTooLarge(PackageError):
+    """A package would exceed Lambda's size limit; the message names the biggest parts."""
+
+
+# --- 1. what to build --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    logical_id: str
+    resource_type: str  # LAMBDA_FUNCTION or SAM_FUNCTION
+    code_dir: Path
+    target: Target
+    handler: str | None
+    existing_layers: int
+
+
+def plan_functions(template: Mapping[str, Any], template_dir: Path) -> list[FunctionSpec]:
+    """The functions whose code is a local folder, with their Lambda platform.
+
+    Functions already pointing at S3, inline code or a container image are left alone.
+    """
+    resources = template.get("Resources")
+    if not isinstance(resources, Mapping):
+        raise PackageError("the template has no Resources mapping")
+    globals_section = template.get("Globals")
+    sam_globals = globals_section.get("Function") if isinstance(globals_section, Mapping) else None
+    if not isinstance(sam_globals, Mapping):
+        sam_globals = {}
+    specs = []
+    for logical_id, resource in resources.items():
+        if not isinstance(resource, Mapping) or resource.get("Type") not in (LAMBDA_FUNCTION, SAM_FUNCTION):
+            continue
+        kind = resource["Type"]
+        props: Mapping[str, Any] = resource.get("Properties") or {}
+        if kind == SAM_FUNCTION:
+            props = {**sam_globals, **props}
+        if props.get("PackageType") == "Image":
+            continue
+        code = props.get("Code" if kind == LAMBDA_FUNCTION else "CodeUri")
+        if not isinstance(code, str) or code.startswith("s3://"):
+            continue  # S3 location, ZipFile, InlineCode, or an intrinsic: nothing local to build
+        code_dir = (template_dir / code).resolve()
+        if not code_dir.is_dir():
+            raise PackageError(f"{logical_id}: code folder {code!r} does not exist (relative to {template_dir})")
+        runtime = _resolve(template, props.get("Runtime"), f"{logical_id}.Runtime")
+        if runtime is None:
+            raise PackageError(f"{logical_id} has no Runtime: set Runtime: python3.12 (or python3.13)")
+        architectures = _resolve(template, props.get("Architectures", ["x86_64"]), f"{logical_id}.Architectures")
+        if isinstance(architectures, list):
+            architectures = [_resolve(template, a, f"{logical_id}.Architectures") for a in architectures]
+        if not (isinstance(architectures, list) and len(architectures) == 1 and isinstance(architectures[0], str)):
+            raise PackageError(f"{logical_id}: Architectures must be a list of one value, [x86_64] or [arm64]")
+        try:
+            target = Target.parse(str(runtime), architectures[0])
+        except LambdaVisionError as exc:
+            raise PackageError(f"{logical_id}: {exc.message}") from exc
+        handler = props.get("Handler")
+        layers = props.get("Layers") or []
+        specs.append(
+            FunctionSpec(
+                logical_id=str(logical_id),
+                resource_type=kind,
+                code_dir=code_dir,
+                target=target,
+                handler=handler if isinstance(handler, str) else None,
+                existing_layers=len(layers) if isinstance(layers, list) else 0,
+            )
+        )
+    if not specs:
+        raise PackageError(
+            "the template has no function with a local code folder to package "
+            f"({LAMBDA_FUNCTION} Code: or {SAM_FUNCTION} CodeUri: naming a folder)"
+        )
+    return specs
+
+
+def _resolve(template: Mapping[str, Any], value: Any, where: str) -> Any:
+    """A literal, or a `Ref` to a parameter resolved to its Default."""
+    if isinstance(value, Mapping) and set(value) == {"Ref"}:
+        param = (template.get("Parameters") or {}).get(value["Ref"])
+        if not isinstance(param, Mapping) or "Default" not in param:
+            raise PackageError(f"{where} refers to {value['Ref']!r}, which is not a parameter with a Default")
+        return param["Default"]
+    if isinstance(value, Mapping):
+        raise PackageError(f"{where} must be a literal value or a Ref to a parameter, not {json.dumps(value)}")
+    return value
+
+
+# --- 2. building -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    cache_dir: Path
+    output_dir: Path
+    environ: Mapping[str, str]
+    include_boto3: bool = False
+    layer: bool = False
+    bundle_model: Path | None = None
+    unzipped_limit: int = zipbuild.UNZIPPED_LIMIT
+    refresh: bool = False
+
+
+@dataclass
+class BuiltZip:
+    kind: str  # "function" | "layer"
+    logical_id: str  # the function's, or the layer resource's
+    path: Path
+    sha256: str
+    sizes: ZipSizes
+    target: Target
+    s3_key: str | None = None
+    uploaded: bool = False
+
+
+@dataclass
+class FunctionPackage:
+    spec: FunctionSpec
+    zip: BuiltZip
+    layer: BuiltZip | None = None
+
+    @property
+    def unzipped_total(self) -> int:
+        return self.zip.sizes.unzipped + (self.layer.sizes.unzipped if self.layer else 0)
+
+
+@dataclass
+class BuildResult:
+    functions: list[FunctionPackage]
+    layers: dict[str, BuiltZip] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def zips(self) -> list[BuiltZip]:
+        return [*self.layers.values(), *(f.zip for f in self.functions)]
+
+
+def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions, log: Log) -> BuildResult:
+    """Build every function's zip (and layer zips with `options.layer`) into `options.output_dir`."""
+    specs = plan_functions(template, template_dir)
+    for spec in specs:
+        _check_handler(spec, log)
+        if options.layer and spec.existing_layers >= MAX_LAYERS:
+            raise PackageError(f"{spec.logical_id} already uses {MAX_LAYERS} layers, Lambda's maximum")
+    model = _checked_model(options.bundle_model) if options.bundle_model else None
+    runtime_src = Path(lambdavision.__file__).parent
+    runtime_parts = runtime_files(runtime_src)
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    result = BuildResult(functions=[])
+    staged: dict[tuple[Target, str], Path] = {}
+
+    def deps_for(target: Target, run_dir: str) -> Path:
+        if (target, run_dir) not in staged:
+            staged[target, run_dir] = stage_dependencies(target, run_dir, options, log, result.warnings)
+        return staged[target, run_dir]
+
+    with tempfile.TemporaryDirectory(prefix="lambdavision-package-") as tmp:
+        for spec in specs:
+            code_stage = Path(tmp) / spec.logical_id
+            stage_code(spec, runtime_parts, code_stage, options.environ, log, result.warnings)
+            extra = {BUNDLED_MODEL_NAME: model} if model else {}
+            if options.layer:
+                layer_id = layer_logical_id(spec.target, options.include_boto3)
+                layer_src = [Source(deps_for(spec.target, LAYER_ROOT), "python/")]
+                function_src = [Source(code_stage)]
+                layer_members = zipbuild.collect(layer_src)
+                function_members = zipbuild.collect(function_src, extra)
+                _check_limit(spec, [function_members, layer_members], options.unzipped_limit)
+                if layer_id not in result.layers:
+                    result.layers[layer_id] = _zip(
+                        "layer", layer_id, layer_members, options.output_dir, spec.target, log
+                    )
+                layer = result.layers[layer_id]
+            else:
+                members = zipbuild.collect([Source(deps_for(spec.target, TASK_ROOT)), Source(code_stage)], extra)
+                _check_limit(spec, [members], options.unzipped_limit)
+                function_members, layer = members, None
+            built = _zip("function", spec.logical_id, function_members, options.output_dir, spec.target, log)
+            result.functions.append(FunctionPackage(spec, built, layer))
+    for package in result.functions:
+        if package.zip.sizes.zipped > zipbuild.ZIPPED_DIRECT_UPLOAD_LIMIT:
+            result.warnings.append(
+                f"{package.spec.logical_id}'s zip is {zipbuild.human(package.zip.sizes.zipped)}, over the "
+                f"{zipbuild.human(zipbuild.ZIPPED_DIRECT_UPLOAD_LIMIT)} limit of a direct upload: deploy it "
+                "from S3 (as `package` does), not with `aws lambda update-function-code --zip-file`"
+            )
+    return result
+
+
+def runtime_files(package_dir: Path) -> dict[str, Path]:
+    """lambdavision's runtime part: zip name (`lambdavision/...`) -> file, no bytecode."""
+    files: dict[str, Path] = {}
+    for part in RUNTIME_PARTS:
+        path = package_dir / part
+        if not path.exists():
+            if part in OPTIONAL_RUNTIME_PARTS:
+                continue
+            raise PackageError(f"this lambdavision installation lacks {path}: reinstall lambdavision")
+        found = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+        for file in found:
+            rel = file.relative_to(package_dir)
+            if "__pycache__" in rel.parts or file.suffix == ".pyc":
+                continue
+            files[f"lambdavision/{rel.as_posix()}"] = file
+    return files
+
+
+def stage_code(
+    spec: FunctionSpec,
+    runtime_parts: Mapping[str, Path],
+    dest: Path,
+    environ: Mapping[str, str],
+    log: Log,
+    warnings: list[str],
+) -> None:
+    """The function's folder + lambdavision's runtime part, compiled for /var/task."""
+    shutil.copytree(spec.code_dir, dest, ignore=_IGNORED_IN_CODE)
+    if (dest / "lambdavision").exists():
+        raise PackageError(
+            f"{spec.code_dir} has its own lambdavision/ folder, which would shadow the runtime "
+            "that `package` adds: remove it"
+        )
+    for name, src in runtime_parts.items():
+        out = dest / name
+        out.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, out)
+    python = _interpreter(spec.target, environ, log, warnings)
+    if python is not None:
+        zipbuild.compile_pyc(dest, python.path, TASK_ROOT, _collect_warning(log, warnings))
+
+
+def stage_dependencies(
+    target: Target, run_dir: str, options: BuildOptions, log: Log, warnings: list[str]
+) -> Path:
+    """The dependencies for `target`, unpacked, pruned and compiled; cached by everything that
+    decides their bytes, so a second `package` of unchanged dependencies only zips."""
+    reqs = wheels.requirements(options.include_boto3)
+    all_wheels = wheels.fetch_wheels(target, reqs, options.cache_dir, log, refresh=options.refresh)
+    wanted = wheels.wanted_wheels(all_wheels)
+    python = _interpreter(target, options.environ, log, warnings)
+    key_material = {
+        "format": STAGING_FORMAT,
+        "wheels": sorted(w.name for w in wanted),
+        "run_dir": run_dir,
+        "python": python.version if python else None,
+        "prune": [zipbuild.PRUNE_DIR_NAMES, zipbuild.PRUNE_PATH_GLOBS, zipbuild.PRUNE_FILE_GLOBS],
+    }
+    key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()[:16]
+    parent = options.cache_dir / "staged" / target.slug
+    staged = parent / key
+    if staged.is_dir() and not options.refresh:
+        log(f"reusing staged dependencies for {target.slug} ({staged})")
+        return staged
+    log(f"installing {len(wanted)} wheels for {target.slug}")
+    parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".staging-", dir=parent))
+    try:
+        for wheel in wanted:
+            wheels.unpack_wheel(wheel, work)
+        zipbuild.check_native_libraries(work, target.architecture)
+        pruned = zipbuild.prune(work)
+        log(f"pruned {len(pruned)} paths, {zipbuild.human(sum(p.size for p in pruned))} never used on Lambda")
+        if python is not None:
+            log(f"compiling .pyc with {python.path} ({python.version})")
+            zipbuild.compile_pyc(work, python.path, run_dir, _collect_warning(log, warnings))
+        if staged.exists():
+            shutil.rmtree(staged)
+        os.replace(work, staged)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return staged
+
+
+def _interpreter(target: Target, environ: Mapping[str, str], log: Log, warnings: list[str]) -> Interpreter | None:
+    python = wheels.find_python(target.python_version, environ)
+    if python is None:
+        message = (
+            f"no CPython {target.python_version} found here (PATH, pyenv): shipping sources without "
+            f".pyc, so every cold start compiles its imports (install Python {target.python_version} to fix)"
+        )
+        if message not in warnings:
+            warnings.append(message)
+            log(f"warning: {message}")
+    return python
+
+
+def _collect_warning(log: Log, warnings: list[str]) -> Log:
+    def record(message: str) -> None:
+        warnings.append(message.removeprefix("warning: "))
+        log(message)
+
+    return record
+
+
+def layer_logical_id(target: Target, include_boto3: bool) -> str:
+    """One layer per platform: `LambdaVisionDepsPython312X8664` (+`Boto3`)."""
+    words = [target.runtime.replace(".", ""), target.architecture.replace("_", "")]
+    suffix = "".join(w[:1].upper() + w[1:] for w in words)
+    return f"LambdaVisionDeps{suffix}{'Boto3' if include_boto3 else ''}"
+
+
+def _checked_model(path: Path) -> Path:
+    from lambdavision.core.artifact import read_artifact
+
+    artifact = read_artifact(path)  # raises ArtifactError naming the problem
+    if artifact.onnx is None:
+        raise PackageError(
+            f"{path} holds no ONNX model, and the Lambda package has no torch: re-export it with `lambdavision export`"
+        )
+    return path
+
+
+def _check_handler(spec: FunctionSpec, log: Log) -> None:
+    if not spec.handler or "." not in spec.handler:
+        return
+    module = spec.handler.rsplit(".", 1)[0].replace(".", "/")
+    if not ((spec.code_dir / f"{module}.py").is_file() or (spec.code_dir / module / "__init__.py").is_file()):
+        log(f"warning: {spec.logical_id}'s Handler {spec.handler} names {module}.py, which is not in {spec.code_dir}")
+
+
+def _check_limit(spec: FunctionSpec, member_sets: Sequence[Mapping[str, Path]], limit: int) -> None:
+    """Refuse before zipping when function + layer would exceed Lambda's unzipped limit."""
+    sized = [{name: path.stat().st_size for name, path in members.items()} for members in member_sets]
+    total = sum(sum(s.values()) for s in sized)
+    if total <= limit:
+        return
+    biggest = zipbuild.biggest_parts([zipbuild.parts_of(s) for s in sized])
+    listing = ", ".join(f"{name} {zipbuild.human(size)}" for name, size in biggest)
+    raise PackageTooLarge(
+        f"{spec.logical_id} would be {zipbuild.human(total)} unzipped, over Lambda's "
+        f"{zipbuild.human(limit)} limit (function and layers together); biggest parts: {listing}"
+    )
+
+
+def _zip(kind: str, logical_id: str, members: Mapping[str, Path], out_dir: Path, target: Target, log: Log) -> BuiltZip:
+    out = out_dir / f"{logical_id}.zip"
+    log(f"writing {out} ({len(members)} files)")
+    zipbuild.write_reproducible_zip(members, out)
+    digest = hashlib.sha256()
+    with out.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return BuiltZip(kind, logical_id, out, digest.hexdigest(), zipbuild.sizes(out), target)
+
+
+# --- 3. upload and the packaged template --------------------------------------------------------
+
+
+def s3_key(prefix: str, sha256: str) -> str:
+    prefix = prefix.strip("/")
+    return f"{prefix}/{sha256}.zip" if prefix else f"{sha256}.zip"
+
+
+def upload_zips(
+    zips: Iterable[BuiltZip],
+    s3: S3Client,
+    bucket: str,
+    prefix: str,
+    log: Log,
+    progress: Callable[[BuiltZip], Callable[[int], None] | None] | None = None,
+) -> None:
+    """Put each zip at `<prefix>/<sha256>.zip`, skipping keys already there (same name = same bytes)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code in ("404", "NoSuchBucket", "NotFound"):
+            raise PackageError(
+                f"S3 bucket {bucket!r} does not exist: create it (`aws s3 mb s3://{bucket}`) "
+                "or pass another --s3-bucket"
+            ) from exc
+        if code in ("403", "AccessDenied", "Forbidden"):
+            raise PackageError(
+                f"access to S3 bucket {bucket!r} is denied: check the bucket's owner and your credentials"
+            ) from exc
+        raise
+    for built in zips:
+        key = s3_key(prefix, built.sha256)
+        built.s3_key = key
+        try:
+            s3.head_object(Bucket=bucket, Key=key)
+            log(f"s3://{bucket}/{key} is already there (same content): not uploading {built.path.name}")
+            continue
+        except ClientError as exc:
+            if str(exc.response.get("Error", {}).get("Code", "")) not in ("404", "NoSuchKey", "NotFound"):
+                raise
+        callback = progress(built) if progress else None
+        s3.upload_file(
+            str(built.path), bucket, key,
+            ExtraArgs={"ContentType": "application/zip", "Metadata": {"sha256": built.sha256}},
+            Callback=callback,
+        )  # fmt: skip
+        built.uploaded = True
+        log(f"uploaded {built.path.name} to s3://{bucket}/{key}")
+
+
+def packaged_template(
+    template: Mapping[str, Any],
+    result: BuildResult,
+    bucket: str | None,
+    template_out_dir: Path | None = None,
+) -> dict[str, Any]:
+    """A copy of `template` with each packaged function's code pointing at its zip.
+
+    With a bucket (and uploaded zips' keys), S3 locations; without, the local zip paths, relative
+    to the folder the template is written to (`aws cloudformation package`'s convention).
+    """
+    out = copy.deepcopy(dict(template))
+    resources = out["Resources"]
+
+    def location(built: BuiltZip, sam: bool) -> Any:
+        if bucket and built.s3_key:
+            return f"s3://{bucket}/{built.s3_key}" if sam else {"S3Bucket": bucket, "S3Key": built.s3_key}
+        path = built.path.resolve()
+        if template_out_dir is not None:
+            path = Path(os.path.relpath(path, template_out_dir.resolve()))
+        return PurePosixPath(path).as_posix()
+
+    for layer_id, layer in result.layers.items():
+        if layer_id in resources:
+            raise PackageError(f"the template already has a resource named {layer_id}")
+        resources[layer_id] = {
+            "Type": LAYER_VERSION,
+            "Properties": {
+                "Description": f"lambdavision dependencies for {layer.target.runtime} {layer.target.architecture}",
+                "Content": location(layer, sam=False),
+                "CompatibleRuntimes": [layer.target.runtime],
+                "CompatibleArchitectures": [layer.target.architecture],
+            },
+        }
+    for package in result.functions:
+        resource = resources[package.spec.logical_id]
+        props = resource.setdefault("Properties", {})
+        sam = package.spec.resource_type == SAM_FUNCTION
+        props["CodeUri" if sam else "Code"] = location(package.zip, sam)
+        if package.layer is not None:
+            props["Layers"] = [*(props.get("Layers") or []), {"Ref": package.layer.logical_id}]
+    return out
+
+
+__all__ = [
+    "BUNDLED_MODEL_NAME",
+    "RUNTIME_PARTS",
+    "BuildOptions",
+    "BuildResult",
+    "BuiltZip",
+    "FunctionPackage",
+    "FunctionSpec",
+    "PackageError",
+    "PackageTooLarge",
+    "build",
+    "packaged_template",
+    "plan_functions",
+    "runtime_files",
+    "s3_key",
+    "upload_zips",
+]
