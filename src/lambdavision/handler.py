@@ -4,29 +4,33 @@ The model loads once per execution environment: during Lambda's INIT phase when 
 imported by a runtime (full CPU, not billed as request time), else on the first call. Then each
 event is parsed (any source), the image fetched or decoded, classified, and answered; every known
 error becomes a 4xx JSON answer in one place, anything else a logged 500, and the environment stays
-warm for the next request.
+warm for the next request. Each request prints one JSON log line and one EMF metrics record.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import sys
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from importlib import resources
+from typing import Any, TextIO
 
 from lambdavision.core.classify import Classifier, Prediction, Timings
 from lambdavision.core.errors import BadRequest, LambdaVisionError
-from lambdavision.core.events import DirectInvoke, EventSource, Response, error_response, parse_event
+from lambdavision.core.events import ApiRequest, DirectInvoke, EventSource, Response, error_response, parse_event
 from lambdavision.core.fetch import FetchPolicy, fetch, fetch_many
-from lambdavision.core.payload import DEFAULT_MAX_BATCH, DEFAULT_MAX_IMAGE_BYTES, ClassifyRequest, parse_request
+from lambdavision.core.payload import DEFAULT_MAX_BATCH, ClassifyRequest, parse_request
+from lambdavision.core.telemetry import RequestRecord
 
 log = logging.getLogger("lambdavision")
-log.setLevel(
-    logging.getLevelName(os.environ.get("LOG_LEVEL", "INFO").upper())
-    if os.environ.get("LOG_LEVEL", "INFO").upper() in logging.getLevelNamesMapping()
-    else logging.INFO
-)
+LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
+
+
+class MethodNotAllowed(BadRequest):
+    status = 405
 
 
 def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
@@ -39,6 +43,10 @@ def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
         raise ValueError(f"{name} must be an integer, not {raw!r}") from None
 
 
+def _page() -> str:
+    return resources.files("lambdavision").joinpath("resources/index.html").read_text(encoding="utf-8")
+
+
 class App:
     """A loaded classifier and the policies that guard it; callable as a Lambda handler."""
 
@@ -47,16 +55,29 @@ class App:
         classifier: Classifier,
         policy: FetchPolicy,
         *,
-        max_image_bytes: int = DEFAULT_MAX_IMAGE_BYTES,
+        max_image_bytes: int | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
         init_ms: float = 0.0,
+        cors_origin: str | None = None,
+        serve_page: bool = True,
+        function_name: str = "lambdavision",
+        log_level: int = LEVELS["INFO"],
+        out: TextIO | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.classifier = classifier
         self.policy = policy
-        self.max_image_bytes = max_image_bytes
+        self.max_image_bytes = policy.max_bytes if max_image_bytes is None else max_image_bytes
         self.max_batch = max_batch
         self.init_ms = init_ms
+        self.cors_origin = cors_origin
+        self.serve_page = serve_page
+        self.function_name = function_name
+        self.log_level = log_level
+        self.out = out
+        self.clock = clock
         self.cold = True
+        self._page: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> App:
@@ -65,44 +86,98 @@ class App:
         started = time.perf_counter()
         classifier = load_classifier(environ=environ)
         policy = FetchPolicy.from_env(environ)
+        level_name = environ.get("LOG_LEVEL", "INFO").upper()
         app = cls(
             classifier,
             policy,
             max_image_bytes=_int_env(environ, "LAMBDAVISION_MAX_IMAGE_BYTES", policy.max_bytes),
             max_batch=_int_env(environ, "LAMBDAVISION_MAX_BATCH", DEFAULT_MAX_BATCH),
             init_ms=(time.perf_counter() - started) * 1000,
+            cors_origin=environ.get("LAMBDAVISION_CORS_ORIGIN") or None,
+            serve_page=environ.get("LAMBDAVISION_PAGE", "1") != "0",
+            function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME", "lambdavision"),
+            log_level=LEVELS.get(level_name, LEVELS["INFO"]),
         )
-        log.info("model loaded from %s in %.0f ms", classifier.source, app.init_ms)
+        app._emit("INFO", {"message": "model loaded", "source": classifier.source, "init_ms": round(app.init_ms, 1)})
         return app
 
+    # ---- one request ----
+
     def __call__(self, event: Any, context: Any = None) -> dict[str, Any]:
+        started = time.perf_counter()
+        request_id = str(getattr(context, "aws_request_id", "") or "local")
+        record = RequestRecord(request_id=request_id, cold_start=self.cold)
+        self.cold = False
         source: type[EventSource] = DirectInvoke
         timings = Timings()
         try:
             source, request = parse_event(event)
-            response = self._route(request.method, request, timings)
+            record.source = source.name
+            response = self._route(request, timings, record)
         except LambdaVisionError as exc:
             response = error_response(exc)
-        except Exception:
+            record.error_type, record.error = type(exc).__name__, exc.message
+        except Exception as exc:
             log.exception("unexpected error while handling a request")
             response = Response(status=500, body={"error": "internal error"})
-        request_id = getattr(context, "aws_request_id", None)
-        if request_id:
-            response.headers["X-Request-Id"] = str(request_id)
-        response.headers["Server-Timing"] = (
-            f"fetch;dur={timings.fetch_ms:.1f}, decode;dur={timings.decode_ms:.1f}, "
-            f"inference;dur={timings.inference_ms:.1f}"
+            record.error_type, record.error = type(exc).__name__, str(exc)
+        response.headers.update(self._headers(request_id, timings, record.cold_start))
+        record.status = response.status
+        record.latency_ms = (time.perf_counter() - started) * 1000
+        record.fetch_ms, record.decode_ms, record.inference_ms = (
+            timings.fetch_ms,
+            timings.decode_ms,
+            timings.inference_ms,
         )
-        self.cold = False
+        if timings.image_sizes:
+            record.image_size = "{}x{}".format(*timings.image_sizes[0])
+        self._emit("ERROR" if response.status >= 500 else "INFO", record.log_line())
+        self._print(record.emf(self.function_name, int(self.clock() * 1000)))
         return source.render(response)
 
-    def _route(self, method: str, request: Any, timings: Timings) -> Response:
-        if method != "POST":
-            raise MethodNotAllowed(f"{method} is not supported here: POST an image to /invocations")
-        classify_request = parse_request(request, self.max_image_bytes, self.max_batch)
-        return self._classify(classify_request, timings)
+    def _headers(self, request_id: str, timings: Timings, cold: bool) -> dict[str, str]:
+        headers = {
+            "X-Request-Id": request_id,
+            "X-Cold-Start": "1" if cold else "0",
+            "Server-Timing": (
+                f"fetch;dur={timings.fetch_ms:.1f}, decode;dur={timings.decode_ms:.1f}, "
+                f"inference;dur={timings.inference_ms:.1f}"
+            ),
+        }
+        if self.cors_origin:
+            headers.update(
+                {
+                    "Access-Control-Allow-Origin": self.cors_origin,
+                    "Access-Control-Expose-Headers": "X-Request-Id, X-Cold-Start, Server-Timing",
+                    "Timing-Allow-Origin": self.cors_origin,
+                    "Vary": "Origin",
+                }
+            )
+        return headers
 
-    def _classify(self, req: ClassifyRequest, timings: Timings) -> Response:
+    def _route(self, request: ApiRequest, timings: Timings, record: RequestRecord) -> Response:
+        if request.method == "POST":
+            classify_request = parse_request(request, self.max_image_bytes, self.max_batch)
+            record.input_kind = classify_request.input_kind
+            return self._classify(classify_request, timings, record)
+        if request.method == "OPTIONS" and self.cors_origin:
+            return Response(
+                status=204,
+                body="",
+                headers={
+                    "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
+                    "Access-Control-Allow-Headers": "Content-Type",
+                    "Access-Control-Max-Age": "600",
+                },
+            )
+        if request.method in ("GET", "HEAD") and request.path.rstrip("/") == "" and self.serve_page:
+            if self._page is None:
+                self._page = _page()
+            record.input_kind = "page"
+            return Response(status=200, body=self._page, content_type="text/html; charset=utf-8")
+        raise MethodNotAllowed(f"{request.method} {request.path} is not supported: POST an image to /invocations")
+
+    def _classify(self, req: ClassifyRequest, timings: Timings, record: RequestRecord) -> Response:
         topk = self.classifier.check_topk(req.topk)
         started = time.perf_counter()
         if not req.batch:
@@ -110,18 +185,30 @@ class App:
             timings.fetch_ms = (time.perf_counter() - started) * 1000
             if isinstance(data, LambdaVisionError):
                 raise data
+            record.images, record.image_bytes = 1, len(data)
             prediction = self.classifier.classify([data], topk, timings)[0]
+            record.top_class, record.confidence = prediction.label, round(prediction.confidence, 6)
             return Response(status=200, body=prediction.to_dict())
         images: list[bytes | LambdaVisionError] = list(req.images)
         if req.urls:
             images = [r if isinstance(r, LambdaVisionError) else r.content for r in fetch_many(req.urls, self.policy)]
         timings.fetch_ms = (time.perf_counter() - started) * 1000
+        record.images = len(images)
+        record.image_bytes = sum(len(i) for i in images if isinstance(i, bytes))
         results = self.classifier.classify_each(images, topk, timings)
         return Response(status=200, body={"results": [_result_dict(r) for r in results]})
 
+    # ---- output ----
 
-class MethodNotAllowed(BadRequest):
-    status = 405
+    def _emit(self, level: str, record: dict[str, Any]) -> None:
+        if LEVELS[level] >= self.log_level:
+            self._print({"level": level, **record})
+
+    def _print(self, record: dict[str, Any]) -> None:
+        # stdout, one line each: Lambda's runtime sends it to CloudWatch Logs (EMF needs exactly that).
+        out = self.out or sys.stdout
+        out.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        out.flush()
 
 
 def _result_dict(result: Prediction | LambdaVisionError) -> dict[str, Any]:

@@ -233,3 +233,87 @@ print(json.dumps(heavy))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
+
+
+def get_event(path: str = "/", method: str = "GET") -> dict[str, Any]:
+    return build_rest_v1_event(
+        method=method, path=path, resource=path, path_parameters=None, query=[], headers=[], body=b"", binary=False
+    )
+
+
+def test_get_root_serves_the_self_contained_page(app: App) -> None:
+    result = app(get_event("/"), CONTEXT)
+    assert result["statusCode"] == 200
+    assert result["headers"]["Content-Type"].startswith("text/html")
+    page = result["body"]
+    assert "<input" in page and 'type="file"' in page and 'capture="environment"' in page
+    # Self-contained: no external scripts, styles or fonts.
+    assert "http://" not in page and "https://" not in page.replace('placeholder="…or paste', "")
+    assert len(page.encode()) < 16_000
+
+
+def test_page_can_be_switched_off(colour_artifact: Path) -> None:
+    quiet = App(load_classifier(colour_artifact), FetchPolicy(), serve_page=False)
+    assert quiet(get_event("/"), CONTEXT)["statusCode"] == 405
+
+
+def test_cors_preflight_and_headers(colour_artifact: Path, make_colour_image: Callable[..., bytes]) -> None:
+    cors = App(load_classifier(colour_artifact), FetchPolicy(), cors_origin="https://example.org")
+    preflight = cors(get_event("/invocations", "OPTIONS"), CONTEXT)
+    assert preflight["statusCode"] == 204
+    assert preflight["headers"]["Access-Control-Allow-Origin"] == "https://example.org"
+    assert "POST" in preflight["headers"]["Access-Control-Allow-Methods"]
+    assert "Content-Type" in preflight["headers"]["Access-Control-Allow-Headers"]
+    answer_ = cors(rest_event(make_colour_image("red"), "image/jpeg", binary=True), CONTEXT)
+    assert answer_["headers"]["Access-Control-Allow-Origin"] == "https://example.org"
+    assert "Server-Timing" in answer_["headers"]["Access-Control-Expose-Headers"]
+    # Without an origin configured: no CORS headers, and OPTIONS is not answered as a preflight.
+    plain = App(load_classifier(colour_artifact), FetchPolicy())
+    assert plain(get_event("/invocations", "OPTIONS"), CONTEXT)["statusCode"] == 405
+    assert "Access-Control-Allow-Origin" not in plain(get_event("/"), CONTEXT)["headers"]
+
+
+def test_one_json_log_line_and_one_emf_record_per_request(
+    colour_artifact: Path, make_colour_image: Callable[..., bytes]
+) -> None:
+    import io
+
+    out = io.StringIO()
+    logged = App(load_classifier(colour_artifact), FetchPolicy(), function_name="PyTorchFunction", out=out)
+    logged(rest_event(make_colour_image("blue", size=(120, 90)), "image/jpeg", binary=True), CONTEXT)
+    logged(rest_event(b"{", "application/json"), SimpleNamespace(aws_request_id="req-2"))
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(lines) == 4
+    log1, emf1, log2, emf2 = lines
+    assert log1["level"] == "INFO" and log1["message"] == "request"
+    assert log1["request_id"] == "req-123"
+    assert log1["event_source"] == "apigateway-rest"
+    assert log1["input_kind"] == "raw"
+    assert log1["image_size"] == "120x90"
+    assert log1["class"] == "blue" and 0.9 < log1["confidence"] <= 1
+    assert log1["cold_start"] is True and log2["cold_start"] is False
+    assert set(log1["timings_ms"]) == {"total", "fetch", "decode", "inference"}
+    assert log1["timings_ms"]["total"] >= log1["timings_ms"]["inference"] > 0
+    assert log1["error_type"] is None
+    assert (log2["status"], log2["error_type"]) == (400, "BadRequest")
+    metrics = emf1["_aws"]["CloudWatchMetrics"][0]
+    assert metrics["Namespace"] == "lambdavision"
+    assert metrics["Dimensions"] == [["FunctionName"]]
+    names = {m["Name"] for m in metrics["Metrics"]}
+    assert {"Latency", "ColdStart", "Errors"} <= names
+    for name in names:  # every declared metric has a value at the top level, as EMF requires
+        assert isinstance(emf1[name], (int, float))
+    assert emf1["FunctionName"] == "PyTorchFunction"
+    assert (emf1["ColdStart"], emf1["Errors"], emf1["ClientErrors"]) == (1, 0, 0)
+    assert (emf2["ColdStart"], emf2["Errors"], emf2["ClientErrors"]) == (0, 0, 1)
+    assert isinstance(emf1["_aws"]["Timestamp"], int)
+
+
+def test_log_level_silences_info_but_not_metrics(colour_artifact: Path) -> None:
+    import io
+
+    out = io.StringIO()
+    quiet = App(load_classifier(colour_artifact), FetchPolicy(), out=out, log_level=30)
+    quiet(rest_event(b"{", "application/json"), CONTEXT)
+    records = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert len(records) == 1 and "_aws" in records[0]

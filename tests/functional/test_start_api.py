@@ -342,7 +342,9 @@ def environment_processes(pid: int) -> list[psutil.Process]:
     return psutil.Process(pid).children(recursive=True)
 
 
-@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL])
+@pytest.mark.parametrize(
+    "signal_number", [signal.SIGTERM, signal.SIGINT, signal.SIGKILL], ids=["SIGTERM", "SIGINT", "SIGKILL"]
+)
 def test_stopping_the_server_leaves_no_environment_process(signal_number: int) -> None:
     running = start_server("--concurrency", "2", "--warm")
     try:

@@ -241,9 +241,13 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
                 function_members = zipbuild.collect(function_src, extra)
                 _check_limit(spec, [function_members, layer_members], options.unzipped_limit)
                 if layer_id not in result.layers:
+                    # The layer's bytes depend only on the staged folder: zip it once per cache entry.
+                    staged_dir = deps_for(spec.target, LAYER_ROOT)
+                    cached = staged_dir.with_name(staged_dir.name + ".layer.zip")
                     result.layers[layer_id] = _zip(
-                        "layer", layer_id, layer_members, options.output_dir, spec.target, log
-                    )
+                        "layer", layer_id, layer_members, options.output_dir, spec.target, log,
+                        cached=None if options.refresh else cached,
+                    )  # fmt: skip
                 layer = result.layers[layer_id]
             else:
                 members = zipbuild.collect([Source(deps_for(spec.target, TASK_ROOT)), Source(code_stage)], extra)
@@ -253,11 +257,13 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
             result.functions.append(FunctionPackage(spec, built, layer))
     for package in result.functions:
         if package.zip.sizes.zipped > zipbuild.ZIPPED_DIRECT_UPLOAD_LIMIT:
-            result.warnings.append(
+            message = (
                 f"{package.spec.logical_id}'s zip is {zipbuild.human(package.zip.sizes.zipped)}, over the "
                 f"{zipbuild.human(zipbuild.ZIPPED_DIRECT_UPLOAD_LIMIT)} limit of a direct upload: deploy it "
                 "from S3 (as `package` does), not with `aws lambda update-function-code --zip-file`"
             )
+            result.warnings.append(message)
+            log(f"warning: {message}")
     return result
 
 
@@ -303,9 +309,7 @@ def stage_code(
         zipbuild.compile_pyc(dest, python.path, TASK_ROOT, _collect_warning(log, warnings))
 
 
-def stage_dependencies(
-    target: Target, run_dir: str, options: BuildOptions, log: Log, warnings: list[str]
-) -> Path:
+def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log: Log, warnings: list[str]) -> Path:
     """The dependencies for `target`, unpacked, pruned and compiled; cached by everything that
     decides their bytes, so a second `package` of unchanged dependencies only zips."""
     reqs = wheels.requirements(options.include_boto3)
@@ -407,10 +411,26 @@ def _check_limit(spec: FunctionSpec, member_sets: Sequence[Mapping[str, Path]], 
     )
 
 
-def _zip(kind: str, logical_id: str, members: Mapping[str, Path], out_dir: Path, target: Target, log: Log) -> BuiltZip:
+def _zip(
+    kind: str,
+    logical_id: str,
+    members: Mapping[str, Path],
+    out_dir: Path,
+    target: Target,
+    log: Log,
+    cached: Path | None = None,
+) -> BuiltZip:
     out = out_dir / f"{logical_id}.zip"
-    log(f"writing {out} ({len(members)} files)")
-    zipbuild.write_reproducible_zip(members, out)
+    if cached is not None and cached.is_file():
+        log(f"reusing {cached.name} for {out}")
+        shutil.copyfile(cached, out)
+    else:
+        log(f"writing {out} ({len(members)} files)")
+        zipbuild.write_reproducible_zip(members, out)
+        if cached is not None:
+            partial = cached.with_name(cached.name + ".partial")
+            shutil.copyfile(out, partial)
+            os.replace(partial, cached)
     digest = hashlib.sha256()
     with out.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):
@@ -426,6 +446,14 @@ def s3_key(prefix: str, sha256: str) -> str:
     return f"{prefix}/{sha256}.zip" if prefix else f"{sha256}.zip"
 
 
+def check_bucket(s3: S3Client, bucket: str) -> None:
+    """Fail early, with a one-line AwsError saying what to do, if `bucket` cannot take uploads."""
+    from lambdavision.aws.session import aws_errors
+
+    with aws_errors(bucket=bucket):
+        s3.head_bucket(Bucket=bucket)
+
+
 def upload_zips(
     zips: Iterable[BuiltZip],
     s3: S3Client,
@@ -434,41 +462,40 @@ def upload_zips(
     log: Log,
     progress: Callable[[BuiltZip], Callable[[int], None] | None] | None = None,
 ) -> None:
-    """Put each zip at `<prefix>/<sha256>.zip`, skipping keys already there (same name = same bytes)."""
+    """Put each zip at `<prefix>/<sha256>.zip`, skipping keys already there (same name = same bytes).
+
+    AWS errors become one-line AwsErrors (a missing bucket says how to create it).
+    """
     from botocore.exceptions import ClientError
 
-    try:
-        s3.head_bucket(Bucket=bucket)
-    except ClientError as exc:
-        code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code in ("404", "NoSuchBucket", "NotFound"):
-            raise PackageError(
-                f"S3 bucket {bucket!r} does not exist: create it (`aws s3 mb s3://{bucket}`) "
-                "or pass another --s3-bucket"
-            ) from exc
-        if code in ("403", "AccessDenied", "Forbidden"):
-            raise PackageError(
-                f"access to S3 bucket {bucket!r} is denied: check the bucket's owner and your credentials"
-            ) from exc
-        raise
-    for built in zips:
-        key = s3_key(prefix, built.sha256)
-        built.s3_key = key
-        try:
-            s3.head_object(Bucket=bucket, Key=key)
-            log(f"s3://{bucket}/{key} is already there (same content): not uploading {built.path.name}")
-            continue
-        except ClientError as exc:
-            if str(exc.response.get("Error", {}).get("Code", "")) not in ("404", "NoSuchKey", "NotFound"):
-                raise
-        callback = progress(built) if progress else None
-        s3.upload_file(
-            str(built.path), bucket, key,
-            ExtraArgs={"ContentType": "application/zip", "Metadata": {"sha256": built.sha256}},
-            Callback=callback,
-        )  # fmt: skip
-        built.uploaded = True
-        log(f"uploaded {built.path.name} to s3://{bucket}/{key}")
+    from lambdavision.aws.session import aws_errors
+    from lambdavision.aws.upload import DEFAULT_TRANSFER
+
+    check_bucket(s3, bucket)
+    with aws_errors(bucket=bucket):
+        for built in zips:
+            key = s3_key(prefix, built.sha256)
+            built.s3_key = key
+            try:
+                head = s3.head_object(Bucket=bucket, Key=key)
+                if head.get("ContentLength") == built.sizes.zipped:
+                    log(f"s3://{bucket}/{key} is already there (same content): not uploading {built.path.name}")
+                    continue
+            except ClientError as exc:
+                if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") != 404:
+                    raise
+            s3.upload_file(
+                str(built.path), bucket, key,
+                ExtraArgs={
+                    "ChecksumAlgorithm": "SHA256",  # S3 verifies every part
+                    "ContentType": "application/zip",
+                    "Metadata": {"sha256": built.sha256},
+                },
+                Callback=progress(built) if progress else None,
+                Config=DEFAULT_TRANSFER,
+            )  # fmt: skip
+            built.uploaded = True
+            log(f"uploaded {built.path.name} to s3://{bucket}/{key}")
 
 
 def packaged_template(
@@ -526,6 +553,7 @@ __all__ = [
     "PackageError",
     "PackageTooLarge",
     "build",
+    "check_bucket",
     "packaged_template",
     "plan_functions",
     "runtime_files",

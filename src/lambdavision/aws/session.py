@@ -26,9 +26,9 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
     ProfileNotFound,
-    ResponseParserError,
     WaiterError,
 )
+from botocore.parsers import ResponseParserError
 
 from lambdavision.core.errors import LambdaVisionError
 
@@ -65,9 +65,7 @@ class AwsSession:
     def session(self) -> boto3.Session:
         if self._session is None:
             with aws_errors():
-                self._session = boto3.Session(
-                    profile_name=self.options.profile, region_name=self.options.region
-                )
+                self._session = boto3.Session(profile_name=self.options.profile, region_name=self.options.region)
         return self._session
 
     def _client(self, service: str) -> Any:
@@ -161,8 +159,7 @@ def _explain_client_error(exc: ClientError, *, bucket: str | None, stack: str | 
         )
     if code in _ACCESS_DENIED:
         return AwsError(
-            f"access denied for {operation} ({message}): use credentials or a --profile whose IAM "
-            "policy allows it"
+            f"access denied for {operation} ({message}): use credentials or a --profile whose IAM policy allows it"
         )
     if code == "InsufficientCapabilitiesException" or "capabilit" in message.lower():
         return AwsError(f"{message}: add --capabilities CAPABILITY_IAM (the template creates an IAM role)")

@@ -93,9 +93,7 @@ class TemplateOptions:
                 f"runtime {self.runtime!r} is not supported{why}: use one of {', '.join(SUPPORTED_RUNTIMES)}"
             )
         if self.architecture not in ARCHITECTURES:
-            raise TemplateOptionError(
-                f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}"
-            )
+            raise TemplateOptionError(f"architecture {self.architecture!r} is not one of {', '.join(ARCHITECTURES)}")
         if not 128 <= self.memory <= 10240:
             raise TemplateOptionError(f"memory {self.memory} MB is outside Lambda's 128..10240 MB")
         if not 1 <= self.timeout <= 900:
@@ -230,9 +228,7 @@ def _function(options: TemplateOptions) -> dict[str, Any]:
         "MemorySize": options.memory,
         "Timeout": options.timeout,
         "Role": {"Fn::GetAtt": [ROLE_ID, "Arn"]},
-        "Environment": {
-            "Variables": {"MODEL_BUCKET": _ref("BucketName"), "MODEL_KEY": _ref("ObjectKey")}
-        },
+        "Environment": {"Variables": {"MODEL_BUCKET": _ref("BucketName"), "MODEL_KEY": _ref("ObjectKey")}},
     }
     if options.snapstart:
         properties["SnapStart"] = {"ApplyOn": "PublishedVersions"}
@@ -381,7 +377,7 @@ class _TemplateDumper(yaml.SafeDumper):
 
 def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:
     if len(data) == 1:
-        (key, value), = data.items()
+        ((key, value),) = data.items()
         if key == "Ref":
             return dumper.represent_scalar("!Ref", value)
         if key == "Fn::GetAtt" and isinstance(value, list) and all(isinstance(v, str) for v in value):
@@ -401,9 +397,7 @@ _TemplateDumper.add_representer(dict, _represent_dict)
 
 def dump_template(template: dict[str, Any]) -> str:
     """The template as YAML, short tags and all, in the dict's own order."""
-    text: str = yaml.dump(
-        template, Dumper=_TemplateDumper, sort_keys=False, default_flow_style=False, width=1000
-    )
+    text: str = yaml.dump(template, Dumper=_TemplateDumper, sort_keys=False, default_flow_style=False, width=1000)
     return text
 
 
@@ -441,7 +435,7 @@ _TemplateLoader.add_constructor("tag:yaml.org,2002:timestamp", _json_safe_timest
 def load_template(text: str, *, source: str = "template") -> dict[str, Any]:
     """Parse a JSON or YAML CloudFormation template; a malformed one raises TemplateOptionError."""
     try:
-        data = yaml.load(text, Loader=_TemplateLoader)  # noqa: S506 - a SafeLoader subclass
+        data = yaml.load(text, Loader=_TemplateLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise TemplateOptionError(f"{source}: not a valid YAML or JSON template ({exc})".replace("\n", " ")) from exc
     if not isinstance(data, dict) or not isinstance(data.get("Resources"), dict):

@@ -54,7 +54,9 @@ def parse_s3_uri(text: str) -> S3Location:
     """`s3://bucket/key` -> S3Location; anything else is a BadRequest naming the expected form."""
     match = re.fullmatch(r"s3://([^/]+)/(.+)", text)
     if not match:
-        raise BadRequest(f"{text!r} is not an S3 object URI: expected s3://BUCKET/KEY (for example s3://my-bucket/model.tar.gz)")
+        raise BadRequest(
+            f"{text!r} is not an S3 object URI: expected s3://BUCKET/KEY (for example s3://my-bucket/model.tar.gz)"
+        )
     bucket, key = match.groups()
     if not _BUCKET_NAME.fullmatch(bucket):
         raise BadRequest(f"{bucket!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots, hyphens)")

@@ -63,9 +63,7 @@ class Target:
             supported = ", ".join(SUPPORTED_RUNTIMES)
             raise LambdaVisionError(f"cannot package for Runtime {runtime!r}: supported are {supported}")
         if architecture not in ARCHITECTURES:
-            raise LambdaVisionError(
-                f"unknown architecture {architecture!r}: use one of {', '.join(ARCHITECTURES)}"
-            )
+            raise LambdaVisionError(f"unknown architecture {architecture!r}: use one of {', '.join(ARCHITECTURES)}")
         return cls(runtime, architecture)
 
     @property
@@ -163,9 +161,7 @@ def _pip_download(target: Target, reqs: Sequence[str], dest: Path, find_links: P
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         last = lines[-1] if lines else f"exit status {proc.returncode}"
-        raise LambdaVisionError(
-            f"pip could not fetch binary wheels of {' '.join(reqs)} for {target.slug}: {last}"
-        )
+        raise LambdaVisionError(f"pip could not fetch binary wheels of {' '.join(reqs)} for {target.slug}: {last}")
 
 
 _WHEEL_NAME = re.compile(r"^(?P<name>[^-]+)-(?P<version>[^-]+)(-\d[^-]*)?-[^-]+-[^-]+-[^-]+\.whl$")

@@ -1,9 +1,360 @@
-"""Commands: (filled in by its issue)."""
+"""Commands: `upload`, `deploy`, `endpoint`, `logs`, `delete` — AWS through one boto3 session.
+
+Each parses its flags, makes one call into lambdavision.aws, and prints. Progress (upload bytes,
+stack events) goes to stderr on a terminal only; results go to stdout; `--quiet` leaves only
+results and errors.
+"""
 
 from __future__ import annotations
 
+import shlex
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
 import click
+from rich import box
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from lambdavision.aws import deploy as stacks
+from lambdavision.aws.logs import LogEvent, fetch_events, function_log_group, parse_time, tail_events, to_ms
+from lambdavision.aws.session import AwsOptions, AwsSession, aws_errors
+from lambdavision.aws.upload import parse_s3_uri, upload_artifact
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+_STATUS_STYLE = {"COMPLETE": "green", "IN_PROGRESS": "yellow", "FAILED": "red"}
+
+
+def aws_options(func: F) -> F:
+    """--region / --profile / --endpoint-url / --quiet, as every AWS command takes them."""
+    for decorator in reversed(
+        [
+            click.option("--region", default=None, help="AWS region (default: AWS_REGION / your AWS config)."),
+            click.option("--profile", default=None, help="AWS profile from ~/.aws/config (default: AWS_PROFILE)."),
+            click.option(
+                "--endpoint-url",
+                default=None,
+                help="Send AWS calls to this endpoint (default: AWS_ENDPOINT_URL), e.g. a moto server.",
+            ),
+            click.option("--quiet", "-q", is_flag=True, help="Print only results and errors."),
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+class GreedyOptionsCommand(click.Command):
+    """Lets a repeatable option take several values after one flag, as SAM and the AWS CLI do:
+
+    `--parameter-overrides A=1 B=2 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM`.
+    """
+
+    greedy_options: tuple[str, ...] = ()
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_greedy(args, self.greedy_options))
+
+
+def spread_greedy(args: list[str], greedy: tuple[str, ...]) -> list[str]:
+    """`--opt a b` -> `--opt a --opt b` for each option in `greedy`; everything else unchanged."""
+    out: list[str] = []
+    current: str | None = None
+    for index, token in enumerate(args):
+        if token == "--":
+            out.extend(args[index:])
+            return out
+        if current is not None and not token.startswith("-"):
+            out += [current, token]
+            continue
+        current = None
+        if token in greedy:
+            current = token
+            nxt = args[index + 1] if index + 1 < len(args) else None
+            if nxt is None or nxt.startswith("-"):
+                out.append(token)  # no value: click reports it
+            continue
+        out.append(token)
+    return out
+
+
+def _session(region: str | None, profile: str | None, endpoint_url: str | None) -> AwsSession:
+    return AwsSession(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url))
+
+
+def _show_progress(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty()
+
+
+def _note(message: str, quiet: bool) -> None:
+    if not quiet:
+        click.echo(message, err=True)
+
+
+# --- upload -------------------------------------------------------------------------------------
+
+
+@click.command("upload")
+@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
+@click.argument("destination", metavar="s3://BUCKET/KEY")
+@aws_options
+def upload(
+    artifact: Path, destination: str, region: str | None, profile: str | None, endpoint_url: str | None, quiet: bool
+) -> None:
+    """Validate a model artifact and upload it to S3 (skipped when S3 already has the same bytes).
+
+    Prints the S3 URI and the MODEL_BUCKET / MODEL_KEY values (the template's BucketName /
+    ObjectKey parameters) to use.
+    """
+    location = parse_s3_uri(destination)
+    s3 = _session(region, profile, endpoint_url).s3()
+    with aws_errors(bucket=location.bucket):
+        if _show_progress(quiet):
+            columns = (
+                "[progress.description]{task.description}",
+                BarColumn(),
+                DownloadColumn(),
+                TransferSpeedColumn(),
+                TimeRemainingColumn(),
+            )
+            with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+                size = artifact.stat().st_size if artifact.is_file() else None
+                task = progress.add_task(f"uploading {artifact.name}", total=size)
+                result = upload_artifact(s3, artifact, location, on_bytes=lambda n: progress.advance(task, n))
+        else:
+            result = upload_artifact(s3, artifact, location)
+    if result.uploaded:
+        _note(f"Uploaded {artifact} ({result.size:,} bytes, sha256 {result.sha256[:12]}…)", quiet)
+    else:
+        _note(f"Skipped: {location.uri} already holds this artifact (sha256 {result.sha256[:12]}…)", quiet)
+    click.echo(location.uri)
+    click.echo(f"MODEL_BUCKET={location.bucket}")
+    click.echo(f"MODEL_KEY={location.key}")
+    _note(
+        "Deploy with: --parameter-overrides "
+        f"{shlex.quote(f'BucketName={location.bucket}')} {shlex.quote(f'ObjectKey={location.key}')}",
+        quiet,
+    )
+
+
+# --- deploy / endpoint / delete -----------------------------------------------------------------
+
+
+class _EventPrinter:
+    """Stack events as aligned lines on stderr (terminal only)."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.console = Console(stderr=True, highlight=False) if enabled else None
+
+    def __call__(self, event: stacks.StackEvent) -> None:
+        if self.console is None:
+            return
+        style = next((s for k, s in _STATUS_STYLE.items() if event.status.endswith(k)), "")
+        when = event.timestamp.astimezone().strftime("%H:%M:%S")
+        reason = f"  {event.reason}" if event.reason else ""
+        self.console.print(
+            f"{when}  [{style}]{event.status:<22}[/]  {event.resource_type:<32} {event.logical_id}{reason}",
+            soft_wrap=True,
+        )
+
+
+def _print_outputs(outputs: list[stacks.StackOutput]) -> None:
+    if not outputs:
+        return
+    tty = sys.stdout.isatty()
+    table = Table(box=box.SIMPLE_HEAD if tty else None, show_edge=tty, title="Outputs" if tty else None)
+    for column in ("Key", "Value", "Description"):
+        table.add_column(column, overflow="fold" if tty else "ignore", no_wrap=not tty)
+    for output in outputs:
+        table.add_row(output.key, output.value, output.description)
+    # In a pipe nothing is wrapped or cut: scripts read whole values.
+    width = None if tty else 10 + sum(max(len(o.key), len(o.value), len(o.description)) for o in outputs) * 3
+    Console(highlight=False, width=width).print(table)
+
+
+class _DeployCommand(GreedyOptionsCommand):
+    greedy_options = ("--parameter-overrides", "--capabilities")
+
+
+@click.command("deploy", cls=_DeployCommand)
+@click.option(
+    "--template-file",
+    "--template",
+    "-t",
+    "template_file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="The packaged template (from `package`).",
+)
+@click.option("--stack-name", required=True, help="CloudFormation stack to create or update.")
+@click.option(
+    "--capabilities",
+    multiple=True,
+    metavar="CAPABILITY...",
+    help="e.g. CAPABILITY_IAM (the template creates an IAM role).",
+)
+@click.option(
+    "--parameter-overrides",
+    multiple=True,
+    metavar="KEY=VALUE...",
+    help="Template parameters, e.g. BucketName=my-bucket ObjectKey=models/model.tar.gz.",
+)
+@click.option("--poll-interval", type=float, default=2.0, hidden=True)
+@aws_options
+def deploy(
+    template_file: Path,
+    stack_name: str,
+    capabilities: tuple[str, ...],
+    parameter_overrides: tuple[str, ...],
+    poll_interval: float,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    quiet: bool,
+) -> None:
+    """Create the stack, or update it in place; wait, then print its outputs.
+
+    An update with no changes is reported and exits 0. On failure the failed resources' reasons
+    are printed; a stack left in ROLLBACK_COMPLETE is deleted by the next deploy (which says so).
+    The template's function code must already be in S3: run `lambdavision package` first. The
+    function's memory, timeout, architecture, runtime and SnapStart are set by `lambdavision init`
+    in the template.
+    """
+    body, template = stacks.read_template_file(template_file)
+    stacks.check_packaged(template, str(template_file))
+    overrides = stacks.parse_parameter_overrides(parameter_overrides)
+    cfn = _session(region, profile, endpoint_url).cloudformation()
+    show = _show_progress(quiet)
+    if show:
+        click.echo(f"Deploying {template_file} to stack {stack_name}…", err=True)
+    with aws_errors(stack=stack_name):
+        result = stacks.deploy_stack(
+            cfn,
+            stack_name=stack_name,
+            template_body=body,
+            template=template,
+            overrides=overrides,
+            capabilities=capabilities,
+            on_event=_EventPrinter(show),
+            on_notice=lambda message: click.echo(message, err=True),
+            poll_seconds=poll_interval,
+        )
+    if result.action == "none":
+        _note(f"No changes to deploy: stack {stack_name} is up to date ({result.status}).", quiet)
+    else:
+        _note(f"Stack {stack_name}: {result.status}", quiet)
+    _print_outputs(result.outputs)
+
+
+@click.command("endpoint")
+@click.option("--stack-name", required=True, help="The deployed stack.")
+@click.option("--output-key", default="PyTorchApi", show_default=True, help="Which output to print.")
+@aws_options
+def endpoint(
+    stack_name: str, output_key: str, region: str | None, profile: str | None, endpoint_url: str | None, quiet: bool
+) -> None:
+    """Print the stack's API URL alone (for scripts: `curl "$(lambdavision endpoint --stack-name S)"`)."""
+    cfn = _session(region, profile, endpoint_url).cloudformation()
+    with aws_errors(stack=stack_name):
+        click.echo(stacks.stack_output(cfn, stack_name, output_key))
+
+
+@click.command("delete")
+@click.option("--stack-name", required=True, help="The stack to delete.")
+@click.option("--poll-interval", type=float, default=2.0, hidden=True)
+@aws_options
+def delete(
+    stack_name: str,
+    poll_interval: float,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    quiet: bool,
+) -> None:
+    """Delete the stack and wait until it is gone (the model in S3 is left alone)."""
+    cfn = _session(region, profile, endpoint_url).cloudformation()
+    with aws_errors(stack=stack_name):
+        deleted = stacks.delete_stack(
+            cfn, stack_name, on_event=_EventPrinter(_show_progress(quiet)), poll_seconds=poll_interval
+        )
+    if deleted:
+        _note(f"Deleted stack {stack_name}.", quiet)
+    else:
+        _note(f"Stack {stack_name} does not exist: nothing to delete.", quiet)
+
+
+# --- logs ---------------------------------------------------------------------------------------
+
+
+@click.command("logs")
+@click.option(
+    "--name",
+    "-n",
+    required=True,
+    help="The function's logical id in the stack (e.g. PyTorchFunction); without --stack-name, its physical name.",
+)
+@click.option("--stack-name", default=None, help="The stack the function belongs to.")
+@click.option(
+    "--filter", "pattern", default=None, help="CloudWatch Logs filter pattern, e.g. error or '\"Task timed out\"'."
+)
+@click.option("--start-time", "-s", default="10m ago", show_default=True, help="'10m ago', '2h ago' or ISO 8601.")
+@click.option("--end-time", "-e", default=None, help="'5m ago' or ISO 8601 (default: now).")
+@click.option("--tail", "-t", is_flag=True, help="Keep printing new events until Ctrl-C.")
+@click.option("--tail-for", type=float, default=None, hidden=True)
+@click.option("--poll-interval", type=float, default=1.0, hidden=True)
+@aws_options
+def logs(
+    name: str,
+    stack_name: str | None,
+    pattern: str | None,
+    start_time: str,
+    end_time: str | None,
+    tail: bool,
+    tail_for: float | None,
+    poll_interval: float,
+    region: str | None,
+    profile: str | None,
+    endpoint_url: str | None,
+    quiet: bool,
+) -> None:
+    """Print a function's CloudWatch logs (`sam logs` style: stream, time, message)."""
+    if tail and end_time:
+        raise click.UsageError("--end-time cannot be combined with --tail")
+    now = datetime.now().astimezone()
+    start_ms = to_ms(parse_time(start_time, now=now))
+    end_ms = to_ms(parse_time(end_time, now=now)) if end_time else None
+    session = _session(region, profile, endpoint_url)
+
+    def show(event: LogEvent) -> None:
+        click.echo(event.format())
+
+    with aws_errors(stack=stack_name):
+        group = function_log_group(session.cloudformation(), stack_name, name) if stack_name else f"/aws/lambda/{name}"
+        client = session.logs()
+        if not tail:
+            for event in fetch_events(client, group, pattern=pattern, start_ms=start_ms, end_ms=end_ms):
+                show(event)
+            return
+        _note(f"Tailing {group} (Ctrl-C to stop)…", quiet or not sys.stderr.isatty())
+        try:
+            tail_events(
+                client,
+                group,
+                pattern=pattern,
+                start_ms=start_ms,
+                on_event=show,
+                poll_seconds=poll_interval,
+                stop_after_seconds=tail_for,
+            )
+        except KeyboardInterrupt:
+            return  # Ctrl-C is how a tail ends
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the main group."""
+    for command in (upload, deploy, endpoint, logs, delete):
+        cli.add_command(command)

@@ -1,9 +1,146 @@
-"""Commands: (filled in by its issue)."""
+"""Commands: `local invoke` (and `local start-api`, from cli/start_api.py) — SAM CLI's local loop without Docker."""
 
 from __future__ import annotations
 
+import json
+import signal
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
 import click
+
+from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.template import (
+    AppTemplate,
+    FunctionSpec,
+    TemplateError,
+    apply_env_file,
+    find_default_template,
+    load_env_file,
+    load_template,
+    parse_parameter_overrides,
+)
+
+RUNTIME_NOTE = (
+    "The function runs in AWS's own runtime client (awslambdaric) on THIS Python interpreter "
+    f"({sys.executable}): whatever lambdavision's environment has installed, the function has. "
+    "No Docker."
+)
+
+
+@click.group()
+def local() -> None:
+    """Run the template's functions on this machine, as `sam local` does, without Docker."""
+
+
+@contextmanager
+def sigterm_as_exit() -> Iterator[None]:
+    """SIGTERM unwinds like Ctrl-C, so `with FunctionPool(...)` closes every environment."""
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        raise SystemExit(128 + signum)
+
+    try:
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    except ValueError:  # not the main thread (e.g. CliRunner in a thread): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def load_app(template: str | None, parameter_overrides: tuple[str, ...]) -> AppTemplate:
+    path = Path(template) if template else find_default_template(Path.cwd())
+    return load_template(path, parse_parameter_overrides(parameter_overrides))
+
+
+def choose_function(app: AppTemplate, function_id: str | None) -> FunctionSpec:
+    if function_id is None:
+        if len(app.functions) == 1:
+            return next(iter(app.functions.values()))
+        if not app.functions:
+            raise TemplateError(f"{app.path} defines no Lambda function")
+        raise click.UsageError(f"{app.path} has several functions; name one: {', '.join(sorted(app.functions))}")
+    if function_id not in app.functions:
+        known = ", ".join(sorted(app.functions)) or "none"
+        raise click.UsageError(f"no function {function_id!r} in {app.path} (it has: {known})")
+    return app.functions[function_id]
+
+
+def read_event(source: str | None) -> Any:
+    """The event: a file, "-" for stdin, or {} when no -e was given."""
+    if source is None:
+        return {}
+    name = "stdin" if source == "-" else source
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise LambdaVisionError(f"no such event file: {source}") from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LambdaVisionError(f"cannot read event {name}: {exc}") from exc
+    try:
+        return json.loads(text) if text.strip() else {}
+    except json.JSONDecodeError as exc:
+        raise LambdaVisionError(f"event {name} is not valid JSON: {exc}") from exc
+
+
+def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
+    """`--parameter-overrides A=1 B=2` (SAM's unquoted form): words with "=" are overrides."""
+    overrides = tuple(word for word in words if "=" in word)
+    names = [word for word in words if "=" not in word]
+    if len(names) > 1:
+        raise click.UsageError(f"one function at a time, got: {' '.join(names)}")
+    return (names[0] if names else None), overrides
+
+
+@local.command("invoke", epilog=RUNTIME_NOTE)
+@click.argument("words", nargs=-1, metavar="[FUNCTION]")
+@click.option("-e", "--event", "event", metavar="EVENT", help="Event JSON file; '-' reads stdin. Default: {}.")
+@click.option(
+    "-n", "--env-vars", "env_vars", metavar="ENV", help='env.json: {"Function": {"VAR": "value"}, "Parameters": {...}}.'
+)
+@click.option(
+    "-t", "--template", "--template-file", "template", metavar="TEMPLATE", help="Default: template.yaml here."
+)
+@click.option("--parameter-overrides", multiple=True, metavar="K=V ...", help="Template parameters: K=V words.")
+def invoke(
+    words: tuple[str, ...],
+    event: str | None,
+    env_vars: str | None,
+    template: str | None,
+    parameter_overrides: tuple[str, ...],
+) -> None:
+    """Invoke FUNCTION once with an event; print its result on stdout.
+
+    Logs and Lambda's REPORT line go to stderr; the exit status is 1 when the function failed.
+    Variables in env.json are set even if the template does not declare them, and this shell's
+    AWS credentials, region and AWS_ENDPOINT_URL pass through to the function.
+    """
+    from lambdavision.local.pool import FunctionPool
+
+    function_id, extra_overrides = split_function_and_overrides(words)
+    app = load_app(template, parameter_overrides + extra_overrides)
+    spec = choose_function(app, function_id)
+    if env_vars:
+        spec = apply_env_file(spec, load_env_file(Path(env_vars)))
+    payload = read_event(event)
+    with sigterm_as_exit(), FunctionPool(spec, concurrency=1) as pool:
+        invocation = pool.invoke(payload)
+    sys.stdout.buffer.write(invocation.payload + b"\n")
+    sys.stdout.flush()
+    if invocation.error_type is not None:
+        sys.exit(1)
 
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the main group."""
+    from lambdavision.cli.start_api import start_api
+
+    local.add_command(start_api)
+    cli.add_command(local)

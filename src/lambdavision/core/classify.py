@@ -55,7 +55,7 @@ class Timings:
     fetch_ms: float = 0.0
     decode_ms: float = 0.0
     inference_ms: float = 0.0
-    extra: dict[str, float] = field(default_factory=dict)
+    image_sizes: list[tuple[int, int]] = field(default_factory=list)  # original (width, height) of each image
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -94,8 +94,8 @@ class Classifier:
             raise BadRequest("topk must be a positive integer")
         return min(topk, len(self.classes))
 
-    def preprocess(self, data: bytes) -> np.ndarray:
-        return preprocess(data, self.preprocessing, self.max_pixels)
+    def preprocess(self, data: bytes, sizes: list[tuple[int, int]] | None = None) -> np.ndarray:
+        return preprocess(data, self.preprocessing, self.max_pixels, sizes)
 
     def predict_arrays(self, batch: np.ndarray, topk: int = 3) -> list[Prediction]:
         """(N, 3, H, W) normalised inputs -> one Prediction each, in one forward pass."""
@@ -116,7 +116,8 @@ class Classifier:
     def classify(self, images: Sequence[bytes], topk: int = 3, timings: Timings | None = None) -> list[Prediction]:
         """Image bytes -> predictions; the first bad image raises its error."""
         started = time.perf_counter()
-        batch = np.stack([self.preprocess(data) for data in images])
+        sizes = timings.image_sizes if timings is not None else None
+        batch = np.stack([self.preprocess(data, sizes) for data in images])
         decoded = time.perf_counter()
         results = self.predict_arrays(batch, topk)
         if timings is not None:
@@ -137,7 +138,7 @@ class Classifier:
                 results.append(item)
                 continue
             try:
-                inputs.append(self.preprocess(item))
+                inputs.append(self.preprocess(item, timings.image_sizes if timings is not None else None))
             except LambdaVisionError as exc:
                 results.append(exc)
                 continue

@@ -543,7 +543,8 @@ def _read_answer(target: Target, policy: FetchPolicy, response: http.client.HTTP
             raise UpstreamError(f"image host {target.display} answered HTTP {status} without a Location")
         return _Answer(location=location)
     if not 200 <= status < 300:
-        raise UpstreamError(f"image host {target.display} answered HTTP {status} {response.reason}".rstrip())
+        reason = response.reason[:100]  # the server's words, kept short
+        raise UpstreamError(f"image host {target.display} answered HTTP {status} {reason}".rstrip())
     declared = response.length
     if declared is not None and declared > policy.max_bytes:
         raise PayloadTooLarge(

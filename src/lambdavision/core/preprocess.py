@@ -104,7 +104,9 @@ def decode_image(data: bytes, prep: Preprocessing, max_pixels: int = DEFAULT_MAX
             if scale < 1:
                 source.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         source.load()  # first frame of a GIF/WebP animation
-        return _to_rgb(ImageOps.exif_transpose(source) or source)
+        image = _to_rgb(ImageOps.exif_transpose(source) or source)
+        image.info["original_size"] = (width, height)  # before draft reduction, for logs
+        return image
     except LambdaVisionError:
         raise
     except Image.DecompressionBombError as exc:
@@ -160,6 +162,14 @@ def normalise(planes: np.ndarray, prep: Preprocessing) -> np.ndarray:
     return planes
 
 
-def preprocess(data: bytes, prep: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Image bytes -> the model's (3, input_size, input_size) float32 input."""
-    return normalise(resize_and_crop(decode_image(data, prep, max_pixels), prep), prep)
+def preprocess(
+    data: bytes, prep: Preprocessing, max_pixels: int = DEFAULT_MAX_PIXELS, sizes: list[tuple[int, int]] | None = None
+) -> np.ndarray:
+    """Image bytes -> the model's (3, input_size, input_size) float32 input.
+
+    `sizes`, when given, receives the image's original (width, height).
+    """
+    image = decode_image(data, prep, max_pixels)
+    if sizes is not None:
+        sizes.append(image.info["original_size"])
+    return normalise(resize_and_crop(image, prep), prep)

@@ -298,7 +298,7 @@ class Environment:
                 stderr=subprocess.STDOUT,
                 # Own session: a Ctrl-C in the terminal reaches lambdavision, which closes us.
                 start_new_session=True,
-                preexec_fn=_die_with_parent(parent_pid),  # noqa: PLW1509 - only async-safe calls
+                preexec_fn=_die_with_parent(parent_pid),
             )
 
         self._started_at = time.monotonic()

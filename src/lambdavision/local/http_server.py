@@ -84,9 +84,13 @@ class GatewayRequestHandler(BaseHTTPRequestHandler):
 
     server: GatewayHTTPServer
     protocol_version = "HTTP/1.1"  # keep-alive
+    # An unparseable request line is answered with a status line and headers, not HTTP/0.9's bare body.
+    default_request_version = "HTTP/1.0"
     disable_nagle_algorithm = True  # TCP_NODELAY on the accepted socket
     server_version = "lambdavision"
-    sys_version = ""
+
+    def version_string(self) -> str:
+        return self.server_version
 
     def _serve(self) -> None:
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -234,6 +235,12 @@ class _RuntimeApiHttpServer(ThreadingHTTPServer):
         # Without it, each small write waits for the peer's delayed ACK: ~40-90 ms per call.
         connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return connection, address
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A killed runtime drops its connection mid-call: expected, not worth a traceback.
+        if isinstance(sys.exc_info()[1], ConnectionError | TimeoutError):
+            return
+        super().handle_error(request, client_address)
 
 
 class RuntimeApiServer:

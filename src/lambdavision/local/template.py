@@ -113,7 +113,7 @@ _CfnLoader.add_multi_constructor("!", _construct_short_tag)
 def parse_template_text(text: str, source: str = "template") -> dict[str, Any]:
     """The template as a dict; JSON and YAML (with short tags) both accepted."""
     try:
-        document = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_CfnLoader)  # noqa: S506 - SafeLoader subclass
+        document = json.loads(text) if text.lstrip().startswith("{") else yaml.load(text, Loader=_CfnLoader)
     except (json.JSONDecodeError, yaml.YAMLError) as exc:
         raise TemplateError(f"{source} is not valid YAML/JSON: {_one_line(str(exc))}") from exc
     if not isinstance(document, dict):
@@ -156,7 +156,7 @@ class _Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref":
                 return self._values.get(str(argument), "")
             if key.startswith("Fn::") or key == "Condition":
@@ -258,22 +258,26 @@ def as_env_value(value: Any) -> str:
 # --- parameters ----------------------------------------------------------------------------
 
 
-def _parameter_values(
-    template: Mapping[str, Any], overrides: Mapping[str, str], source: str
-) -> dict[str, Any]:
+def _parameter_values(template: Mapping[str, Any], overrides: Mapping[str, str], source: str) -> dict[str, Any]:
     declared = template.get("Parameters") or {}
     if not isinstance(declared, dict):
         raise TemplateError(f"{source}: Parameters must be a mapping")
     unknown = sorted(set(overrides) - set(declared))
     if unknown:
-        raise TemplateError(f"{source} has no parameter {', '.join(unknown)} (it declares: {', '.join(declared) or 'none'})")
+        raise TemplateError(
+            f"{source} has no parameter {', '.join(unknown)} (it declares: {', '.join(declared) or 'none'})"
+        )
     values: dict[str, Any] = {}
     for name, definition in declared.items():
         definition = definition if isinstance(definition, dict) else {}
         raw = overrides.get(name, definition.get("Default", ""))
         text = as_env_value(raw)
         kind = str(definition.get("Type", "String"))
-        values[name] = [item.strip() for item in text.split(",")] if kind.startswith("List<") or kind == "CommaDelimitedList" else text
+        values[name] = (
+            [item.strip() for item in text.split(",")]
+            if kind.startswith("List<") or kind == "CommaDelimitedList"
+            else text
+        )
     return values
 
 
@@ -334,8 +338,12 @@ def _function_spec(
         handler=handler,
         code_dir=code_dir,
         runtime=resolver.resolve_str(properties.get("Runtime")) or DEFAULT_RUNTIME,
-        memory_mb=_int_property(resolver.resolve(properties.get("MemorySize")), DEFAULT_MEMORY_MB, f"{source}: {logical_id}.MemorySize"),
-        timeout_s=_int_property(resolver.resolve(properties.get("Timeout")), DEFAULT_TIMEOUT_S, f"{source}: {logical_id}.Timeout"),
+        memory_mb=_int_property(
+            resolver.resolve(properties.get("MemorySize")), DEFAULT_MEMORY_MB, f"{source}: {logical_id}.MemorySize"
+        ),
+        timeout_s=_int_property(
+            resolver.resolve(properties.get("Timeout")), DEFAULT_TIMEOUT_S, f"{source}: {logical_id}.Timeout"
+        ),
         environment=_environment(properties, resolver),
         architecture=architecture or "x86_64",
         unavailable_reason=unavailable,
@@ -389,9 +397,7 @@ def _normalise_path(path: str) -> str:
     return "/" + path.strip().strip("/") if path.strip("/ ") else "/"
 
 
-def _sam_routes(
-    logical_id: str, properties: Mapping[str, Any], resolver: _Resolver
-) -> Iterator[tuple[ApiRoute, str]]:
+def _sam_routes(logical_id: str, properties: Mapping[str, Any], resolver: _Resolver) -> Iterator[tuple[ApiRoute, str]]:
     """(route, the API it belongs to) for each `Type: Api` event of a SAM function."""
     events = properties.get("Events") or {}
     if not isinstance(events, dict):
@@ -455,7 +461,18 @@ def load_template(
         raise TemplateError(f"no such template: {path}") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise TemplateError(f"cannot read template {path}: {exc}") from exc
-    document = parse_template_text(text, source)
+    return build_app(parse_template_text(text, source), path, parameter_overrides, region=region)
+
+
+def build_app(
+    document: Mapping[str, Any],
+    path: Path,
+    parameter_overrides: Mapping[str, str] | None = None,
+    *,
+    region: str = "us-east-1",
+) -> AppTemplate:
+    """The functions and routes of a parsed template; relative code folders are under path's folder."""
+    source = str(path)
     resolver = _Resolver(document, _parameter_values(document, dict(parameter_overrides or {}), source), region)
     base = path.resolve().parent
     resources: dict[str, Any] = document["Resources"]
@@ -587,6 +604,7 @@ __all__ = [
     "FunctionSpec",
     "TemplateError",
     "apply_env_file",
+    "build_app",
     "find_default_template",
     "load_env_file",
     "load_template",

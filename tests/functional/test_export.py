@@ -1,0 +1,294 @@
+"""export() (torch.export-based ONNX) and convert / `export --torchscript` (TorchScript-based ONNX):
+what they write, that the copies agree with the model, and what they refuse."""
+
+from __future__ import annotations
+
+import io
+import sys
+import tarfile
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from lambdavision.cli import cli
+from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_NAME, read_artifact
+from lambdavision.core.errors import ArtifactError
+from lambdavision.core.preprocess import Preprocessing
+from lambdavision.export import ExportError, convert, export, measure_agreement
+from lambdavision.zoo import resnet50, small_cnn
+from tests.fixtures.models import TINY_CLASSES, TINY_INPUT_SIZE
+
+
+def onnx_logits(onnx: bytes | None, batch: np.ndarray) -> np.ndarray:
+    assert onnx is not None
+    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+    result: np.ndarray = session.run(None, {session.get_inputs()[0].name: batch})[0]
+    return result
+
+
+def torchscript_logits(pth: bytes | None, batch: np.ndarray) -> np.ndarray:
+    assert pth is not None
+    module = torch.jit.load(io.BytesIO(pth), map_location="cpu")
+    with torch.no_grad():
+        result: np.ndarray = module(torch.from_numpy(batch)).numpy()
+    return result
+
+
+def eager_logits(model: nn.Module, batch: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        result: np.ndarray = model(torch.from_numpy(batch)).numpy()
+    return result
+
+
+def random_batch(n: int, size: int, seed: int = 7) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((n, 3, size, size)).astype(np.float32)
+
+
+def assert_agree(expected: np.ndarray, actual: np.ndarray) -> None:
+    agreement = measure_agreement(expected, actual)
+    assert agreement.ok, agreement
+
+
+def member_names(path: Path) -> list[str]:
+    with tarfile.open(path, "r:gz") as tar:
+        return tar.getnames()
+
+
+# --- export(): a live nn.Module, the torch.export-based exporter ------------------------------------
+
+
+def test_export_writes_the_full_layout(tiny_artifact: Path, tiny_model: nn.Module) -> None:
+    assert member_names(tiny_artifact) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, "model.pth"]
+    artifact = read_artifact(tiny_artifact, want_torchscript=True)
+    assert artifact.classes == TINY_CLASSES
+    assert artifact.manifest is not None
+    assert artifact.manifest.num_classes == 3
+    assert artifact.preprocessing == Preprocessing(input_size=32, resize_size=37)
+    assert artifact.manifest.extra["onnx_exporter"] == "dynamo"
+    assert artifact.manifest.extra["opset"] >= 17
+
+    # Checked independently of export()'s own check, on other inputs and batch sizes.
+    for n in (1, 5):
+        batch = random_batch(n, TINY_INPUT_SIZE)
+        expected = eager_logits(tiny_model, batch)
+        assert_agree(expected, onnx_logits(artifact.onnx, batch))
+        assert_agree(expected, torchscript_logits(artifact.torchscript, batch))
+
+
+def test_export_onnx_is_self_contained(tmp_path: Path, tiny_model: nn.Module) -> None:
+    """No `.onnx.data` side file anywhere: the ONNX bytes alone load (torch 2.13's default would not)."""
+    out = tmp_path / "out" / "model.tar.gz"
+    export(tiny_model, TINY_CLASSES, out, input_size=TINY_INPUT_SIZE, torchscript=False)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["model.tar.gz"]
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME]
+    artifact = read_artifact(out)
+    assert onnx_logits(artifact.onnx, random_batch(2, TINY_INPUT_SIZE)).shape == (2, 3)
+
+
+def test_export_leaves_the_callers_model_alone(tmp_path: Path) -> None:
+    model = small_cnn(3, width=4).train()
+    export(model, ["a", "b", "c"], tmp_path / "m.tar.gz", input_size=16, resize_size=16, torchscript=False)
+    assert model.training
+
+
+@pytest.mark.parametrize(
+    "learner",
+    [
+        pytest.param(lambda m: SimpleNamespace(model=m, dls=SimpleNamespace(vocab=["x", "y"])), id="fastai-v2"),
+        pytest.param(lambda m: SimpleNamespace(model=m, data=SimpleNamespace(classes=["x", "y"])), id="fastai-v1"),
+    ],
+)
+def test_export_a_fastai_style_learner_takes_its_vocab(tmp_path: Path, learner: Any) -> None:
+    out = tmp_path / "model.tar.gz"
+    manifest = export(
+        learner(small_cnn(2, width=4)), out_path=out, input_size=16, mean=(0.5, 0.5, 0.5), torchscript=False
+    )
+    assert manifest.num_classes == 2
+    assert manifest.preprocessing.mean == (0.5, 0.5, 0.5)
+    assert read_artifact(out).classes == ["x", "y"]
+    assert "fastai" not in sys.modules
+
+
+def test_export_refuses_a_class_count_other_than_the_output_width(tmp_path: Path, tiny_model: nn.Module) -> None:
+    out = tmp_path / "model.tar.gz"
+    with pytest.raises(ExportError, match="the model outputs 3 logits but there are 2 class names"):
+        export(tiny_model, ["a", "b"], out, input_size=TINY_INPUT_SIZE)
+    assert not out.exists()
+
+
+class NoisyModel(nn.Module):
+    """Answers differently on every call: no exported copy can agree with it."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mean(dim=(2, 3)) + torch.randn(x.shape[0], 3) * 10
+
+
+def test_export_refuses_when_onnx_disagrees(tmp_path: Path) -> None:
+    out = tmp_path / "model.tar.gz"
+    with pytest.raises(ExportError, match=r"ONNX copy disagrees with the model, refusing to write the artifact"):
+        export(NoisyModel(), ["a", "b", "c"], out, input_size=16, torchscript=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_refuses_what_is_not_a_model(tmp_path: Path) -> None:
+    with pytest.raises(ExportError, match=r"expected a torch\.nn\.Module or a fastai-style learner"):
+        export(object(), ["a"], tmp_path / "m.tar.gz")
+    with pytest.raises(ExportError, match="no class names"):
+        export(small_cnn(2, width=4), None, tmp_path / "m.tar.gz")
+    with pytest.raises(ExportError, match=r"must return one \(batch, classes\) tensor"):
+        export(nn.Identity(), ["a"], tmp_path / "m.tar.gz", input_size=16)
+
+
+def test_tolerance_is_relative_to_the_logits() -> None:
+    """A random-weight ResNet-50 reaches logits in the thousands; 3e-3 there is sound, 1e-2 is not."""
+    big = np.array([[4000.0, -1200.0, 10.0], [-30.0, 2500.0, 7.0]])
+    assert measure_agreement(big, big + 3e-3).ok
+    assert not measure_agreement(big, big + 5.0).ok
+    small = np.array([[1.0, 0.5], [0.2, 0.3]])
+    assert measure_agreement(small, small + 5e-4).ok
+    assert not measure_agreement(small, small + 5e-3).ok
+    swapped = measure_agreement(small, small[:, ::-1])
+    assert swapped.top1_mismatches == 2
+    assert not swapped.ok
+
+
+@pytest.mark.slow
+def test_export_resnet50_random_weights(tmp_path: Path) -> None:
+    """The guide's model size: 25.6 M parameters, logits in the thousands; one export, dynamic batch."""
+    torch.manual_seed(0)
+    model = resnet50(num_classes=10).eval()
+    out = tmp_path / "model.tar.gz"
+    manifest = export(model, [f"c{i}" for i in range(10)], out, check_batch=4)
+    assert manifest.preprocessing == Preprocessing()
+    assert out.stat().st_size > 150_000_000  # two ~95 MB copies of the weights, incompressible
+    artifact = read_artifact(out, want_torchscript=True)
+    assert artifact.onnx is not None
+    assert len(artifact.onnx) > 90_000_000
+    batch = random_batch(3, 224)
+    expected = eager_logits(model, batch)
+    assert_agree(expected, onnx_logits(artifact.onnx, batch))
+    assert_agree(expected, torchscript_logits(artifact.torchscript, batch))
+
+
+# --- convert / export --torchscript: the TorchScript-based exporter ---------------------------------
+
+
+def test_convert_adds_onnx_and_keeps_the_pth(classic_artifact: Path, converted_classic_artifact: Path) -> None:
+    classic = read_artifact(classic_artifact)
+    converted = read_artifact(converted_classic_artifact, want_torchscript=True)
+    assert member_names(converted_classic_artifact) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, "resnet50_jit.pth"]
+    assert converted.torchscript == classic.torchscript
+    assert converted.classes == classic.classes == TINY_CLASSES
+    assert converted.manifest is not None
+    assert converted.manifest.extra["onnx_exporter"] == "torchscript"
+    assert converted.preprocessing == Preprocessing()  # the guide's Resize(256) + CenterCrop(224)
+    for n in (1, 4):
+        batch = random_batch(n, 224)
+        assert_agree(torchscript_logits(classic.torchscript, batch), onnx_logits(converted.onnx, batch))
+
+
+def test_convert_without_torchscript(tmp_path: Path, classic_artifact: Path) -> None:
+    out = tmp_path / "serving.tar.gz"
+    convert(classic_artifact, out, torchscript=False)
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME]
+
+
+def test_convert_refuses_a_wrong_class_count(tmp_path: Path, wrong_class_count_classic_artifact: Path) -> None:
+    out = tmp_path / "model.tar.gz"
+    with pytest.raises(ExportError, match="the model outputs 3 logits but there are 4 class names"):
+        convert(wrong_class_count_classic_artifact, out)
+    assert not out.exists()
+
+
+def test_convert_refuses_a_broken_pth(tmp_path: Path) -> None:
+    old = tmp_path / "old.tar.gz"
+    with tarfile.open(old, "w:gz") as tar:
+        for name, data in (("resnet50_jit.pth", b"not a torchscript zip"), ("classes.txt", b"a\nb\n")):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    with pytest.raises(ExportError, match=r"old\.tar\.gz: resnet50_jit\.pth: not a TorchScript model torch can load"):
+        convert(old, tmp_path / "new.tar.gz")
+
+
+def test_convert_refuses_what_is_not_a_tarball(tmp_path: Path) -> None:
+    old = tmp_path / "old.tar.gz"
+    old.write_text("hello")
+    with pytest.raises(ArtifactError, match="not a gzip-compressed tarball"):
+        convert(old, tmp_path / "new.tar.gz")
+
+
+# --- the CLI ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def loose_torchscript(tmp_path_factory: pytest.TempPathFactory, classic_artifact: Path) -> tuple[Path, Path]:
+    """The classic tarball's two files, unpacked: what a user has after `torch.jit.save`."""
+    workdir = tmp_path_factory.mktemp("loose")
+    artifact = read_artifact(classic_artifact)
+    assert artifact.torchscript is not None
+    (workdir / "resnet50_jit.pth").write_bytes(artifact.torchscript)
+    (workdir / "classes.txt").write_text("cat\ndog\nfish\n")
+    return workdir / "resnet50_jit.pth", workdir / "classes.txt"
+
+
+def test_cli_export_from_torchscript(tmp_path: Path, loose_torchscript: tuple[Path, Path]) -> None:
+    pth, classes = loose_torchscript
+    out = tmp_path / "model.tar.gz"
+    result = CliRunner().invoke(
+        cli, ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), "--input-size", "48"]
+    )
+    assert result.exit_code == 0, result.output
+    assert f"wrote {out}" in result.output
+    artifact = read_artifact(out, want_torchscript=True)
+    assert artifact.classes == TINY_CLASSES
+    assert artifact.preprocessing.input_size == 48
+    assert artifact.preprocessing.resize_size == 55
+    assert artifact.torchscript == pth.read_bytes()
+    assert artifact.torchscript_name == "resnet50_jit.pth"
+
+
+def test_cli_export_no_torchscript(tmp_path: Path, loose_torchscript: tuple[Path, Path]) -> None:
+    pth, classes = loose_torchscript
+    out = tmp_path / "model.tar.gz"
+    result = CliRunner().invoke(
+        cli,
+        ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), "--no-torchscript"],
+    )
+    assert result.exit_code == 0, result.output
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME]
+
+
+def test_cli_convert(tmp_path: Path, classic_artifact: Path) -> None:
+    out = tmp_path / "new.tar.gz"
+    result = CliRunner().invoke(cli, ["convert", str(classic_artifact), str(out)])
+    assert result.exit_code == 0, result.output
+    assert read_artifact(out).manifest is not None
+
+
+def test_cli_convert_bad_input_is_one_line(tmp_path: Path) -> None:
+    old = tmp_path / "old.tar.gz"
+    old.write_bytes(b"\x1f\x8b\x08 truncated")
+    result = CliRunner().invoke(cli, ["convert", str(old), str(tmp_path / "new.tar.gz")])
+    assert result.exit_code == 1
+    assert result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"Error: {old}: ")
+    assert "Traceback" not in result.output
+
+
+def test_cli_without_torch_says_what_to_install(
+    tmp_path: Path, classic_artifact: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
+    result = CliRunner().invoke(cli, ["convert", str(classic_artifact), str(tmp_path / "new.tar.gz")])
+    assert result.exit_code == 1
+    assert result.stderr.strip() == (
+        "Error: exporting needs torch and onnx (torch is missing): pip install 'lambdavision[export]'"
+    )
