@@ -3,8 +3,9 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
 
-.PHONY: demo test lint typecheck unit venv clean
+.PHONY: demo test lint typecheck pytest fuzz bench venv browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +14,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# Browser tests drive Debian's Chromium with Playwright (Playwright's own browser download cannot work here).
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; fi
+
+browser: $(CHROMIUM)
 
 demo: $(STAMP)
 	$(PY) scripts/demo.py
@@ -24,10 +32,20 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM)
+	$(PY) -m pytest -q
+
+test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check src tests scripts benchmarks
 	$(VENV)/bin/mypy
 	$(PY) -m pytest -q
+
+# Longer fuzzing runs than the test suite's (FUZZ_MINUTES per target, default 10).
+fuzz: $(STAMP)
+	LAMBDAVISION_FUZZ_MINUTES=$${FUZZ_MINUTES:-10} $(PY) -m pytest -q -p no:cacheprovider tests/fuzz -s
+
+bench: $(STAMP)
+	$(PY) benchmarks/compare.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,16 +1,17 @@
 """One boto3 session for a command, and the one place botocore's errors become messages.
 
-The session is the ordinary one: `--profile` / `AWS_PROFILE`, `--region` / `AWS_REGION` /
-`AWS_DEFAULT_REGION`, the standard credential chain, and `--endpoint-url` or botocore's own
-`AWS_ENDPOINT_URL` (how the tests reach moto). Every AWS call of a command runs inside
-`aws_errors(...)`, which turns what the user can fix into an `AwsError` whose one-line message
-says what to do; anything else is left to surface as a bug.
+The session is the ordinary one: `--profile` / `AWS_PROFILE`, `--region` / `AWS_DEFAULT_REGION`
+(and `AWS_REGION`, which botocore alone ignores), the standard credential chain, and
+`--endpoint-url` or botocore's own `AWS_ENDPOINT_URL` (how the tests reach moto). Every AWS call
+of a command runs inside `aws_errors(...)`, which turns what the user can fix into an `AwsError`
+whose one-line message says what to do; anything else is left to surface as a bug.
 """
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -59,13 +60,19 @@ class AwsSession:
     """Clients for one command, made lazily from one boto3 session."""
 
     options: AwsOptions = field(default_factory=AwsOptions)
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     _session: boto3.Session | None = field(default=None, init=False, repr=False)
 
     @property
     def session(self) -> boto3.Session:
         if self._session is None:
             with aws_errors():
-                self._session = boto3.Session(profile_name=self.options.profile, region_name=self.options.region)
+                session = boto3.Session(profile_name=self.options.profile, region_name=self.options.region)
+                # botocore reads AWS_DEFAULT_REGION only; AWS_REGION (what Lambda and the other SDKs
+                # set) is honoured too, below it and the profile's region.
+                if session.region_name is None and self.environ.get("AWS_REGION"):
+                    session = boto3.Session(profile_name=self.options.profile, region_name=self.environ["AWS_REGION"])
+                self._session = session
         return self._session
 
     def _client(self, service: str) -> Any:

@@ -22,10 +22,9 @@ from lambdavision.aws.template import ARCHITECTURES, DEFAULT_RUNTIME, SUPPORTED_
 @click.option("--image-url", default=DEFAULT_IMAGE_URL, show_default=True, help="Image URL in event.json.")
 @click.option(
     "--runtime",
-    type=click.Choice(SUPPORTED_RUNTIMES),
     default=DEFAULT_RUNTIME,
     show_default=True,
-    help="Lambda runtime (python3.11 cannot load onnxruntime's wheels: glibc 2.26).",
+    help=f"Lambda runtime: {', '.join(SUPPORTED_RUNTIMES)} (python3.11's glibc 2.26 cannot load onnxruntime).",
 )
 @click.option(
     "--arch",

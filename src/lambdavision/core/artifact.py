@@ -212,6 +212,7 @@ def write_artifact(
                 info.uid = info.gid = 0
                 info.uname = info.gname = ""
                 tar.addfile(info, io.BytesIO(data))
+        os.chmod(tmp_name, 0o644)  # mkstemp's 0600 would hide the artifact from other users
         os.replace(tmp_name, out)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -249,7 +249,10 @@ class RuntimeApiServer:
     def __init__(self, core: RuntimeApiCore) -> None:
         self.core = core
         self._server = _RuntimeApiHttpServer(core)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="lambdavision-runtime-api", daemon=True)
+        # A short poll interval: shutdown() waits for it, and environments are replaced often.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(0.05,), name="lambdavision-runtime-api", daemon=True
+        )
         self._closed = False
 
     @property
