@@ -54,7 +54,7 @@ Resources:
       Environment:
         Variables:
           MODEL_URI: {model_uri}
-      Events:
+{extra_variables}      Events:
         Classify:
           Type: Api
           Properties:
@@ -79,10 +79,11 @@ def percentile(values: list[float], fraction: float) -> float:
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
-def write_app(folder: Path, model: Path) -> Path:
+def write_app(folder: Path, model: Path, threads: int | None) -> Path:
     (folder / "code").mkdir()
     template = folder / "template.yaml"
-    template.write_text(TEMPLATE.format(model_uri=json.dumps(str(model.resolve()))))
+    extra = f"          LAMBDAVISION_THREADS: '{threads}'\n" if threads else ""
+    template.write_text(TEMPLATE.format(model_uri=json.dumps(str(model.resolve())), extra_variables=extra))
     return template
 
 
@@ -253,6 +254,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200, help="timed requests per latency series")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--rps-requests", type=int, default=200, help="requests per throughput run")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        help="ONNX Runtime threads per environment (LAMBDAVISION_THREADS; default: the vCPUs of MemorySize)",
+    )
     args = parser.parse_args()
 
     image = args.image or next(iter(sorted((ROOT / "demo" / "samples").glob("*.jp*g"))), None)
@@ -261,7 +267,9 @@ def main() -> None:
     body = json.dumps({"image": base64.b64encode(image.read_bytes()).decode()}).encode()
 
     with tempfile.TemporaryDirectory(prefix="lambdavision-bench-") as folder:
-        template = write_app(Path(folder), args.model)
+        template = write_app(Path(folder), args.model, args.threads)
+        if args.threads:
+            os.environ["LAMBDAVISION_THREADS"] = str(args.threads)
         with start_api(template, "--concurrency", "1") as server:
             startup = step("start-api launch -> first answer", lambda: first_answer_seconds(server, body))
             direct_call = step("loading the handler in-process", lambda: direct_caller(args.model, body))
@@ -282,7 +290,8 @@ def main() -> None:
     overhead = api_median - direct_median
     print(
         f"lambdavision local start-api benchmark: {args.model.name}, {image.name} "
-        f"({image.stat().st_size / 1024:.0f} KiB as base64 JSON), {args.requests} requests per series, "
+        f"({image.stat().st_size / 1024:.0f} KiB, sent as base64 JSON), {args.requests} requests per series, "
+        f"ONNX Runtime threads per environment: {args.threads or 'default'}, "
         f"{os.cpu_count()} CPUs, Python {platform.python_version()}\n"
     )
     print(

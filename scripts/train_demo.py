@@ -7,6 +7,8 @@ position, size, rotation, colours and aspect ratio, some of it JPEG-compressed),
 `lambdavision.zoo.small_cnn` on the CPU (about a minute on 2 threads), prints the held-out
 accuracy (exits 1 below 95 %), exports `demo/model.tar.gz` with `lambdavision.export.export` and
 writes sample images `demo/samples/<class>_<n>.<ext>`. Seeded: the same run gives the same model.
+`--int8` also writes `demo/model-int8.tar.gz` (static int8, calibrated on generated images;
+`--int8-only` quantises an existing demo model without retraining).
 
 Training images go through the serving preprocessing (resize the shorter side, centre crop,
 ImageNet normalisation), so the model sees what the Lambda function will feed it.
@@ -210,10 +212,44 @@ def write_samples(directory: Path) -> list[Path]:
     return written
 
 
+def write_int8(out_dir: Path) -> int:
+    """demo/model-int8.tar.gz: the float demo model quantised, calibrated on generated images and
+    judged on others (never the training set)."""
+    from lambdavision.core.preprocess import preprocess
+    from lambdavision.export import ExportError, quantize_int8
+
+    def inputs(per_class: int, seed: int) -> list[np.ndarray]:
+        rng = random.Random(seed)
+        encoded = []
+        for _ in range(per_class):
+            for kind in CLASSES:
+                buffer = io.BytesIO()
+                _random_image(kind, rng).save(buffer, "PNG")
+                encoded.append(preprocess(buffer.getvalue(), PREPROCESSING))
+        return encoded
+
+    out = out_dir / "model-int8.tar.gz"
+    try:
+        _, report = quantize_int8(out_dir / "model.tar.gz", out, inputs(40, SEED + 2), inputs(100, SEED + 3))
+    except ExportError as exc:
+        print(f"int8: {exc.message}", file=sys.stderr)
+        return 1
+    for line in report.lines():
+        print(f"int8: {line}")
+    print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent.parent / "demo")
+    parser.add_argument("--int8", action="store_true", help="Also write model-int8.tar.gz (static int8).")
+    parser.add_argument(
+        "--int8-only", action="store_true", help="Only quantise the existing model.tar.gz in --out (no training)."
+    )
     args = parser.parse_args(argv)
+    if args.int8_only:
+        return write_int8(args.out)
 
     torch.manual_seed(SEED)
     torch.set_num_threads(2)
@@ -240,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     samples = write_samples(args.out / "samples")
     print(f"wrote {out} ({out.stat().st_size / 1024:.0f} KiB) and {len(samples)} samples in {args.out / 'samples'}")
-    return 0
+    return write_int8(args.out) if args.int8 else 0
 
 
 if __name__ == "__main__":

@@ -3,7 +3,10 @@ what they write, that the copies agree with the model, and what they refuse."""
 
 from __future__ import annotations
 
+import importlib.util
 import io
+import random
+import re
 import sys
 import tarfile
 from pathlib import Path
@@ -21,9 +24,10 @@ from lambdavision.cli import cli
 from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_NAME, read_artifact
 from lambdavision.core.errors import ArtifactError
 from lambdavision.core.preprocess import Preprocessing
-from lambdavision.export import ExportError, convert, export, measure_agreement
+from lambdavision.export import ExportError, convert, export, load_image_dir, measure_agreement, quantize_int8
+from lambdavision.loader import load_classifier
 from lambdavision.zoo import resnet50, small_cnn
-from tests.fixtures.models import TINY_CLASSES, TINY_INPUT_SIZE
+from tests.fixtures.models import REPO, TINY_CLASSES, TINY_INPUT_SIZE
 
 
 def onnx_logits(onnx: bytes | None, batch: np.ndarray) -> np.ndarray:
@@ -292,3 +296,79 @@ def test_cli_without_torch_says_what_to_install(
     assert result.stderr.strip() == (
         "Error: exporting needs torch and onnx (torch is missing): pip install 'lambdavision[export]'"
     )
+
+
+# --- --quantize int8 (judged on the trained demo model: random weights say nothing) -----------------
+
+
+def _train_demo_module() -> Any:
+    spec = importlib.util.spec_from_file_location("train_demo", REPO / "scripts" / "train_demo.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def shape_image_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """60 fresh images from the demo's generator (a seed the training never used)."""
+    train_demo = _train_demo_module()
+    directory = tmp_path_factory.mktemp("calibration")
+    rng = random.Random(4242)
+    for n in range(12):
+        for kind in train_demo.CLASSES:
+            train_demo._random_image(kind, rng).save(directory / f"{kind}_{n}.png")
+    return directory
+
+
+def test_cli_quantize_int8(
+    tmp_path: Path, demo_artifact: Path, demo_samples: list[tuple[Path, str]], shape_image_dir: Path
+) -> None:
+    out = tmp_path / "int8.tar.gz"
+    args = ["export", "--from", str(demo_artifact), "--quantize", "int8", "--calibration-dir", str(shape_image_dir)]
+    result = CliRunner().invoke(cli, [*args, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+
+    size = re.search(r"size: ([\d.e+-]+) MB float -> ([\d.e+-]+) MB int8 \(([\d.]+)x smaller\)", result.output)
+    speed = re.search(r"([\d.e+-]+) ms float -> ([\d.e+-]+) ms int8 \(([\d.]+)x\)", result.output)
+    agreement = re.search(r"agreement with the float model: ([\d.]+)% of (\d+) held-out images", result.output)
+    assert size and speed and agreement, result.output
+    float_mb, int8_mb, smaller = map(float, size.groups())
+    assert 0 < int8_mb < float_mb
+    assert smaller == pytest.approx(float_mb / int8_mb, rel=0.03)
+    float_ms, int8_ms, speedup = map(float, speed.groups())
+    assert float_ms > 0 and int8_ms > 0
+    assert speedup == pytest.approx(float_ms / int8_ms, rel=0.03)
+    assert float(agreement.group(1)) >= 99.0
+    assert int(agreement.group(2)) == 12  # every 5th of 60
+
+    artifact = read_artifact(out)
+    assert artifact.manifest is not None
+    assert artifact.manifest.extra["quantized"] == "int8"
+    assert artifact.manifest.extra["quantization"]["calibration_images"] == 48
+    classifier = load_classifier(out, environ={})
+    for path, expected in demo_samples:
+        assert classifier.classify([path.read_bytes()])[0].label == expected, path.name
+
+
+def test_quantize_refuses_when_agreement_drops(tmp_path: Path, demo_artifact: Path, shape_image_dir: Path) -> None:
+    inputs = load_image_dir(shape_image_dir, read_artifact(demo_artifact).preprocessing)
+    # Calibrated on inputs 50x too faint: real images then saturate every activation range.
+    faint = [x * 0.02 for x in inputs[:10]]
+    out = tmp_path / "int8.tar.gz"
+    with pytest.raises(ExportError, match=r"int8 model agrees with the float model on only [\d.]+% of 50 held-out"):
+        quantize_int8(demo_artifact, out, faint, inputs[10:])
+    assert not out.exists()
+
+
+def test_cli_quantize_needs_calibration_images(tmp_path: Path, demo_artifact: Path) -> None:
+    runner = CliRunner()
+    no_dir = runner.invoke(cli, ["export", "--from", str(demo_artifact), "--quantize", "int8"])
+    assert no_dir.exit_code == 2
+    assert "--quantize int8 needs --calibration-dir" in no_dir.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    args = ["export", "--from", str(demo_artifact), "--quantize", "int8", "--calibration-dir", str(empty)]
+    too_few = runner.invoke(cli, [*args, "-o", str(tmp_path / "o.tar.gz")])
+    assert too_few.exit_code == 1
+    assert "found 0 images; int8 calibration needs at least 10" in too_few.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import io
 import json
@@ -19,6 +20,7 @@ from typing import Any
 import psutil
 import pytest
 
+from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.pool import FunctionPool, Invocation
 from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore, RuntimeApiServer
 from lambdavision.local.template import FunctionSpec, apply_env_file, parse_env_document
@@ -26,7 +28,9 @@ from lambdavision.local.template import FunctionSpec, apply_env_file, parse_env_
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 
 
-def spec(name: str, *, memory_mb: int = 256, timeout_s: int = 3, environment: dict[str, str] | None = None) -> FunctionSpec:
+def spec(
+    name: str, *, memory_mb: int = 256, timeout_s: int = 3, environment: dict[str, str] | None = None
+) -> FunctionSpec:
     return FunctionSpec(
         logical_id=f"{name.title().replace('_', '')}Function",
         handler="app.lambda_handler",
@@ -161,7 +165,7 @@ def test_function_logs_are_prefixed_and_come_before_the_report(make_pool: PoolFa
 
 
 def test_timeout_kills_the_environment_and_the_next_call_gets_a_new_one(make_pool: PoolFactory) -> None:
-    pool, logs = make_pool(spec("slow", timeout_s=1))
+    pool, _ = make_pool(spec("slow", timeout_s=1))
     first = answer(pool.invoke({"seconds": 0}))
     timed_out = pool.invoke({"seconds": 60})
     assert timed_out.error_type == "Sandbox.Timedout"
@@ -196,6 +200,34 @@ def test_import_error_is_reported_and_each_call_gets_a_fresh_environment(make_po
         assert "lambdavision_fixture_no_such_module" in error["errorMessage"]
         assert failed.init_duration_ms is not None  # a cold start each time: the broken one was replaced
         assert pool.pids == []
+
+
+def test_exception_in_init_code_is_an_unhandled_error(make_pool: PoolFactory) -> None:
+    function = dataclasses.replace(spec("import_error"), handler="init_raises.lambda_handler")
+    pool, _ = make_pool(function)
+    failed = pool.invoke({})
+    assert failed.error_type == "Unhandled"
+    assert answer(failed)["errorType"] == "RuntimeError"
+    assert answer(failed)["errorMessage"] == "the model could not be loaded"
+    assert pool.pids == []
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"code_dir": FUNCTIONS / "no_such_folder"}, "does not exist"),
+        ({"runtime": "nodejs20.x"}, "Python functions only"),
+        ({"handler": "no_dot"}, "module.function"),
+        ({"unavailable_reason": "its code is in S3 (s3://b/k)"}, "s3://b/k"),
+    ],
+)
+def test_a_function_that_cannot_run_here_is_refused_at_start(change: dict[str, Any], message: str) -> None:
+    pool = FunctionPool(dataclasses.replace(spec("echo"), **change), log_stream=Logs())
+    try:
+        with pytest.raises(LambdaVisionError, match=message):
+            pool.start()
+    finally:
+        pool.close()
 
 
 @pytest.mark.parametrize(("how", "ending"), [("exit", "exit status 3"), ("segfault", "signal: segmentation fault")])
@@ -287,6 +319,7 @@ def test_close_stops_every_environment(make_pool: PoolFactory) -> None:
 PARENT_SCRIPT = """
 import json, sys, time
 from pathlib import Path
+from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.pool import FunctionPool
 from lambdavision.local.template import FunctionSpec
 spec = FunctionSpec("Slow", "app.lambda_handler", Path(sys.argv[1]), "python3.12", 256, 30, {})

@@ -128,7 +128,7 @@ def stop_server(server: Server) -> None:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
-    running = start_server("--concurrency", "2", "--warm", "--client-timeout", "2")
+    running = start_server("--concurrency", "2", "--warm", "--client-timeout", "3")
     try:
         yield running
     finally:
@@ -331,7 +331,7 @@ def test_a_slowloris_client_does_not_block_others_and_is_dropped(server: Server)
     with socket.create_connection(("127.0.0.1", server.port), timeout=30) as slow:
         slow.sendall(b"POST /invocations HTTP/1.1\r\nHost: x\r\nX-Never: ")  # headers never end
         assert server.post_json("/invocations", {"while": "slowloris"})[0] == 200
-        # The server times the silent client out (--client-timeout 2) and closes it.
+        # The server times the silent client out (--client-timeout 3) and closes it.
         assert slow.recv(1024) == b""
 
 

@@ -147,6 +147,7 @@ def test_members_are_in_serving_order_with_fixed_metadata(tmp_path: Path) -> Non
         members = tar.getmembers()
     assert [m.name for m in members] == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, "resnet50_jit.pth"]
     assert {(m.mtime, m.uid, m.gid, m.mode) for m in members} == {(0, 0, 0, 0o644)}
+    assert path.stat().st_mode & 0o777 == 0o644
 
 
 def test_write_is_deterministic(tmp_path: Path) -> None:

@@ -24,7 +24,7 @@ from lambdavision.local.gateway import (
     RouteTable,
 )
 from lambdavision.local.pool import Invocation
-from lambdavision.local.template import ApiRoute
+from lambdavision.local.template import ApiRoute, TemplateError
 
 ROUTES = [
     ApiRoute("POST", "/invocations", "Classify"),
@@ -100,6 +100,7 @@ def json_body(response: HttpResponse) -> Any:
         ("DELETE", "/items/42", "AnyItem", "/items/{id}", {"id": "42"}),
         ("DELETE", "/items/special", "AnyItem", "/items/{id}", {"id": "special"}),
         ("GET", "/items/a%20b", "GetItem", "/items/{id}", {"id": "a b"}),
+        ("GET", "/items/a%2Fb", "GetItem", "/items/{id}", {"id": "a/b"}),
         ("GET", "/files/a/b/c.txt", "Files", "/files/{proxy+}", {"proxy": "a/b/c.txt"}),
         ("GET", "/files/x/meta", "Meta", "/files/{name}/meta", {"name": "x"}),
         ("POST", "/files/x/meta", "Files", "/files/{proxy+}", {"proxy": "x/meta"}),
@@ -157,7 +158,7 @@ def test_a_root_route_is_an_ordinary_route() -> None:
 
 
 def test_a_greedy_segment_must_be_last() -> None:
-    with pytest.raises(ValueError, match="last segment"):
+    with pytest.raises(TemplateError, match="last segment"):
         RouteTable([ApiRoute("GET", "/{proxy+}/x", "F")])
 
 
@@ -315,3 +316,11 @@ def test_a_body_over_10_mb_is_413_and_never_reaches_the_function() -> None:
     assert json_body(too_long) == {"message": "Request Too Long"}
     assert fake.calls == []
     assert gw.handle(request(body=b"x" * MAX_REQUEST_BODY_BYTES)).status == 200
+
+
+def test_the_event_path_is_decoded() -> None:
+    fake = FakeFunctions()
+    gateway(fake).handle(request("GET", "/items/caf%C3%A9%20au%20lait"))
+    [(_, event)] = fake.calls
+    assert event["path"] == "/items/café au lait"
+    assert event["pathParameters"] == {"id": "café au lait"}

@@ -122,7 +122,9 @@ Resources:
       HttpMethod: ANY
       Integration:
         Type: AWS_PROXY
-        Uri: !Join ["", ["arn:aws:apigateway:", !Ref "AWS::Region", ":lambda:path/functions/", !GetAtt [Fn, Arn], "/invocations"]]
+        Uri: !Join
+          - ""
+          - ["arn:aws:apigateway:", !Ref "AWS::Region", ":lambda:path/functions/", !GetAtt [Fn, Arn], "/invocations"]
   RootGet:
     Type: AWS::ApiGateway::Method
     Properties:
@@ -233,7 +235,13 @@ def test_cfn_function_properties_and_intrinsics() -> None:
         runtime="python3.13",
         memory_mb=128,
         timeout_s=29,
-        environment={"MODEL_BUCKET": "somebucket", "PATH_STYLE": "models/b", "DEBUG": "0", "FLAG": "true", "COUNT": "3"},
+        environment={
+            "MODEL_BUCKET": "somebucket",
+            "PATH_STYLE": "models/b",
+            "DEBUG": "0",
+            "FLAG": "true",
+            "COUNT": "3",
+        },
         architecture="arm64",
     )
 
@@ -382,9 +390,17 @@ def test_lambda_environment_layers() -> None:
 def test_report_line_is_lambdas() -> None:
     assert report.report_line(
         "id-1", duration_ms=12.344, billed_duration_ms=13, memory_size_mb=2048, max_memory_used_mb=87
-    ) == ("REPORT RequestId: id-1\tDuration: 12.34 ms\tBilled Duration: 13 ms\tMemory Size: 2048 MB\tMax Memory Used: 87 MB")
+    ) == (
+        "REPORT RequestId: id-1\tDuration: 12.34 ms\tBilled Duration: 13 ms"
+        "\tMemory Size: 2048 MB\tMax Memory Used: 87 MB"
+    )
     assert report.report_line(
-        "id-2", duration_ms=1, billed_duration_ms=282, memory_size_mb=128, max_memory_used_mb=30, init_duration_ms=280.123
+        "id-2",
+        duration_ms=1,
+        billed_duration_ms=282,
+        memory_size_mb=128,
+        max_memory_used_mb=30,
+        init_duration_ms=280.123,
     ).endswith("\tInit Duration: 280.12 ms")
     assert report.billed_ms(0.2, None) == 1
     assert report.billed_ms(12.01, 280.5) == 293

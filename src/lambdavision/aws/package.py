@@ -341,9 +341,15 @@ def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log:
         if python is not None:
             log(f"compiling .pyc with {python.path} ({python.version})")
             zipbuild.compile_pyc(work, python.path, run_dir, _collect_warning(log, warnings))
-        if staged.exists():
+        if options.refresh and staged.exists():
             shutil.rmtree(staged)
-        os.replace(work, staged)
+        try:
+            os.replace(work, staged)
+        except OSError:
+            if not staged.is_dir():
+                raise
+            # Another `package` staged the same key meanwhile: same bytes, keep theirs.
+            shutil.rmtree(work, ignore_errors=True)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -428,9 +434,10 @@ def _zip(
         log(f"writing {out} ({len(members)} files)")
         zipbuild.write_reproducible_zip(members, out)
         if cached is not None:
-            partial = cached.with_name(cached.name + ".partial")
+            fd, partial = tempfile.mkstemp(prefix=f".{cached.name}.", dir=cached.parent)
+            os.close(fd)
             shutil.copyfile(out, partial)
-            os.replace(partial, cached)
+            os.replace(partial, cached)  # atomic: a concurrent run sees a whole zip or none
     digest = hashlib.sha256()
     with out.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

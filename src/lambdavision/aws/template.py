@@ -181,7 +181,9 @@ def build_template(options: TemplateOptions) -> dict[str, Any]:
 
 
 def _role() -> dict[str, Any]:
-    # Logs through AWS's basic execution policy; S3 read of the one model object, not the bucket.
+    # Inline policies only (moto drops ManagedPolicyArns, so they could not be checked there):
+    # writing to Lambda log groups, and reading the one model object, not the bucket.
+    log_groups = "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:/aws/lambda/*"
     return {
         "Type": "AWS::IAM::Role",
         "Properties": {
@@ -195,10 +197,20 @@ def _role() -> dict[str, Any]:
                     }
                 ],
             },
-            "ManagedPolicyArns": [
-                {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
-            ],
             "Policies": [
+                {
+                    "PolicyName": "WriteLogs",
+                    "PolicyDocument": {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                                "Resource": {"Fn::Sub": log_groups},
+                            }
+                        ],
+                    },
+                },
                 {
                     "PolicyName": "ReadModelArtifact",
                     "PolicyDocument": {
@@ -211,7 +223,7 @@ def _role() -> dict[str, Any]:
                             }
                         ],
                     },
-                }
+                },
             ],
         },
     }
@@ -372,7 +384,11 @@ def _ref(name: str) -> dict[str, Any]:
 
 
 class _TemplateDumper(yaml.SafeDumper):
-    """Block-style YAML; intrinsic functions as short tags; no key sorting."""
+    """Block-style YAML; intrinsic functions as short tags; no key sorting; no anchors/aliases
+    (CloudFormation rejects them)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _represent_dict(dumper: yaml.SafeDumper, data: dict[str, Any]) -> yaml.Node:

@@ -129,7 +129,7 @@ def fetch_wheels(
         names = json.loads(set_file.read_text())
         wheels = [wheel_dir / name for name in names]
         if all(w.is_file() for w in wheels):
-            log(f"wheel cache hit for {target.slug}: {', '.join(sorted(names))}")
+            log(f"wheel cache hit for {target.slug}: {len(names)} wheels, no download")
             return wheels
     log(f"downloading wheels for {target.slug}: {' '.join(reqs)}")
     wheel_dir.mkdir(parents=True, exist_ok=True)
@@ -139,8 +139,9 @@ def fetch_wheels(
         for name in names:
             os.replace(Path(tmp) / name, wheel_dir / name)  # atomic: a concurrent run sees whole files
     set_file.parent.mkdir(exist_ok=True)
-    partial = set_file.with_suffix(".tmp")
-    partial.write_text(json.dumps(names))
+    fd, partial = tempfile.mkstemp(prefix=f".{set_file.name}.", dir=set_file.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(names))
     os.replace(partial, set_file)
     return [wheel_dir / name for name in names]
 

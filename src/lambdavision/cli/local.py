@@ -32,7 +32,7 @@ RUNTIME_NOTE = (
 )
 
 
-@click.group()
+@click.group(epilog=RUNTIME_NOTE)
 def local() -> None:
     """Run the template's functions on this machine, as `sam local` does, without Docker."""
 

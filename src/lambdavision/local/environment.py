@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 import psutil
 
@@ -139,15 +140,20 @@ def lambda_environment(
     return environment
 
 
-def _die_with_parent(parent_pid: int) -> Callable[[], None]:
-    """preexec_fn: the kernel SIGKILLs the child when its parent goes, even by SIGKILL (Linux)."""
+def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
+    """preexec_fn: the kernel SIGKILLs the child when its parent goes, even by SIGKILL (Linux).
+
+    prctl is looked up here, in the parent: the child of a threaded process should do as
+    little as possible between fork and exec (no dlopen).
+    """
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
 
     def preexec() -> None:
-        if sys.platform.startswith("linux"):
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-            if os.getppid() != parent_pid:  # the parent died before prctl took effect
-                os._exit(1)
+        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        if os.getppid() != parent_pid:  # the parent died before prctl took effect
+            os._exit(1)
 
     return preexec
 
@@ -175,14 +181,15 @@ class _LogForwarder:
     byte the function wrote before answering is out before the REPORT line.
     """
 
-    def __init__(self, fd: int, write_line: Callable[[str], None], prefix: Callable[[], str]) -> None:
-        self._fd = fd
+    def __init__(self, stream: IO[bytes], write_line: Callable[[str], None], prefix: Callable[[], str]) -> None:
+        self._stream = stream  # owns the descriptor: closed once, through it
+        self._fd = stream.fileno()
         self._write_line = write_line
         self._prefix = prefix
         self._lock = threading.Lock()
         self._partial = b""
         self._eof = False
-        os.set_blocking(fd, False)
+        os.set_blocking(self._fd, False)
         self._thread = threading.Thread(target=self._run, name="lambdavision-logs", daemon=True)
 
     def start(self) -> None:
@@ -197,18 +204,16 @@ class _LogForwarder:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        poller = select.poll()  # not select.select: descriptors above 1023 are fine
+        poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         while not self._eof:
-            try:
-                readable, _, _ = select.select([self._fd], [], [], 0.5)
-            except (OSError, ValueError):
-                break
-            if readable:
+            if poller.poll(500):
                 with self._lock:
                     self._read_available()
         with self._lock:
             self._flush_partial()
-        with contextlib.suppress(OSError):
-            os.close(self._fd)
+            with contextlib.suppress(OSError):
+                self._stream.close()
 
     def _read_available(self) -> None:
         while not self._eof:
@@ -269,6 +274,7 @@ class Environment:
         self._invocations = 0
         self._peak_rss = 0
         self._dead = False
+        self._kill_lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
@@ -311,7 +317,7 @@ class Environment:
         assert self._process.stdout is not None
         with contextlib.suppress(psutil.Error):
             self._psutil = psutil.Process(self._process.pid)
-        self._logs = _LogForwarder(self._process.stdout.fileno(), self._write_line, lambda: self._log_prefix)
+        self._logs = _LogForwarder(self._process.stdout, self._write_line, lambda: self._log_prefix)
         self._logs.start()
 
     def wait_initialised(self, timeout: float) -> bool:
@@ -414,7 +420,10 @@ class Environment:
             return report.exit_error(request_id, self._process.returncode or 0), report.ERROR_EXIT, "error"
         if outcome.kind == "init_error":
             self.kill()
-            error_type = outcome.error_type or _error_type_of(outcome.body) or "Runtime.Unknown"
+            # Runtime.ImportModuleError & co. name the platform's fault; any other type is an
+            # exception the function's own init code raised: Lambda calls that Unhandled.
+            reported = outcome.error_type or _error_type_of(outcome.body) or ""
+            error_type = reported if reported.startswith("Runtime.") else report.ERROR_UNHANDLED
             return outcome.body, error_type, "error"
         if outcome.size > report.MAX_RESPONSE_BYTES:
             return report.response_too_large_error(outcome.size), report.ERROR_RESPONSE_TOO_LARGE, "error"
@@ -446,12 +455,21 @@ class Environment:
         return -(-peak // (1024 * 1024))
 
     def kill(self) -> None:
-        """Stop the process and the server; idempotent."""
+        """Stop the process and the server; idempotent and safe from several threads."""
+        with self._kill_lock:
+            self._kill()
+
+    def _kill(self) -> None:
         self._dead = True
-        if self._process is not None and self._process.poll() is None:
+        if self._process is not None and self._process.returncode is None:
             self._max_memory_mb()  # last look at the peak while /proc still has it
-            with contextlib.suppress(OSError):
-                self._process.kill()
+            # Not reaped yet, so its pid (= its session's process group) cannot have been reused:
+            # killing the group also stops anything the function started in the background.
+            try:
+                os.killpg(self._process.pid, signal.SIGKILL)
+            except OSError:
+                with contextlib.suppress(OSError):
+                    self._process.kill()
         if self._process is not None:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 self._process.wait(timeout=5)

@@ -18,7 +18,7 @@ from urllib.parse import unquote
 
 from lambdavision.core.events import build_rest_v1_event, is_binary_media_type, parse_proxy_response
 from lambdavision.local.pool import Invocation
-from lambdavision.local.template import ApiRoute
+from lambdavision.local.template import ApiRoute, TemplateError
 
 # API Gateway's payload limits: 10 MB per request, 6 MB for a synchronous Lambda answer.
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
@@ -128,7 +128,7 @@ class CompiledRoute:
     def precedence(self) -> tuple[tuple[int, ...], int]:
         """Sort key: most specific first, segment by segment; an exact method before ANY."""
         kinds = tuple(segment.kind for segment in self.segments)
-        return kinds, 1 if self.route.method == "ANY" else 0
+        return kinds, 1 if self.route.method.upper() == "ANY" else 0
 
 
 def _split_path(path: str) -> list[str]:
@@ -144,7 +144,7 @@ def compile_route(route: ApiRoute) -> CompiledRoute:
             name = part[1:-1]
             if name.endswith("+"):
                 if index != len(parts) - 1:
-                    raise ValueError(f"route {route.path}: a greedy {{{name}}} must be the last segment")
+                    raise TemplateError(f"route {route.path}: a greedy {{{name}}} must be the last segment")
                 segments.append(_Segment(_GREEDY, name[:-1]))
             else:
                 segments.append(_Segment(_PARAM, name))
@@ -161,8 +161,9 @@ class RouteTable:
         self._routes = sorted(compiled, key=CompiledRoute.precedence)
 
     def match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
-        """The best route for a method and a decoded path, with its path parameters."""
-        parts = _split_path(path)
+        """The best route for a method and a percent-encoded path, with its (decoded) path parameters."""
+        # Split before decoding: an encoded slash (%2F) stays inside its segment.
+        parts = [unquote(part) for part in _split_path(path)]
         method = method.upper()
         # Sorted most specific first, so the first route that fits both method and path wins.
         for candidate in self._routes:
@@ -195,14 +196,13 @@ class LocalGateway:
         api_request_id = new_request_id()
         if len(request.body) > MAX_REQUEST_BODY_BYTES:
             return request_too_long(api_request_id)
-        path = unquote(request.path)
-        matched = self._table.match(request.method, path)
+        matched = self._table.match(request.method, request.path)
         if matched is None:
             return missing_authentication_token(api_request_id)
         route, path_parameters = matched
         event = build_rest_v1_event(
             method=request.method.upper(),
-            path=path,
+            path=unquote(request.path),
             resource=route.path,
             path_parameters=path_parameters or None,
             query=request.query,

@@ -1,0 +1,135 @@
+"""`lambdavision init [DIR]` as a subprocess: the folder it writes, and its refusals."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lambdavision.aws.template import TemplateOptions, build_template, load_template
+from lambdavision.core.events import RestApiV1, infer_source
+
+BIN = Path(sys.executable).parent
+LAMBDAVISION = str(BIN / "lambdavision")
+FILES = ["template.yaml", "event.json", "env.json", "README.md", "function/app.py"]
+
+
+def init(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LAMBDAVISION, "init", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+
+
+def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "cfn-lint"), str(path)], capture_output=True, text=True, timeout=120)
+
+
+def test_init_writes_the_app_folder_and_cfn_lint_passes(tmp_path: Path) -> None:
+    result = init("app", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    app = tmp_path / "app"
+    assert sorted(str(p.relative_to(app)) for p in app.rglob("*") if p.is_file()) == sorted(FILES)
+
+    template = load_template((app / "template.yaml").read_text())
+    assert template == build_template(TemplateOptions())
+    lint = cfn_lint(app / "template.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    event = json.loads((app / "event.json").read_text())
+    assert infer_source(event) is RestApiV1
+    assert (event["httpMethod"], event["path"], event["isBase64Encoded"]) == ("POST", "/invocations", False)
+    assert event["requestContext"]["stage"] == "Prod"
+    assert json.loads(event["body"]) == {"url": "https://example.com/images/dog.jpg"}
+
+    assert json.loads((app / "env.json").read_text()) == {
+        "PyTorchFunction": {"MODEL_BUCKET": "my-bucket", "MODEL_KEY": "fastai-models/lesson1/model.tar.gz"}
+    }
+    readme = (app / "README.md").read_text()
+    for line in (
+        "lambdavision local invoke PyTorchFunction -n env.json -e event.json",
+        "lambdavision local start-api",
+        "lambdavision package --output-template-file packaged.yaml --s3-bucket my-bucket",
+        "lambdavision deploy --template-file packaged.yaml --stack-name pytorch-sam-app --capabilities CAPABILITY_IAM",
+        "--parameter-overrides BucketName=my-bucket ObjectKey=fastai-models/lesson1/model.tar.gz",
+        "aws cloudformation describe-stacks --stack-name pytorch-sam-app --query "
+        "'Stacks[].Outputs[?OutputKey==`PyTorchApi`]' --output table",
+        "lambdavision logs -n PyTorchFunction --stack-name pytorch-sam-app --tail",
+    ):
+        assert line in readme
+
+
+def test_function_code_resolves_to_lambdavisions_handler(tmp_path: Path) -> None:
+    assert init(str(tmp_path), cwd=tmp_path).returncode == 0
+    probe = subprocess.run(
+        [sys.executable, "-c", "import app, lambdavision.handler as h; print(app.lambda_handler is h.lambda_handler)"],
+        cwd=tmp_path / "function",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert probe.stdout.strip() == "True", probe.stderr
+
+
+def test_options_shape_the_template_and_env(tmp_path: Path) -> None:
+    result = init(
+        "--bucket", "models-bucket", "--key", "m/model.tar.gz", "--arch", "arm64", "--memory", "4096",
+        "--timeout", "20", "--runtime", "python3.13", "--snapstart", "--log-retention", "7",
+        "--image-url", "https://images.example.org/cat.png",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    template = load_template((tmp_path / "template.yaml").read_text())
+    assert template == build_template(
+        TemplateOptions(
+            runtime="python3.13", architecture="arm64", memory=4096, timeout=20, snapstart=True,
+            log_retention_days=7, bucket_name="models-bucket", object_key="m/model.tar.gz",
+        )
+    )  # fmt: skip
+    props = template["Resources"]["PyTorchFunction"]["Properties"]
+    assert props["SnapStart"] == {"ApplyOn": "PublishedVersions"}
+    assert props["Architectures"] == ["arm64"]
+    lint = cfn_lint(tmp_path / "template.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    assert json.loads((tmp_path / "env.json").read_text()) == {
+        "PyTorchFunction": {"MODEL_BUCKET": "models-bucket", "MODEL_KEY": "m/model.tar.gz"}
+    }
+    event = json.loads((tmp_path / "event.json").read_text())
+    assert json.loads(event["body"]) == {"url": "https://images.example.org/cat.png"}
+
+
+def test_refuses_to_overwrite_without_force(tmp_path: Path) -> None:
+    assert init(cwd=tmp_path).returncode == 0
+    (tmp_path / "env.json").write_text("my edits\n")
+    again = init(cwd=tmp_path)
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert len(again.stderr.strip().splitlines()) == 1
+    assert "--force" in again.stderr and "env.json" in again.stderr
+    assert (tmp_path / "env.json").read_text() == "my edits\n"
+
+    forced = init("--force", cwd=tmp_path)
+    assert forced.returncode == 0, forced.stderr
+    assert json.loads((tmp_path / "env.json").read_text())["PyTorchFunction"]["MODEL_BUCKET"] == "my-bucket"
+
+
+def test_one_existing_file_blocks_all_writes(tmp_path: Path) -> None:
+    (tmp_path / "README.md").write_text("mine\n")
+    result = init(cwd=tmp_path)
+    assert result.returncode == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["README.md"]
+
+
+def test_python311_is_refused_with_the_reason(tmp_path: Path) -> None:
+    result = init("app", "--runtime", "python3.11", cwd=tmp_path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "glibc" in result.stderr and "python3.12" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "app").exists()
+
+
+def test_a_file_where_the_folder_should_be(tmp_path: Path) -> None:
+    (tmp_path / "app").write_text("not a folder")
+    result = init("app", cwd=tmp_path)
+    assert result.returncode == 2  # click's usage error
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == "Error: Invalid value for '[DIRECTORY]': Directory 'app' is a file."
