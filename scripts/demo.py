@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import base64
+import contextlib
+import io
 import json
 import os
 import sys
@@ -50,10 +52,12 @@ def classify_in_process() -> dict[str, object]:
         table.add_column(column, justify="right" if column in ("confidence", "ms") else "left")
     last: dict[str, object] = {}
     correct = 0
+    logs = io.StringIO()
     for path in SAMPLES:
         event = api_gateway_event(path.read_bytes())
         started = time.perf_counter()
-        last = lambda_handler(event, None)
+        with contextlib.redirect_stdout(logs):  # the function's JSON log + EMF lines, shown once below
+            last = lambda_handler(event, None)
         elapsed = (time.perf_counter() - started) * 1000
         answer = json.loads(str(last["body"]))
         expected = path.stem.rsplit("_", 1)[0]
@@ -62,6 +66,9 @@ def classify_in_process() -> dict[str, object]:
         table.add_row(path.name, expected, f"{mark}{answer['class']}", f"{answer['confidence']:.3f}", f"{elapsed:.1f}")
     console.print(table)
     console.print(f"{correct}/{len(SAMPLES)} correct (the first call includes loading the model)")
+    lines = logs.getvalue().splitlines()
+    console.print(f"Each request printed a JSON log line and an EMF metrics record ({len(lines)} lines); the last log line:")
+    console.print(lines[-2] if len(lines) >= 2 else "(none)", markup=False, soft_wrap=True)
     console.print("The guide-style answer of the last one:")
     console.print_json(json.dumps({"statusCode": last["statusCode"], "body": last["body"]}))
     return last

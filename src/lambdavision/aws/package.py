@@ -210,17 +210,21 @@ class BuildResult:
 
 
 def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions, log: Log) -> BuildResult:
-    """Build every function's zip (and layer zips with `options.layer`) into `options.output_dir`."""
+    """Build every function's zip (and layer zips with `options.layer`) into `options.output_dir`.
+
+    Progress goes to `log`; what the user should know about the result (no .pyc, a zip over the
+    direct-upload limit, a handler module not found) is collected in `result.warnings`.
+    """
     specs = plan_functions(template, template_dir)
+    result = BuildResult(functions=[])
     for spec in specs:
-        _check_handler(spec, log)
+        _check_handler(spec, result.warnings)
         if options.layer and spec.existing_layers >= MAX_LAYERS:
             raise PackageError(f"{spec.logical_id} already uses {MAX_LAYERS} layers, Lambda's maximum")
     model = _checked_model(options.bundle_model) if options.bundle_model else None
     runtime_src = Path(lambdavision.__file__).parent
     runtime_parts = runtime_files(runtime_src)
     options.output_dir.mkdir(parents=True, exist_ok=True)
-    result = BuildResult(functions=[])
     staged: dict[tuple[Target, str], Path] = {}
 
     def deps_for(target: Target, run_dir: str) -> Path:
@@ -231,7 +235,7 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
     with tempfile.TemporaryDirectory(prefix="lambdavision-package-") as tmp:
         for spec in specs:
             code_stage = Path(tmp) / spec.logical_id
-            stage_code(spec, runtime_parts, code_stage, options.environ, log, result.warnings)
+            stage_code(spec, runtime_parts, code_stage, options.environ, result.warnings)
             extra = {BUNDLED_MODEL_NAME: model} if model else {}
             if options.layer:
                 layer_id = layer_logical_id(spec.target, options.include_boto3)
@@ -263,7 +267,6 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
                 "from S3 (as `package` does), not with `aws lambda update-function-code --zip-file`"
             )
             result.warnings.append(message)
-            log(f"warning: {message}")
     return result
 
 
@@ -290,7 +293,6 @@ def stage_code(
     runtime_parts: Mapping[str, Path],
     dest: Path,
     environ: Mapping[str, str],
-    log: Log,
     warnings: list[str],
 ) -> None:
     """The function's folder + lambdavision's runtime part, compiled for /var/task."""
@@ -304,9 +306,9 @@ def stage_code(
         out = dest / name
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, out)
-    python = _interpreter(spec.target, environ, log, warnings)
+    python = _interpreter(spec.target, environ, warnings)
     if python is not None:
-        zipbuild.compile_pyc(dest, python.path, TASK_ROOT, _collect_warning(log, warnings))
+        zipbuild.compile_pyc(dest, python.path, TASK_ROOT, _collect_warning(warnings))
 
 
 def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log: Log, warnings: list[str]) -> Path:
@@ -315,7 +317,7 @@ def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log:
     reqs = wheels.requirements(options.include_boto3)
     all_wheels = wheels.fetch_wheels(target, reqs, options.cache_dir, log, refresh=options.refresh)
     wanted = wheels.wanted_wheels(all_wheels)
-    python = _interpreter(target, options.environ, log, warnings)
+    python = _interpreter(target, options.environ, warnings)
     key_material = {
         "format": STAGING_FORMAT,
         "wheels": sorted(w.name for w in wanted),
@@ -340,7 +342,7 @@ def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log:
         log(f"pruned {len(pruned)} paths, {zipbuild.human(sum(p.size for p in pruned))} never used on Lambda")
         if python is not None:
             log(f"compiling .pyc with {python.path} ({python.version})")
-            zipbuild.compile_pyc(work, python.path, run_dir, _collect_warning(log, warnings))
+            zipbuild.compile_pyc(work, python.path, run_dir, _collect_warning(warnings))
         if options.refresh and staged.exists():
             shutil.rmtree(staged)
         try:
@@ -356,7 +358,7 @@ def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log:
     return staged
 
 
-def _interpreter(target: Target, environ: Mapping[str, str], log: Log, warnings: list[str]) -> Interpreter | None:
+def _interpreter(target: Target, environ: Mapping[str, str], warnings: list[str]) -> Interpreter | None:
     python = wheels.find_python(target.python_version, environ)
     if python is None:
         message = (
@@ -365,14 +367,12 @@ def _interpreter(target: Target, environ: Mapping[str, str], log: Log, warnings:
         )
         if message not in warnings:
             warnings.append(message)
-            log(f"warning: {message}")
     return python
 
 
-def _collect_warning(log: Log, warnings: list[str]) -> Log:
+def _collect_warning(warnings: list[str]) -> Log:
     def record(message: str) -> None:
         warnings.append(message.removeprefix("warning: "))
-        log(message)
 
     return record
 
@@ -395,12 +395,14 @@ def _checked_model(path: Path) -> Path:
     return path
 
 
-def _check_handler(spec: FunctionSpec, log: Log) -> None:
+def _check_handler(spec: FunctionSpec, warnings: list[str]) -> None:
     if not spec.handler or "." not in spec.handler:
         return
     module = spec.handler.rsplit(".", 1)[0].replace(".", "/")
     if not ((spec.code_dir / f"{module}.py").is_file() or (spec.code_dir / module / "__init__.py").is_file()):
-        log(f"warning: {spec.logical_id}'s Handler {spec.handler} names {module}.py, which is not in {spec.code_dir}")
+        warnings.append(
+            f"{spec.logical_id}'s Handler {spec.handler} names {module}.py, which is not in {spec.code_dir}"
+        )
 
 
 def _check_limit(spec: FunctionSpec, member_sets: Sequence[Mapping[str, Path]], limit: int) -> None:

@@ -82,25 +82,22 @@ def print_table(report: BenchReport) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    console = Console() if sys.stdout.isatty() else Console(width=120)
     title = (
         f"{report.model} on {report.image} ({report.image_size[0]}x{report.image_size[1]}), "
         f"{report.architecture}: {report.cold_runs} cold starts, {report.warm_requests} warm requests per size"
     )
     table = Table(title=title, title_justify="left")
-    for name in ("Memory", "Threads", "Cold start ms (min-max)", "Warm p50 ms", "Warm p95 ms"):
+    headers = ("Memory (threads)", "Cold ms (min-max)", "p50 ms", "p95 ms", "fetch/decode/infer ms", "Peak MB")
+    for name in (*headers, "$/1M warm", f"$/1M {COLD_FRACTION:.0%} cold"):
         table.add_column(name, justify="right")
-    table.add_column("fetch / decode / inference ms", justify="right")
-    table.add_column("Peak MB", justify="right")
-    table.add_column("$ / 1M warm", justify="right")
-    table.add_column(f"$ / 1M, {COLD_FRACTION:.0%} cold", justify="right")
     for r in report.results:
+        memory = f"{r.memory_mb} MB ({r.threads})"
         if r.error is not None:
-            table.add_row(f"{r.memory_mb} MB", str(r.threads), f"[red]failed: {r.error}[/red]")
+            table.add_row(memory, f"[red]failed: {r.error}[/red]")
             continue
         table.add_row(
-            f"{r.memory_mb} MB",
-            str(r.threads),
+            memory,
             _ms_spread(r.cold),
             _ms(r.warm),
             "-" if r.warm is None else f"{r.warm.p95:,.0f}",
@@ -110,7 +107,7 @@ def print_table(report: BenchReport) -> None:
             "-" if r.cost_cold is None else f"{r.cost_cold.total:.2f}",
         )
     console.print(table)
-    gb_second = report.prices.gb_second_price(report.architecture)
+    gb_second = f"{report.prices.gb_second_price(report.architecture):.10f}".rstrip("0")
     console.print(
         f"Prices: {report.prices.region}, {report.architecture} ${gb_second} per GB-second + "
         f"${report.prices.per_request * 1e6:.2f} per 1M requests (INIT billed on cold starts), as read on "
@@ -162,7 +159,8 @@ def plot(report: BenchReport, out: Path) -> None:
     "memory",
     multiple=True,
     metavar="MB...",
-    help=f"Memory sizes to try: --memory 1024 2048 3008 (or 1024,2048) [default: {' '.join(map(str, DEFAULT_MEMORY_SIZES))}]",
+    help="Memory sizes to try: --memory 1024 2048 3008 (or 1024,2048) "
+    f"[default: {' '.join(map(str, DEFAULT_MEMORY_SIZES))}]",
 )
 @click.argument("more_memory", nargs=-1, metavar="")
 @click.option(
@@ -174,7 +172,9 @@ def plot(report: BenchReport, out: Path) -> None:
     help="Lambda architecture, for the price (the measurement runs on this machine's CPU).",
 )
 @click.option("--cold-runs", default=3, show_default=True, type=click.IntRange(min=1), help="Cold starts per size.")
-@click.option("--warm", "warm", default=20, show_default=True, type=click.IntRange(min=1), help="Warm requests per size.")
+@click.option(
+    "--warm", "warm", default=20, show_default=True, type=click.IntRange(min=1), help="Warm requests per size."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (for scripts).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -225,7 +225,9 @@ def bench_command(
         if plot_path is not None:
             click.echo(f"chart: {plot_path}")
     if all(r.error is not None for r in report.results):
-        raise click.ClickException("no memory size could be measured: " + "; ".join(str(r.error) for r in report.results))
+        raise click.ClickException(
+            "no memory size could be measured: " + "; ".join(str(r.error) for r in report.results)
+        )
 
 
 def register(cli: click.Group) -> None:

@@ -126,6 +126,8 @@ def package_command(
         packaged = packaged_template(template, result, s3_bucket if upload else None, out_dir)
         if not quiet:
             print_size_table(result, max_unzipped_bytes, report_stream)
+            for warning in result.warnings:
+                click.echo(f"warning: {warning}", file=report_stream)
         text = dump_template(packaged)
         if output_template_file:
             output_template_file.parent.mkdir(parents=True, exist_ok=True)
