@@ -56,9 +56,15 @@ def cache_dir(environ: Mapping[str, str]) -> Path:
 
 def _s3_client(environ: Mapping[str, str]) -> Any:
     import boto3  # lazily: only S3-hosted models need it
+    from botocore.config import Config
 
+    # Short timeouts: botocore's default of 60 s per read would outlast Lambda's 10 s INIT, and an
+    # unreachable S3 must fail the cold start clearly so the next invocation can retry.
+    timeout = float(environ.get("LAMBDAVISION_S3_TIMEOUT", "5"))
+    config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2, "mode": "standard"})
     # boto3 honours AWS_ENDPOINT_URL itself (how tests reach moto).
-    return boto3.client("s3", region_name=environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION"))
+    region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
+    return boto3.client("s3", region_name=region, config=config)
 
 
 def open_s3_artifact(uri: str, environ: Mapping[str, str], want_torchscript: bool = False) -> Artifact:
