@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -447,6 +449,59 @@ def _zip(
     return BuiltZip(kind, logical_id, out, digest.hexdigest(), zipbuild.sizes(out), target)
 
 
+# --- sizes of other deployments (the benchmark's baseline) ------------------------------------
+
+
+def installed_closure(names: Sequence[str]) -> list[importlib.metadata.Distribution]:
+    """Installed distributions `names` and everything they require (extras left out), by name.
+
+    Requirements that are not installed here (another platform's, say) are skipped.
+    """
+    found: dict[str, importlib.metadata.Distribution] = {}
+    pending = list(names)
+    while pending:
+        name = _normalise(pending.pop())
+        if name in found:
+            continue
+        try:
+            dist = importlib.metadata.distribution(name)
+        except importlib.metadata.PackageNotFoundError:
+            if name in map(_normalise, names):
+                raise PackageError(f"{name} is not installed here, so its deployment size cannot be measured") from None
+            continue
+        found[name] = dist
+        for requirement in dist.requires or []:
+            spec, _, marker = requirement.partition(";")
+            if "extra" in marker:
+                continue
+            match = re.match(r"\s*([A-Za-z0-9][A-Za-z0-9._-]*)", spec)
+            if match:
+                pending.append(match.group(1))
+    return [found[name] for name in sorted(found)]
+
+
+def installed_sizes(names: Sequence[str], out_zip: Path) -> ZipSizes:
+    """Zip the installed files of `names` and their requirements the way `package` zips its own,
+    unpruned and without bytecode, and measure it: a deployment as `pip install --target` would
+    ship it (the guide's torch app: `installed_sizes(["torch", "numpy", "pillow"], ...)`).
+    """
+    members: dict[str, Path] = {}
+    for dist in installed_closure(names):
+        for file in dist.files or []:
+            parts = PurePosixPath(str(file)).parts
+            if ".." in parts or "__pycache__" in parts or str(file).endswith(".pyc"):
+                continue  # console scripts outside site-packages; this interpreter's bytecode
+            path = Path(str(dist.locate_file(file)))
+            if path.is_file():
+                members[PurePosixPath(*parts).as_posix()] = path
+    zipbuild.write_reproducible_zip(members, out_zip)
+    return zipbuild.sizes(out_zip)
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 # --- 3. upload and the packaged template --------------------------------------------------------
 
 
@@ -563,6 +618,8 @@ __all__ = [
     "PackageTooLarge",
     "build",
     "check_bucket",
+    "installed_closure",
+    "installed_sizes",
     "packaged_template",
     "plan_functions",
     "runtime_files",

@@ -103,12 +103,12 @@ def aws_errors(*, bucket: str | None = None, stack: str | None = None) -> Iterat
     """Translate botocore/boto3 errors raised inside into AwsError (`raise ... from`)."""
     try:
         yield
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
         raise explain(exc, bucket=bucket, stack=stack) from exc
     except Exception as exc:
         # boto3's S3UploadFailedError wraps the ClientError that says why (no `from`, so __context__).
         cause = exc.__context__
-        if type(exc).__name__ == "S3UploadFailedError" and isinstance(cause, (BotoCoreError, ClientError)):
+        if type(exc).__name__ == "S3UploadFailedError" and isinstance(cause, ClientError):
             raise explain(cause, bucket=bucket, stack=stack) from exc
         raise
 
