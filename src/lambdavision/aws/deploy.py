@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserError
 
 from lambdavision.aws.session import AwsError, is_missing_stack
 from lambdavision.aws.template import TemplateOptionError, load_template
@@ -332,7 +333,12 @@ def delete_stack(
     sleep: Sleep = time.sleep,
 ) -> bool:
     """Delete and wait; False when there was no such stack."""
-    stack = describe_stack(cfn, stack_name)
+    try:
+        stack = describe_stack(cfn, stack_name)
+    except ResponseParserError:
+        # An endpoint that cannot even describe the stack (moto, after a create it could not
+        # finish): delete it by name all the same, so `delete` stays the way out.
+        stack = {"StackId": stack_name}
     if stack is None:
         return False
     stack_id = str(stack["StackId"])

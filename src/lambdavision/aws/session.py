@@ -138,10 +138,16 @@ def explain(exc: Exception, *, bucket: str | None = None, stack: str | None = No
     if isinstance(exc, (EndpointConnectionError, ConnectTimeoutError)):
         return AwsError(f"{exc}: check your network, --region, and --endpoint-url / AWS_ENDPOINT_URL")
     if isinstance(exc, ResponseParserError):
-        # moto answers HTTP 500 with an HTML/JSON page for what it does not support.
+        # moto answers HTTP 500 with an HTML/JSON page for what it does not support, and after a
+        # create it could not finish, for every call that reads that stack.
+        hint = (
+            f"; if stack '{stack}' failed to create there, `lambdavision delete --stack-name {stack}` removes it"
+            if stack
+            else ""
+        )
         return AwsError(
             "the AWS endpoint answered with something that is not an AWS response (an HTTP 500 from "
-            f"a stand-in such as moto?): {_first_line(_body_excerpt(str(exc)))}"
+            f"a stand-in such as moto?): {_first_line(_body_excerpt(str(exc)))}{hint}"
         )
     if isinstance(exc, WaiterError):
         return AwsError(f"gave up waiting: {_first_line(str(exc))}")
