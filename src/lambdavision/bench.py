@@ -358,15 +358,18 @@ class Runner:
         )
 
     @contextlib.contextmanager
-    def warm(self, fn: BenchFunction, event: Mapping[str, Any]) -> Iterator[WarmFunction]:
-        """An initialised environment that has already answered `event` once."""
+    def warm(self, fn: BenchFunction, event: Mapping[str, Any], warmups: int = 1) -> Iterator[WarmFunction]:
+        """An initialised environment that has already answered `event` `warmups` times."""
         log = io.StringIO()
         with self._cache(fn) as cache_dir:
             pool = self._pool(fn, log, cache_dir)
             try:
                 pool.start(warm=True)
                 warm = WarmFunction(fn, pool, log)
-                warm.request(event)  # the first request after init pays one-off costs: not a warm sample
+                for _ in range(max(1, warmups)):
+                    # The first requests after init pay one-off costs (allocations, TorchScript's
+                    # profiling runs): not warm samples.
+                    warm.request(event)
                 yield warm
             finally:
                 pool.close()

@@ -27,6 +27,7 @@ from click.testing import CliRunner
 
 from lambdavision.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.config import build_default_map, load_default_map
+from lambdavision.aws.deploy import DeployError, StackEvent, latest_event_id, raise_if_failed, wait_for_stack
 from lambdavision.aws.session import AwsError, aws_errors
 from lambdavision.aws.template import TemplateOptions, dump_template, load_template
 from lambdavision.cli import cli
@@ -256,6 +257,19 @@ def test_delete_removes_the_stack_function_and_role(app: Path, aws_env: dict[str
     assert "does not exist: nothing to delete" in again.stderr
 
 
+def test_the_guides_aws_cli_delete_stack_removes_a_deployed_stack(app: Path, aws_env: dict[str, str]) -> None:
+    assert lv(*GUIDE_DEPLOY, cwd=app, env=aws_env).returncode == 0
+    function_name = physical_id(STACK, "PyTorchFunction")
+    deleted = subprocess.run(
+        [str(BIN / "aws"), "cloudformation", "delete-stack", "--stack-name", STACK],
+        env=aws_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert deleted.returncode == 0, deleted.stderr
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
+    with pytest.raises(ClientError):
+        boto3.client("lambda").get_function(FunctionName=function_name)
+
+
 def test_stack_events_stream_on_a_terminal_only(app: Path, aws_env: dict[str, str]) -> None:
     piped = lv(*GUIDE_DEPLOY, cwd=app, env=aws_env)
     assert piped.returncode == 0
@@ -332,13 +346,12 @@ def test_a_stack_in_rollback_complete_is_deleted_by_the_next_deploy(
     env = {**aws_env, "AWS_ENDPOINT_URL": url}
     os.environ["AWS_ENDPOINT_URL"] = url  # for this test's own boto3 clients (aws_env restores it)
     make_packaged_app(tmp_path)
-    template = load_template((tmp_path / "packaged.yaml").read_text())
-    del template["Resources"]["RestApi"]["Properties"]["Name"]
-    (tmp_path / "broken.yaml").write_text(dump_template(template))
-    one_line_error(lv(*GUIDE_DEPLOY[:2], "broken.yaml", *GUIDE_DEPLOY[3:], cwd=tmp_path, env=env))
+    assert lv(*GUIDE_DEPLOY, cwd=tmp_path, env=env).returncode == 0
 
     (failed,) = backend.stacks.values()
-    failed.status = "ROLLBACK_COMPLETE"  # what CloudFormation does after a failed create
+    # What CloudFormation leaves after a create that failed and was rolled back; moto never gets
+    # there by itself (a create it cannot finish is a 500 and a half-made stack).
+    failed.status = "ROLLBACK_COMPLETE"
     failed_id = failed.stack_id
 
     # A plain update of such a stack is refused by CloudFormation; the message says what to do.
@@ -353,6 +366,55 @@ def test_a_stack_in_rollback_complete_is_deleted_by_the_next_deploy(
     (stack,) = cfn.describe_stacks(StackName=STACK)["Stacks"]
     assert stack["StackStatus"] == "CREATE_COMPLETE"
     assert stack["StackId"] != failed_id
+
+
+def test_failed_resources_and_their_reasons_make_the_error(
+    tmp_path: Path, aws_env: dict[str, str], inprocess_moto: tuple[str, Any]
+) -> None:
+    """The events of a create that CloudFormation rolled back (written into moto, which never fails
+    a stack itself) are read back over HTTP: the first failure, its cause, comes first."""
+    from moto.cloudformation.models import Event
+
+    url, backend = inprocess_moto
+    os.environ["AWS_ENDPOINT_URL"] = url  # for this test's own boto3 clients (aws_env restores it)
+    make_packaged_app(tmp_path)
+    assert lv(*GUIDE_DEPLOY, cwd=tmp_path, env={**aws_env, "AWS_ENDPOINT_URL": url}).returncode == 0
+    cfn = boto3.client("cloudformation")
+    marker = latest_event_id(cfn, STACK)
+    (stack,) = backend.stacks.values()
+    for logical_id, kind, status, reason in [
+        ("PyTorchFunction", "AWS::Lambda::Function", "CREATE_FAILED", "Memory size 99999 is over 10240"),
+        ("RestApi", "AWS::ApiGateway::RestApi", "CREATE_FAILED", "Resource creation cancelled"),
+        ("PyTorchFunction", "AWS::Lambda::Function", "DELETE_COMPLETE", None),
+    ]:
+        stack.events.append(
+            Event(
+                stack_id=stack.stack_id, stack_name=STACK, logical_resource_id=logical_id,
+                physical_resource_id="", resource_type=kind, resource_status=status,
+                resource_status_reason=reason, resource_properties=None,
+            )
+        )  # fmt: skip
+    stack.status = "ROLLBACK_COMPLETE"
+
+    printed: list[StackEvent] = []
+    final = wait_for_stack(
+        cfn, stack.stack_id, after=marker, on_event=printed.append, poll_seconds=0, sleep=lambda _: None
+    )
+    assert final["StackStatus"] == "ROLLBACK_COMPLETE"
+    assert [(e.logical_id, e.status) for e in printed] == [
+        ("PyTorchFunction", "CREATE_FAILED"),
+        ("RestApi", "CREATE_FAILED"),
+        ("PyTorchFunction", "DELETE_COMPLETE"),
+    ]
+    with pytest.raises(DeployError) as failure:
+        raise_if_failed(cfn, STACK, stack.stack_id, action="create", status="ROLLBACK_COMPLETE", after=marker)
+    assert failure.value.message == (
+        f"create of stack {STACK} failed (ROLLBACK_COMPLETE): "
+        "PyTorchFunction (AWS::Lambda::Function): Memory size 99999 is over 10240; "
+        "RestApi (AWS::ApiGateway::RestApi): Resource creation cancelled"
+        " — fix the template or parameters and deploy again (the failed stack is deleted first)"
+    )
+    raise_if_failed(cfn, STACK, stack.stack_id, action="update", status="UPDATE_COMPLETE", after=marker)
 
 
 # --- lambdavision.toml --------------------------------------------------------------------------
@@ -390,12 +452,15 @@ def test_config_file_supplies_flag_defaults_and_flags_win(app: Path, aws_env: di
 
 
 def test_pyproject_table_and_config_errors(tmp_path: Path) -> None:
-    nested = tmp_path / "src" / "deep"
-    nested.mkdir(parents=True)
+    deep = tmp_path / "src" / "deep"
+    deep.mkdir(parents=True)
     (tmp_path / "pyproject.toml").write_text('[tool.lambdavision.deploy]\nstack-name = "from-pyproject"\n')
-    assert load_default_map(cli, nested, environ={})["deploy"]["stack_name"] == "from-pyproject"
-    (nested / "lambdavision.toml").write_text('[deploy]\nstack-name = "nearer"\n')
-    assert load_default_map(cli, nested, environ={})["deploy"]["stack_name"] == "nearer"
+    assert load_default_map(cli, deep, environ={})["deploy"]["stack_name"] == "from-pyproject"
+    (deep / "lambdavision.toml").write_text('[deploy]\nstack-name = "nearer"\n')
+    assert load_default_map(cli, deep, environ={})["deploy"]["stack_name"] == "nearer"
+
+    nested = build_default_map(cli, {"local": {"start-api": {"port": 3001}}}, "lambdavision.toml")
+    assert nested["local"] == {"start-api": {"port": 3001}}  # [local.start-api]
 
     from lambdavision.aws.config import ConfigError
 
@@ -407,6 +472,10 @@ def test_pyproject_table_and_config_errors(tmp_path: Path) -> None:
     ]:
         with pytest.raises(ConfigError, match=message):
             build_default_map(cli, table, "lambdavision.toml")
-    (nested / "lambdavision.toml").write_text("[deploy\n")
+    (deep / "lambdavision.toml").write_text("[deploy\n")
     with pytest.raises(ConfigError, match="TOML"):
-        load_default_map(cli, nested, environ={})
+        load_default_map(cli, deep, environ={})
+    explicit = tmp_path / "elsewhere.toml"
+    explicit.write_text('[deploy]\nstack-name = "explicit"\n')
+    chosen = load_default_map(cli, deep, environ={"LAMBDAVISION_CONFIG": str(explicit)})
+    assert chosen["deploy"]["stack_name"] == "explicit"

@@ -132,4 +132,6 @@ def test_a_file_where_the_folder_should_be(tmp_path: Path) -> None:
     result = init("app", cwd=tmp_path)
     assert result.returncode == 2  # click's usage error
     assert "Traceback" not in result.stderr
-    assert result.stderr.strip().splitlines()[-1] == "Error: Invalid value for '[DIRECTORY]': Directory 'app' is a file."
+    assert (
+        result.stderr.strip().splitlines()[-1] == "Error: Invalid value for '[DIRECTORY]': Directory 'app' is a file."
+    )

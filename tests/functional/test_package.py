@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.metadata
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -23,6 +25,7 @@ import boto3
 import pytest
 import yaml
 
+from lambdavision.aws.package import PackageError, installed_closure, installed_sizes
 from lambdavision.aws.template import load_template
 from lambdavision.aws.wheels import find_python
 from lambdavision.aws.zipbuild import sizes
@@ -237,10 +240,16 @@ def test_second_package_is_offline_reproducible_and_uploads_once(
         "--bundle-model", str(demo_artifact), "--output-template-file", "packaged.yaml",
     ]  # fmt: skip
 
-    proc = run_package(args, tmp_path, package_cache, {**aws_env, **OFFLINE_PIP})
+    # A cache holding only the downloaded wheels: everything else (unpack, prune, compile, zip)
+    # is done again from scratch, and must give the same bytes.
+    wheels_only = tmp_path / "cache"
+    shutil.copytree(package_cache / "wheels", wheels_only / "wheels")
+
+    proc = run_package(args, tmp_path, wheels_only, {**aws_env, **OFFLINE_PIP})
 
     assert proc.returncode == 0, proc.stderr
     assert "wheel cache hit for python3.12-x86_64" in proc.stdout and "downloading" not in proc.stdout
+    assert "installing 3 wheels for python3.12-x86_64" in proc.stdout
     zip_path = tmp_path / "dist" / "PyTorchFunction.zip"
     digest = sha256_of(zip_path)
     assert digest == sha256_of(x86_build["zip"])  # same inputs, same bytes
@@ -262,8 +271,9 @@ def test_second_package_is_offline_reproducible_and_uploads_once(
     assert config["CodeSize"] == zip_path.stat().st_size
     assert config["CodeSha256"] == base64.b64encode(bytes.fromhex(digest)).decode()
 
-    again = run_package(args, tmp_path, package_cache, {**aws_env, **OFFLINE_PIP})
+    again = run_package(args, tmp_path, wheels_only, {**aws_env, **OFFLINE_PIP})
     assert again.returncode == 0, again.stderr
+    assert "reusing staged dependencies" in again.stdout
     assert f"s3://lambda-code/{key} is already there" in again.stdout and "uploaded" not in again.stdout
 
 
@@ -413,3 +423,21 @@ def test_layer_with_boto3_deploys_on_moto(
     assert "uploaded PyTorchFunction.zip" in again.stdout
     assert sha256_of(layer_zip) == layer_sha and sha256_of(function_zip) != function_sha
     assert template.read_text().count("function/") == 1  # the source template is never rewritten
+
+
+# --- another deployment's sizes (the benchmark's baseline) ---------------------------------------
+
+
+def test_installed_sizes_measure_a_pip_style_deployment(tmp_path: Path) -> None:
+    closure = {d.metadata["Name"].lower() for d in installed_closure(["boto3"])}
+    assert {"boto3", "botocore", "s3transfer", "jmespath"} <= closure
+
+    measured = installed_sizes(["click"], tmp_path / "click.zip")
+
+    dist = importlib.metadata.distribution("click")
+    files = [f for f in dist.files or [] if "__pycache__" not in f.parts and ".." not in f.parts]
+    assert measured.unzipped == sum(Path(str(dist.locate_file(f))).stat().st_size for f in files)
+    assert measured.parts[0][0] == "click/"
+    assert not [n for n in zip_names(tmp_path / "click.zip") if n.endswith(".pyc")]
+    with pytest.raises(PackageError, match="not installed"):
+        installed_sizes(["no-such-distribution"], tmp_path / "none.zip")

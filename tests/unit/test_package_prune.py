@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,7 @@ KEPT = {
     "onnxruntime/ThirdPartyNotices.txt",
     "PIL/Image.py",
     "PIL/py.typed",
+    "PIL/_imagingcms.cpython-312-x86_64-linux-gnu.so",
     "pillow.libs/libjpeg-45e70d75.so.62.4.0",
     "latest/contest.py",  # "tests" only as a whole directory name
 }
@@ -65,6 +67,10 @@ PRUNED = {
     "onnxruntime/transformers/optimizer.py",
     "onnxruntime/capi/libonnxruntime.so.1.32.0",
     "PIL/Image.pyi",
+    "PIL/_avif.cpython-312-x86_64-linux-gnu.so",
+    "PIL/_imagingft.cpython-312-x86_64-linux-gnu.so",
+    "numpy/_core/_simd.cpython-312-x86_64-linux-gnu.so",
+    "numpy/_core/_umath_tests.cpython-312-x86_64-linux-gnu.so",
     "PIL/stray.cpython-313.pyc",
     "tests/test_top_level.py",
 }
@@ -189,6 +195,66 @@ def test_elf_machine_reads_the_header() -> None:
     assert zipbuild.elf_machine(elf_header(62)) == 62
     assert zipbuild.elf_machine(b"#!/bin/sh\n" + bytes(20)) is None
     assert zipbuild.elf_machine(b"\x7fELF") is None
+
+
+def fake_elf(needed: list[str], machine: int = 62) -> bytes:
+    """A minimal 64-bit little-endian ELF: one PT_LOAD over the file, a PT_DYNAMIC with DT_NEEDED."""
+    strtab = b"\0" + b"".join(name.encode() + b"\0" for name in needed)
+    offsets = [1 + sum(len(n) + 1 for n in needed[:i]) for i in range(len(needed))]
+    vaddr, strtab_off = 0x400000, 64 + 2 * 56
+    dyn_off = strtab_off + len(strtab)
+    dynamic = b"".join(struct.pack("<qQ", 1, off) for off in offsets)
+    dynamic += struct.pack("<qQ", 5, vaddr + strtab_off) + struct.pack("<qQ", 0, 0)
+    total = dyn_off + len(dynamic)
+    header = (
+        b"\x7fELF\x02\x01\x01"
+        + bytes(9)
+        + struct.pack("<HHIQQQIHHHHHH", 3, machine, 1, 0, 64, 0, 0, 64, 56, 2, 64, 0, 0)
+    )
+    load = struct.pack("<IIQQQQQQ", 1, 5, 0, vaddr, vaddr, total, total, 0x1000)
+    dyn = struct.pack("<IIQQQQQQ", 2, 6, dyn_off, vaddr + dyn_off, vaddr + dyn_off, len(dynamic), len(dynamic), 8)
+    return header + load + dyn + strtab + dynamic
+
+
+def test_elf_needed_reads_the_dynamic_section() -> None:
+    assert zipbuild.elf_needed(fake_elf(["libfoo.so.1", "libc.so.6"])) == ["libfoo.so.1", "libc.so.6"]
+    assert zipbuild.elf_needed(fake_elf([])) == []
+    assert zipbuild.elf_needed(b"not an elf" * 10) is None
+    assert zipbuild.elf_needed(fake_elf(["libfoo.so"])[:100]) is None  # truncated: unknown, not "none"
+
+
+def test_elf_needed_on_a_real_extension_module() -> None:
+    import PIL
+
+    [imaging] = Path(PIL.__file__).parent.glob("_imaging.cpython-*.so")
+    needed = zipbuild.elf_needed(imaging.read_bytes())
+    assert needed is not None and any(name.startswith("libjpeg") for name in needed)
+
+
+def test_unlinked_vendored_libraries_go_with_their_module(tmp_path: Path) -> None:
+    make_tree(
+        tmp_path,
+        {
+            "PIL/_imaging.so": fake_elf(["libjpeg-1.so", "libxcb-2.so", "libc.so.6"]),
+            "pillow.libs/libjpeg-1.so": fake_elf(["libc.so.6"]),
+            "pillow.libs/libxcb-2.so": fake_elf(["libXau-3.so"]),  # reached through another library
+            "pillow.libs/libXau-3.so": fake_elf([]),
+            "pillow.libs/libavif-4.so": fake_elf(["libc.so.6"]),  # its module _avif was pruned
+            "PIL/Image.py": b"",
+        },
+    )
+    removed = zipbuild.prune_unlinked_libraries(tmp_path)
+    assert [r.path for r in removed] == ["pillow.libs/libavif-4.so"]
+    assert "pillow.libs/libXau-3.so" in tree_files(tmp_path)
+
+
+def test_unreadable_native_file_prunes_no_library(tmp_path: Path) -> None:
+    make_tree(
+        tmp_path,
+        {"PIL/_odd.so": b"\x7fELF" + bytes(10), "pillow.libs/libavif-4.so": fake_elf([])},
+    )
+    assert zipbuild.prune_unlinked_libraries(tmp_path) == []
+    assert "pillow.libs/libavif-4.so" in tree_files(tmp_path)
 
 
 def test_native_libraries_must_match_the_architecture(tmp_path: Path) -> None:

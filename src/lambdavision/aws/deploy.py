@@ -235,18 +235,25 @@ def deploy_stack(
 
     final = wait_for_stack(cfn, stack_id, after=marker, on_event=on_event, poll_seconds=poll_seconds, sleep=sleep)
     final_status = str(final["StackStatus"])
-    if final_status not in SUCCEEDED:
-        reasons = failure_reasons(cfn, stack_id, after=marker)
-        next_step = (
-            "fix the template or parameters and deploy again (the failed stack is deleted first)"
-            if final_status == "ROLLBACK_COMPLETE"
-            else "fix the template or parameters and deploy again"
-        )
-        raise DeployError(
-            f"{action} of stack {stack_name} failed ({final_status}): {'; '.join(reasons) or 'no reason given'}"
-            f" — {next_step}"
-        )
+    raise_if_failed(cfn, stack_name, stack_id, action=action, status=final_status, after=marker)
     return DeployResult(stack_name, action, final_status, stack_outputs(final))
+
+
+def raise_if_failed(
+    cfn: CloudFormationClient, stack_name: str, stack_id: str, *, action: str, status: str, after: str | None
+) -> None:
+    """DeployError naming each failed resource and its reason, unless `status` is a success."""
+    if status in SUCCEEDED:
+        return
+    reasons = failure_reasons(cfn, stack_id, after=after)
+    next_step = (
+        "fix the template or parameters and deploy again (the failed stack is deleted first)"
+        if status == "ROLLBACK_COMPLETE"
+        else "fix the template or parameters and deploy again"
+    )
+    raise DeployError(
+        f"{action} of stack {stack_name} failed ({status}): {'; '.join(reasons) or 'no reason given'} — {next_step}"
+    )
 
 
 def wait_for_stack(
@@ -380,7 +387,9 @@ __all__ = [
     "delete_stack",
     "deploy_stack",
     "describe_stack",
+    "latest_event_id",
     "parse_parameter_overrides",
+    "raise_if_failed",
     "read_template_file",
     "stack_output",
     "stack_outputs",

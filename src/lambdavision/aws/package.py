@@ -4,12 +4,16 @@ Three steps, each usable alone:
 
 1. `plan_functions(template, template_dir)` reads which functions to build, for which runtime and
    architecture, from which folder (pure).
-2. `build(template, options, log)` stages and zips them: the function's folder, lambdavision's
+2. `build(template, template_dir, options, log)` stages and zips them: the function's folder, lambdavision's
    runtime part (`RUNTIME_PARTS`), and binary wheels of onnxruntime, numpy and Pillow for the
    Lambda platform, pruned and compiled to `.pyc` by the runtime's CPython; with `layer=True` the
    dependencies go into a layer zip of their own. Nothing here talks to AWS.
 3. `upload_zips(...)` puts each zip on S3 under its content hash, and `packaged_template(...)`
    points the template at the uploaded (or local) zips.
+
+For measurements (the benchmark): `zipbuild.sizes(zip)` gives any package's zipped and unzipped
+sizes and biggest parts; `installed_sizes(["torch", ...], out_zip)` measures a deployment made of
+distributions installed here, zipped the same way (the guide's torch app as a baseline).
 
 Every build step is deterministic (sorted members, fixed times and modes, .pyc compiled with a
 fixed hash seed), so the same inputs give a zip with the same sha256 and the same S3 key.
@@ -59,7 +63,7 @@ TASK_ROOT = "/var/task"
 LAYER_ROOT = "/opt/python"  # a layer's python/ folder, which Lambda puts on sys.path
 MAX_LAYERS = 5
 # Bump when staging changes in a way the cache key does not capture.
-STAGING_FORMAT = 1
+STAGING_FORMAT = 2
 
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 SAM_FUNCTION = "AWS::Serverless::Function"
@@ -229,15 +233,24 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
     options.output_dir.mkdir(parents=True, exist_ok=True)
     staged: dict[tuple[Target, str], Path] = {}
 
+    pythons: dict[Target, Interpreter | None] = {}
+
+    def python_for(target: Target) -> Interpreter | None:
+        if target not in pythons:
+            pythons[target] = _interpreter(target, options.environ, result.warnings)
+        return pythons[target]
+
     def deps_for(target: Target, run_dir: str) -> Path:
         if (target, run_dir) not in staged:
-            staged[target, run_dir] = stage_dependencies(target, run_dir, options, log, result.warnings)
+            staged[target, run_dir] = stage_dependencies(
+                target, run_dir, python_for(target), options, log, result.warnings
+            )
         return staged[target, run_dir]
 
     with tempfile.TemporaryDirectory(prefix="lambdavision-package-") as tmp:
         for spec in specs:
             code_stage = Path(tmp) / spec.logical_id
-            stage_code(spec, runtime_parts, code_stage, options.environ, result.warnings)
+            stage_code(spec, runtime_parts, code_stage, python_for(spec.target), result.warnings)
             extra = {BUNDLED_MODEL_NAME: model} if model else {}
             if options.layer:
                 layer_id = layer_logical_id(spec.target, options.include_boto3)
@@ -294,7 +307,7 @@ def stage_code(
     spec: FunctionSpec,
     runtime_parts: Mapping[str, Path],
     dest: Path,
-    environ: Mapping[str, str],
+    python: Interpreter | None,
     warnings: list[str],
 ) -> None:
     """The function's folder + lambdavision's runtime part, compiled for /var/task."""
@@ -308,18 +321,23 @@ def stage_code(
         out = dest / name
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src, out)
-    python = _interpreter(spec.target, environ, warnings)
     if python is not None:
         zipbuild.compile_pyc(dest, python.path, TASK_ROOT, _collect_warning(warnings))
 
 
-def stage_dependencies(target: Target, run_dir: str, options: BuildOptions, log: Log, warnings: list[str]) -> Path:
+def stage_dependencies(
+    target: Target,
+    run_dir: str,
+    python: Interpreter | None,
+    options: BuildOptions,
+    log: Log,
+    warnings: list[str],
+) -> Path:
     """The dependencies for `target`, unpacked, pruned and compiled; cached by everything that
     decides their bytes, so a second `package` of unchanged dependencies only zips."""
     reqs = wheels.requirements(options.include_boto3)
     all_wheels = wheels.fetch_wheels(target, reqs, options.cache_dir, log, refresh=options.refresh)
     wanted = wheels.wanted_wheels(all_wheels)
-    python = _interpreter(target, options.environ, warnings)
     key_material = {
         "format": STAGING_FORMAT,
         "wheels": sorted(w.name for w in wanted),

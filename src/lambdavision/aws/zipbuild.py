@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 import os
 import shutil
+import struct
 import subprocess
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -40,6 +41,13 @@ PRUNE_PATH_GLOBS: Mapping[str, str] = {
     "numpy/_core/lib": "static library and pkg-config files for building extensions",
     "numpy/f2py": "Fortran wrapper generator, imported only on attribute access",
     "numpy/_pyinstaller": "PyInstaller hooks",
+    "numpy/_core/_simd.*": "numpy's SIMD test module",
+    "numpy/_core/_*_tests.*": "numpy's test-only extension modules",
+    # Pillow's optional extension modules (each imported in a try: absent = feature off). The API
+    # accepts JPEG, PNG, WebP, GIF and BMP; their vendored libraries go with them (see below).
+    "PIL/_avif.*": "AVIF codec (not an accepted upload format)",
+    "PIL/_imagingft.*": "FreeType text rendering (ImageFont)",
+    "PIL/_imagingtk.*": "Tk bindings",
     "*.dist-info/RECORD": "install record listing files that were pruned",
     "*.dist-info/INSTALLER": "installer marker",
     "*.dist-info/REQUESTED": "installer marker",
@@ -82,7 +90,14 @@ def prune_reason(rel_path: str, is_dir: bool) -> str | None:
 
 
 def prune(root: Path) -> list[Pruned]:
-    """Delete from `root` everything a rule above names; return what went, in path order."""
+    """Delete from `root` everything a rule above names, then the vendored libraries nothing left
+    links to; return what went, in path order."""
+    removed = _prune_by_rules(root)
+    removed.extend(prune_unlinked_libraries(root))
+    return sorted(removed, key=lambda p: p.path)
+
+
+def _prune_by_rules(root: Path) -> list[Pruned]:
     removed: list[Pruned] = []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
@@ -102,7 +117,7 @@ def prune(root: Path) -> list[Pruned]:
                 size = path.lstat().st_size
                 path.unlink()
                 removed.append(Pruned(prefix + filename, reason, size))
-    return sorted(removed, key=lambda p: p.path)
+    return removed
 
 
 def tree_size(root: Path) -> int:
@@ -145,6 +160,88 @@ def elf_machine(header: bytes) -> int | None:
     if len(header) < 20 or header[:4] != b"\x7fELF":
         return None
     return int.from_bytes(header[18:20], "little")
+
+
+def elf_needed(data: bytes) -> list[str] | None:
+    """The DT_NEEDED names of a 64-bit little-endian ELF file (both Lambda architectures), or None
+    when `data` is not one or cannot be read (callers then assume nothing)."""
+    if len(data) < 64 or data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return None
+    try:
+        (phoff,) = struct.unpack_from("<Q", data, 32)
+        phentsize, phnum = struct.unpack_from("<HH", data, 54)
+        loads: list[tuple[int, int, int]] = []  # (vaddr, offset, filesz)
+        dynamic: tuple[int, int] | None = None
+        for i in range(phnum):
+            p_type, _, p_offset, p_vaddr, _, p_filesz = struct.unpack_from("<IIQQQQ", data, phoff + i * phentsize)
+            if p_type == 1:  # PT_LOAD
+                loads.append((p_vaddr, p_offset, p_filesz))
+            elif p_type == 2:  # PT_DYNAMIC
+                dynamic = (p_offset, p_filesz)
+        if dynamic is None:
+            return []  # statically linked
+        needed_offsets: list[int] = []
+        strtab_addr = None
+        for offset in range(dynamic[0], dynamic[0] + dynamic[1], 16):
+            tag, value = struct.unpack_from("<qQ", data, offset)
+            if tag == 0:  # DT_NULL
+                break
+            if tag == 1:  # DT_NEEDED: an offset into the string table
+                needed_offsets.append(value)
+            elif tag == 5:  # DT_STRTAB: its virtual address
+                strtab_addr = value
+        if strtab_addr is None:
+            return None if needed_offsets else []
+        strtab = next(off + strtab_addr - vaddr for vaddr, off, size in loads if vaddr <= strtab_addr < vaddr + size)
+        names = []
+        for name_offset in needed_offsets:
+            start = strtab + name_offset
+            names.append(data[start : data.index(b"\0", start)].decode("ascii"))
+        return names
+    except (struct.error, ValueError, StopIteration, UnicodeDecodeError):
+        return None
+
+
+def prune_unlinked_libraries(root: Path) -> list[Pruned]:
+    """Drop libraries vendored by auditwheel (`<dist>.libs/`) that no remaining module needs.
+
+    auditwheel copies in exactly what the wheel's extension modules link; once a module is pruned
+    (Pillow's AVIF codec, say) its libraries are dead weight. Reachability follows DT_NEEDED from
+    every native file outside the `.libs` folders. If any native file cannot be read, nothing goes.
+    """
+    vendored: dict[str, Path] = {}
+    needed_by: dict[Path, list[str]] = {}
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink():
+            continue
+        with path.open("rb") as fh:
+            if fh.read(4) != b"\x7fELF":
+                continue
+            fh.seek(0)
+            needed = elf_needed(fh.read())
+        if needed is None:
+            return []
+        needed_by[path] = needed
+        if path.parent.name.endswith(".libs"):
+            vendored[path.name] = path
+    reached: set[str] = set()
+    pending = [name for path, names in needed_by.items() if not path.parent.name.endswith(".libs") for name in names]
+    while pending:
+        name = pending.pop()
+        if name in reached or name not in vendored:
+            continue
+        reached.add(name)
+        pending.extend(needed_by[vendored[name]])
+    removed = []
+    for name, path in sorted(vendored.items()):
+        if name not in reached:
+            removed.append(
+                Pruned(
+                    path.relative_to(root).as_posix(), "vendored library nothing links any more", path.stat().st_size
+                )
+            )
+            path.unlink()
+    return removed
 
 
 def check_native_libraries(root: Path, architecture: str) -> int:

@@ -163,17 +163,21 @@ class _EventPrinter:
 
 
 def _print_outputs(outputs: list[stacks.StackOutput]) -> None:
+    """Key / Value (/ Description when it fits) — values never wrapped or cut, so they copy whole."""
     if not outputs:
         return
     tty = sys.stdout.isatty()
-    table = Table(box=box.SIMPLE_HEAD if tty else None, show_edge=tty, title="Outputs" if tty else None)
-    for column in ("Key", "Value", "Description"):
-        table.add_column(column, overflow="fold" if tty else "ignore", no_wrap=not tty)
+    key_width = max(len(o.key) for o in outputs)
+    value_width = max(len(o.value) for o in outputs)
+    full_width = key_width + value_width + max(len(o.description) for o in outputs) + 8
+    available = Console().width if tty else full_width
+    with_description = full_width <= available
+    table = Table(box=box.SIMPLE_HEAD if tty else None, show_edge=False, pad_edge=False)
+    for column in ("Key", "Value", "Description") if with_description else ("Key", "Value"):
+        table.add_column(column, no_wrap=True, overflow="ignore")
     for output in outputs:
-        table.add_row(output.key, output.value, output.description)
-    # In a pipe nothing is wrapped or cut: scripts read whole values.
-    width = None if tty else 10 + sum(max(len(o.key), len(o.value), len(o.description)) for o in outputs) * 3
-    Console(highlight=False, width=width).print(table)
+        table.add_row(output.key, output.value, *([output.description] if with_description else []))
+    Console(highlight=False, width=max(available, key_width + value_width + 4)).print(table)
 
 
 class _DeployCommand(GreedyOptionsCommand):

@@ -1,0 +1,1057 @@
+"""lambdavision against the guide's PyTorch app: one run, same machine, same model, same images.
+
+    .venv/bin/python benchmarks/compare.py            # ResNet-50, >= 5 cold starts, >= 50 warm requests
+    .venv/bin/python benchmarks/compare.py --quick    # a small CNN, few repeats (the test suite runs this)
+
+Variants, each run as a real `awslambdaric` environment process in lambdavision's local runtime,
+the model on a moto S3 server on 127.0.0.1, the images fetched by URL from a loopback server:
+
+- baseline: benchmarks/baseline/app.py, the guide's function (torch + TorchScript from its tarball);
+- lambdavision, model on S3, the artifact as `lambdavision export` writes it (.onnx + .pth);
+- lambdavision, model on S3, the serving artifact without the .pth (`--no-torchscript`);
+- lambdavision, model bundled in the package (`lambdavision package --bundle-model`);
+- lambdavision int8, when `lambdavision export --quantize int8` exists.
+
+Cold starts and warm requests of the variants are interleaved (the order rotates each round), so
+load from elsewhere on the machine touches them alike. Writes to the output folder: results.json
+(every sample summary), results.md (the table with ratios to the baseline), compare.png (the
+chart) and README-section.md (the table and what it means, for the README). Models and images are
+built once into the cache folder (benchmarks/.cache/, not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import importlib.metadata
+import io
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter
+
+from lambdavision.bench import (
+    HANDLER,
+    BenchError,
+    BenchFunction,
+    ColdRun,
+    ImageServer,
+    Runner,
+    Stats,
+    WarmRun,
+    describe_machine,
+    local_caveat,
+    onnx_floor,
+    threads_for_memory,
+    url_event,
+)
+from lambdavision.local.template import FunctionSpec
+from lambdavision.pricing import Prices, cost_per_million, load_prices
+
+REPO = Path(__file__).resolve().parents[1]
+BASELINE_DIR = REPO / "benchmarks" / "baseline"
+DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
+DEFAULT_OUT = REPO / "benchmarks" / "results"
+BUCKET = "lambdavision-bench"
+GUIDE_KEY = "fastai-models/lesson1/model.tar.gz"
+MEMORY_MB = 3008  # the guide's template
+COLD_FRACTION = 0.05
+NUM_CLASSES = 1000
+LARGE, SMALL = "large", "small"
+IMAGE_SIZES = {LARGE: (4032, 3024), SMALL: (640, 480)}
+TORCH_WHEEL_DIR = Path("/opt/wheels")
+BASELINE_DISTRIBUTIONS = ("torch", "numpy", "pillow", "requests")  # boto3 comes with Lambda's runtime
+
+Log = Callable[[str], None]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+# --- inputs: models and images ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Models:
+    name: str
+    guide: Path  # the guide's tarball: resnet50_jit.pth + classes.txt
+    full: Path  # lambdavision export: manifest, classes, model.onnx, then the .pth
+    serving: Path  # the same without the .pth (export --no-torchscript)
+    int8: Path | None  # static int8 of `serving` (export --quantize int8), when lambdavision has it
+    int8_note: str  # why there is no int8 model, or how it was made
+
+
+def build_models(cache: Path, quick: bool) -> Models:
+    """The model exported the guide's way and lambdavision's way, once; reused from the cache after."""
+    name = "small_cnn" if quick else "resnet50"
+    folder = cache / "models" / name
+    guide, full, serving = folder / "guide-model.tar.gz", folder / "lambdavision-full.tar.gz", folder / "model.tar.gz"
+    if not all(p.is_file() for p in (guide, full, serving)):
+        _export_models(folder, quick, guide, full, serving)
+    else:
+        log(f"models: reusing {folder}")
+    int8, note = build_int8(serving, folder / "model-int8.tar.gz", cache)
+    return Models(name, guide, full, serving, int8, note)
+
+
+def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: Path) -> None:
+    name = folder.name
+    import torch
+
+    from lambdavision.core.artifact import read_artifact, write_artifact
+    from lambdavision.export import export
+    from lambdavision.zoo import resnet50, small_cnn
+
+    folder.mkdir(parents=True, exist_ok=True)
+    classes = [f"class_{i:04d}" for i in range(NUM_CLASSES)]
+    torch.manual_seed(0)
+    model = (small_cnn(NUM_CLASSES) if quick else resnet50(NUM_CLASSES)).eval()
+    log(f"models: exporting {name} the guide's way (trace on 1x3x299x299, jit.save, tar.gz)")
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        with torch.no_grad():
+            traced = torch.jit.trace(model, torch.ones(1, 3, 299, 299))
+        torch.jit.save(traced, str(work / "resnet50_jit.pth"))
+        (work / "classes.txt").write_text("\n".join(classes))
+        with tarfile.open(work / "model.tar.gz", "w:gz") as tar:
+            tar.add(work / "resnet50_jit.pth", arcname="resnet50_jit.pth")
+            tar.add(work / "classes.txt", arcname="classes.txt")
+        shutil.move(work / "model.tar.gz", guide)
+    log(f"models: exporting {name} with lambdavision.export (ONNX + TorchScript)")
+    export(model, classes, full, input_size=224)
+    artifact = read_artifact(full)
+    assert artifact.onnx is not None
+    write_artifact(serving, classes=classes, preprocessing=artifact.preprocessing, onnx=artifact.onnx, torchscript=None)
+
+
+INT8_NOTE = (
+    "static int8 (QDQ, u8/s8 per-channel) of the same model, calibrated on 16 generated photos; its weights "
+    "are random, so its agreement with the float model says nothing here and was not required"
+)
+
+
+def build_int8(serving: Path, out: Path, cache: Path) -> tuple[Path | None, str]:
+    """`lambdavision export --quantize int8`'s quantisation of the serving artifact, when it exists."""
+    try:
+        from lambdavision.export import quantize_int8
+    except ImportError:
+        return None, "not available: `lambdavision export --quantize int8` is not implemented yet"
+    if out.is_file():
+        return out, INT8_NOTE
+    from lambdavision.core.artifact import read_artifact
+    from lambdavision.core.preprocess import preprocess
+
+    log("models: quantising to int8 (static, calibrated on generated photos)")
+    prep = read_artifact(serving).preprocessing
+    inputs = [preprocess(photo_like_jpeg(640, 480, seed=100 + i), prep) for i in range(20)]
+    try:
+        # min_agreement 0: random weights make agreement meaningless (FACTS: ~10 %); speed and size are measured.
+        quantize_int8(serving, out, inputs[:16], inputs[16:], min_agreement=0.0, torchscript=False)
+    except Exception as exc:
+        return None, f"not available: int8 quantisation failed ({exc})"
+    return out, INT8_NOTE
+
+
+def photo_like_jpeg(width: int, height: int, seed: int) -> bytes:
+    """Smooth colour fields, shapes with soft edges and sensor noise: compresses like a photo
+    (about 2.8 MB at 4032x3024), unlike flat colour (tiny) or pure noise (huge)."""
+    rng = np.random.default_rng(seed)
+    base = Image.fromarray(rng.integers(0, 256, (9, 12, 3), dtype=np.uint8)).resize(
+        (width, height), Image.Resampling.BICUBIC
+    )
+    draw = ImageDraw.Draw(base)
+    for _ in range(40):
+        x, y = int(rng.integers(0, width)), int(rng.integers(0, height))
+        r = int(rng.integers(width // 40, width // 6))
+        colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+        shape = draw.ellipse if rng.random() < 0.5 else draw.rectangle
+        shape((x - r, y - r // 2, x + r, y + r // 2), fill=colour)
+    base = base.filter(ImageFilter.GaussianBlur(radius=max(1, width // 800)))
+    noisy = np.asarray(base, dtype=np.int16) + rng.normal(0, 7, (height, width, 3)).astype(np.int16)
+    buffer = io.BytesIO()
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(buffer, "JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def build_images(cache: Path) -> dict[str, bytes]:
+    folder = cache / "images"
+    folder.mkdir(parents=True, exist_ok=True)
+    images = {}
+    for seed, (key, (width, height)) in enumerate(IMAGE_SIZES.items()):
+        path = folder / f"photo-{width}x{height}.jpg"
+        if not path.is_file():
+            path.write_bytes(photo_like_jpeg(width, height, seed))
+        images[key] = path.read_bytes()
+    return images
+
+
+# --- S3 on loopback ----------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.contextmanager
+def moto_server(log_dir: Path) -> Iterator[str]:
+    port = _free_port()
+    executable = Path(sys.executable).with_name("moto_server")
+    log_dir.mkdir(parents=True, exist_ok=True)
+    with (log_dir / "moto.log").open("wb") as out:
+        proc = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"moto_server did not start; see {log_dir / 'moto.log'}") from None
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def aws_env(endpoint: str, cache: Path) -> dict[str, str]:
+    """What the functions (and this process's boto3) see: fake credentials, moto's endpoint."""
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_CONFIG_FILE": str(cache / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(cache / "no-aws-credentials"),
+    }
+
+
+def upload(env: dict[str, str], files: dict[str, Path]) -> None:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    client.create_bucket(Bucket=BUCKET)
+    for key, path in files.items():
+        client.upload_file(str(path), BUCKET, key)
+
+
+# --- variants -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str
+    label: str
+    function: BenchFunction | None  # None: not available (reason says why)
+    artifact: Path | None = None  # the lambdavision artifact it serves (for the floor and sizes)
+    bundled: bool = False
+    reason: str = ""
+
+
+def _spec(logical_id: str, handler: str, code_dir: Path, environment: dict[str, str], memory_mb: int) -> FunctionSpec:
+    return FunctionSpec(
+        logical_id=logical_id,
+        handler=handler,
+        code_dir=code_dir,
+        runtime="python3.12",
+        memory_mb=memory_mb,
+        timeout_s=120,
+        environment=environment,
+    )
+
+
+def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
+    functions = cache / "functions"
+    s3_dir = functions / "s3"
+    bundled_dir = functions / "bundled"
+    s3_dir.mkdir(parents=True, exist_ok=True)
+    bundled_dir.mkdir(parents=True, exist_ok=True)
+    bundled_model = bundled_dir / "model.tar.gz"
+    shutil.copyfile(models.serving, bundled_model)
+    lv_env = {"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}
+
+    def s3_function(logical_id: str, key: str) -> BenchFunction:
+        env = {"MODEL_BUCKET": BUCKET, "MODEL_KEY": key}
+        return BenchFunction(logical_id, _spec(logical_id, HANDLER, s3_dir, env, memory_mb), lv_env, fresh_cache=True)
+
+    baseline_env = {"MODEL_BUCKET": BUCKET, "MODEL_KEY": GUIDE_KEY}
+    variants = [
+        Variant(
+            "baseline",
+            "guide app (torch, S3)",
+            BenchFunction("baseline", _spec("Baseline", "app.lambda_handler", BASELINE_DIR, baseline_env, memory_mb)),
+        ),
+        Variant(
+            "lv_s3_full",
+            "lambdavision, S3, .onnx+.pth",
+            s3_function("LambdaVisionS3Full", "lambdavision/full/model.tar.gz"),
+            models.full,
+        ),
+        Variant(
+            "lv_s3",
+            "lambdavision, S3",
+            s3_function("LambdaVisionS3", "lambdavision/serving/model.tar.gz"),
+            models.serving,
+        ),
+        Variant(
+            "lv_bundled",
+            "lambdavision, bundled",
+            BenchFunction(
+                "LambdaVisionBundled", _spec("LambdaVisionBundled", HANDLER, bundled_dir, {}, memory_mb), lv_env
+            ),
+            bundled_model,
+            bundled=True,
+        ),
+    ]
+    if models.int8 is None:
+        variants.append(Variant("lv_int8", "lambdavision int8", None, reason=models.int8_note))
+    else:
+        int8_dir = functions / "bundled-int8"
+        int8_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(models.int8, int8_dir / "model.tar.gz")
+        spec = _spec("LambdaVisionInt8", HANDLER, int8_dir, {}, memory_mb)
+        variants.append(
+            Variant(
+                "lv_int8",
+                "lambdavision int8, bundled",
+                BenchFunction("LambdaVisionInt8", spec, lv_env),
+                int8_dir / "model.tar.gz",
+                bundled=True,
+                reason=models.int8_note,
+            )
+        )
+    return variants
+
+
+def s3_uploads(models: Models) -> dict[str, Path]:
+    return {
+        GUIDE_KEY: models.guide,
+        "lambdavision/full/model.tar.gz": models.full,
+        "lambdavision/serving/model.tar.gz": models.serving,
+    }
+
+
+# --- measuring ----------------------------------------------------------------------------------
+
+
+def rotated(items: Sequence[Variant], by: int) -> list[Variant]:
+    k = by % len(items) if items else 0
+    return [*items[k:], *items[:k]]
+
+
+def measure(
+    variants: Sequence[Variant],
+    runner: Runner,
+    events: dict[str, dict[str, Any]],
+    cold_runs: int,
+    warm_requests: int,
+) -> tuple[dict[str, list[ColdRun]], dict[str, dict[str, list[WarmRun]]], dict[str, int]]:
+    live = [v for v in variants if v.function is not None]
+    colds: dict[str, list[ColdRun]] = {v.key: [] for v in live}
+    for run in range(cold_runs):
+        for variant in rotated(live, run):
+            assert variant.function is not None
+            cold = runner.cold_start(variant.function, events[LARGE])
+            colds[variant.key].append(cold)
+            log(f"cold {run + 1}/{cold_runs} {variant.key}: {cold.total_ms:,.0f} ms, {cold.max_memory_mb} MB")
+    warms: dict[str, dict[str, list[WarmRun]]] = {v.key: {LARGE: [], SMALL: []} for v in live}
+    peaks: dict[str, int] = {}
+    with contextlib.ExitStack() as stack:
+        pools = {}
+        for variant in live:
+            assert variant.function is not None
+            pools[variant.key] = stack.enter_context(runner.warm(variant.function, events[LARGE], warmups=3))
+        for number in range(warm_requests):
+            for variant in rotated(live, number):
+                for size in (LARGE, SMALL):
+                    warms[variant.key][size].append(pools[variant.key].request(events[size]))
+            if (number + 1) % 10 == 0 or number + 1 == warm_requests:
+                log(f"warm {number + 1}/{warm_requests} done")
+        for key, pool in pools.items():
+            peaks[key] = pool.peak_memory_mb
+    return colds, warms, peaks
+
+
+def _stats(values: Sequence[float]) -> dict[str, Any] | None:
+    return Stats.of(values).to_dict() if values else None
+
+
+def summarise_cold(runs: Sequence[ColdRun]) -> dict[str, Any]:
+    loads = [r.load_ms for r in runs if r.load_ms is not None]
+    imports = [r.runtime_and_imports_ms for r in runs if r.runtime_and_imports_ms is not None]
+    part_names = sorted({name for r in runs for name in r.load_parts})
+    return {
+        "total": _stats([r.total_ms for r in runs]),
+        "init": _stats([r.init_ms for r in runs]),
+        "runtime_imports": _stats(imports),
+        "model_load": _stats(loads),
+        "load_parts": {name: _stats([r.load_parts[name] for r in runs if name in r.load_parts]) for name in part_names},
+        "first_request": _stats([r.first_request_ms for r in runs]),
+        "peak_memory_mb": _stats([float(r.max_memory_mb) for r in runs]),
+    }
+
+
+def summarise_warm(runs: Sequence[WarmRun]) -> dict[str, Any]:
+    return {
+        "total": _stats([r.duration_ms for r in runs]),
+        "fetch": _stats([r.timing.get("fetch", 0.0) for r in runs]),
+        "decode": _stats([r.timing.get("decode", 0.0) for r in runs]),
+        "inference": _stats([r.timing.get("inference", 0.0) for r in runs]),
+    }
+
+
+# --- deployment sizes ---------------------------------------------------------------------------
+
+
+def _canonical(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def requirement_closure(names: Sequence[str]) -> list[importlib.metadata.Distribution]:
+    """The installed distributions `names` need at run time (extras left out)."""
+    from packaging.requirements import Requirement
+
+    seen: dict[str, importlib.metadata.Distribution] = {}
+    queue = list(names)
+    while queue:
+        name = _canonical(queue.pop())
+        if name in seen:
+            continue
+        dist = importlib.metadata.distribution(name)
+        seen[name] = dist
+        for text in dist.requires or []:
+            requirement = Requirement(text)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                queue.append(requirement.name)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _deflated_size(data: bytes, name: str) -> int:
+    # zip's deflate at zlib's default level, plus local header and central directory entry.
+    return len(zlib.compress(data, 6)) + 30 + 46 + 2 * len(name.encode())
+
+
+def baseline_stack_sizes(cache: Path) -> dict[str, Any]:
+    """The guide's dependencies as a Lambda package would hold them: torch (CPU) + numpy + Pillow +
+    requests and what they require. Unzipped: the installed files; zipped: torch's own wheel (a
+    zip of those files) and the rest deflated file by file."""
+    dists = requirement_closure(BASELINE_DISTRIBUTIONS)
+    versions = {d.metadata["Name"]: d.version for d in dists}
+    cached = cache / "sizes-baseline.json"
+    if cached.is_file():
+        document = json.loads(cached.read_text())
+        if document.get("versions") == versions:
+            return dict(document)
+    unzipped = zipped = 0
+    parts: dict[str, int] = {}
+    for dist in dists:
+        name = dist.metadata["Name"]
+        files = [f for f in dist.files or [] if not str(f).startswith("..")]
+        wheel = next(iter(sorted(TORCH_WHEEL_DIR.glob(f"{name}-{dist.version}-*.whl"))), None)
+        dist_unzipped = dist_zipped = 0
+        for file in files:
+            path = Path(str(dist.locate_file(file)))
+            if not path.is_file():
+                continue
+            size = path.stat().st_size
+            dist_unzipped += size
+            if wheel is None:
+                dist_zipped += _deflated_size(path.read_bytes(), str(file))
+        if wheel is not None:
+            dist_zipped = wheel.stat().st_size
+        unzipped += dist_unzipped
+        zipped += dist_zipped
+        parts[name] = dist_unzipped
+    document = {
+        "versions": versions,
+        "unzipped": unzipped,
+        "zipped": zipped,
+        "parts": dict(sorted(parts.items(), key=lambda kv: -kv[1])),
+        "what": "torch (CPU) + numpy + Pillow + requests and their requirements, python3.11 x86_64",
+    }
+    cached.write_text(json.dumps(document, indent=2))
+    return document
+
+
+def lambdavision_package_sizes(cache: Path, bundle_model: Path | None) -> dict[str, Any]:
+    """`lambdavision package` of a python3.12 x86_64 function (the zip it deploys)."""
+    from lambdavision.aws import wheels
+    from lambdavision.aws.package import BuildOptions, build
+
+    template = {
+        "Resources": {
+            "Fn": {
+                "Type": "AWS::Serverless::Function",
+                "Properties": {
+                    "CodeUri": "fn",
+                    "Handler": HANDLER,
+                    "Runtime": "python3.12",
+                    "Architectures": ["x86_64"],
+                },
+            }
+        }
+    }
+    with tempfile.TemporaryDirectory(prefix="compare-package-") as tmp:
+        (Path(tmp) / "fn").mkdir()
+        options = BuildOptions(
+            cache_dir=wheels.default_cache_dir(os.environ),
+            output_dir=Path(tmp) / "out",
+            environ=os.environ,
+            bundle_model=bundle_model,
+        )
+        result = build(template, Path(tmp), options, lambda message: None)
+        sizes = result.functions[0].zip.sizes
+    return {
+        "unzipped": sizes.unzipped,
+        "zipped": sizes.zipped,
+        "parts": dict(list(sizes.parts)[:8]),
+        "what": "lambdavision package (python3.12 x86_64)" + (" --bundle-model" if bundle_model else ""),
+    }
+
+
+def package_sizes(variants: Sequence[Variant], cache: Path) -> dict[str, Any]:
+    sizes: dict[str, Any] = {}
+    log("sizes: the guide's dependency stack")
+    sizes["baseline"] = baseline_stack_sizes(cache)
+    log("sizes: lambdavision package")
+    try:
+        plain = lambdavision_package_sizes(cache, None)
+        for variant in variants:
+            if variant.key == "baseline" or variant.function is None:
+                continue
+            sizes[variant.key] = plain
+            if variant.bundled and variant.artifact is not None:
+                sizes[variant.key] = lambdavision_package_sizes(cache, variant.artifact)
+    except Exception as exc:  # packaging needs wheels from the registry: say so, keep the rest
+        log(f"sizes: lambdavision package failed: {exc}")
+        sizes["error"] = f"lambdavision package failed: {exc}"
+    return sizes
+
+
+# --- costs --------------------------------------------------------------------------------------
+
+
+def costs(cold: dict[str, Any], warm_large: dict[str, Any], prices: Prices, memory_mb: int) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for arch in ("x86_64", "arm64"):
+        warm_ms = warm_large["total"]["median"]
+        out[arch] = {
+            "warm": cost_per_million(prices, memory_mb=memory_mb, architecture=arch, warm_ms=warm_ms).to_dict(),
+            "cold": cost_per_million(
+                prices,
+                memory_mb=memory_mb,
+                architecture=arch,
+                warm_ms=warm_ms,
+                cold_init_ms=cold["init"]["median"],
+                cold_request_ms=cold["first_request"]["median"],
+                cold_fraction=COLD_FRACTION,
+            ).to_dict(),
+        }
+    return out
+
+
+# --- the table ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    unit: str
+    get: Callable[[dict[str, Any]], float | None]
+
+
+def _get(*path: str) -> Callable[[dict[str, Any]], float | None]:
+    def getter(variant: dict[str, Any]) -> float | None:
+        value: Any = variant
+        for key in path:
+            if not isinstance(value, dict) or value.get(key) is None:
+                return None
+            value = value[key]
+        return float(value) if isinstance(value, int | float) else None
+
+    return getter
+
+
+def rows() -> list[Row]:
+    large, small = "×".join(map(str, IMAGE_SIZES[LARGE])), "×".join(map(str, IMAGE_SIZES[SMALL]))
+    table = [
+        Row("Cold start (process start → first answer)", "ms", _get("cold", "total", "median")),
+        Row("· runtime start + imports", "ms", _get("cold", "runtime_imports", "median")),
+        Row("· model load (fetch + read + session)", "ms", _get("cold", "model_load", "median")),
+        Row("· first request", "ms", _get("cold", "first_request", "median")),
+    ]
+    for key, name in ((LARGE, large), (SMALL, small)):
+        table += [
+            Row(f"Warm p50, {name}", "ms", _get("warm", key, "total", "median")),
+            Row("· fetch", "ms", _get("warm", key, "fetch", "median")),
+            Row("· decode + preprocess", "ms", _get("warm", key, "decode", "median")),
+            Row("· forward", "ms", _get("warm", key, "inference", "median")),
+            Row(f"Warm p95, {name}", "ms", _get("warm", key, "total", "p95")),
+        ]
+    table += [
+        Row("Forward floor (ONNX Runtime `run` alone)", "ms", _get("floor", "median")),
+        Row(f"Warm overhead above the floor, {small}", "%", _get("overhead_pct")),
+        Row("Peak memory (Max Memory Used)", "MB", _get("peak_memory_mb")),
+        Row("Package unzipped", "MB", _get("package", "unzipped_mb")),
+        Row("Package zipped", "MB", _get("package", "zipped_mb")),
+        Row("$ per 1M, x86_64, all warm", "$", _get("cost", "x86_64", "warm", "total")),
+        Row(f"$ per 1M, x86_64, {COLD_FRACTION:.0%} cold", "$", _get("cost", "x86_64", "cold", "total")),
+        Row("$ per 1M, arm64, all warm", "$", _get("cost", "arm64", "warm", "total")),
+        Row(f"$ per 1M, arm64, {COLD_FRACTION:.0%} cold", "$", _get("cost", "arm64", "cold", "total")),
+    ]
+    return table
+
+
+def shown(value: float, unit: str) -> float:
+    """The value as the table prints it (ratios are computed from these)."""
+    if unit == "$":
+        return round(value, 2) if value >= 1 else round(value, 3)
+    if unit in ("ms", "%"):
+        return round(value) if abs(value) >= 100 else round(value, 1)
+    return round(value, 1)
+
+
+def fmt(value: float, unit: str) -> str:
+    if unit == "$":
+        return f"${value:,.2f}" if value >= 1 else f"${value:.3f}"
+    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
+    return f"{text} {unit}" if unit != "%" else f"{text} %"
+
+
+def fmt_ratio(ratio: float) -> str:
+    if ratio <= 0:
+        return "–"
+    return f"1/{1 / ratio:.1f}" if ratio < 1 else f"×{ratio:.2f}"
+
+
+def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each figure per variant: the raw value, as shown, and its ratio to the baseline's shown value."""
+    out = []
+    variants = results["variants"]
+    baseline = next(v for v in variants if v["key"] == "baseline")
+    for row in rows():
+        base_value = row.get(baseline)
+        base_shown = None if base_value is None else shown(base_value, row.unit)
+        cells = {}
+        for variant in variants:
+            if not variant["available"]:
+                continue
+            value = row.get(variant)
+            if value is None:
+                cells[variant["key"]] = None
+                continue
+            value_shown = shown(value, row.unit)
+            ratio = None
+            if variant["key"] != "baseline" and base_shown and row.unit != "%":
+                ratio = value_shown / base_shown
+            cells[variant["key"]] = {
+                "value": value,
+                "shown": value_shown,
+                "text": fmt(value_shown, row.unit),
+                "ratio": ratio,
+            }
+        out.append({"label": row.label, "unit": row.unit, "cells": cells})
+    return out
+
+
+def markdown_table(results: dict[str, Any]) -> str:
+    variants = [v for v in results["variants"] if v["available"]]
+    header = "| Figure | " + " | ".join(v["label"] for v in variants) + " |"
+    lines = [header, "|" + "---|" * (len(variants) + 1)]
+    for row in results["table"]:
+        cells = []
+        for variant in variants:
+            cell = row["cells"].get(variant["key"])
+            if cell is None:
+                cells.append("–")
+            elif cell["ratio"] is None:
+                cells.append(cell["text"])
+            else:
+                cells.append(f"{cell['text']} ({fmt_ratio(cell['ratio'])})")
+        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    text = "\n".join(lines)
+    for variant in results["variants"]:
+        if variant.get("reason"):
+            text += f"\n\n*{variant['label']}: {variant['reason']}.*"
+    return text
+
+
+# --- targets ------------------------------------------------------------------------------------
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    by_key = {row["label"]: row for row in results["table"]}
+    rows_ = rows()
+    label = {r.label: r for r in rows_}
+    large, small = (f"{IMAGE_SIZES[k][0]}×{IMAGE_SIZES[k][1]}" for k in (LARGE, SMALL))
+    checks = [
+        ("cold start ≤ 1/6 of the baseline", "Cold start (process start → first answer)", "ratio", 1 / 6),
+        ("peak memory ≤ 1/4", "Peak memory (Max Memory Used)", "ratio", 1 / 4),
+        ("package unzipped ≤ 1/8", "Package unzipped", "ratio", 1 / 8),
+        ("package zipped ≤ 40 MB", "Package zipped", "value", 40.0),
+        (f"warm overhead above the floor ≤ 10 % ({small})", f"Warm overhead above the floor, {small}", "value", 10.0),
+        (f"warm p50 ≤ 1/3 ({large})", f"Warm p50, {large}", "ratio", 1 / 3),
+    ]
+    out = []
+    for name, row_label, kind, limit in checks:
+        assert row_label in label, row_label
+        row = by_key[row_label]
+        verdicts = {}
+        for key, cell in row["cells"].items():
+            if key == "baseline" or cell is None:
+                continue
+            figure = cell["ratio"] if kind == "ratio" else cell["shown"]
+            if figure is None:
+                continue
+            verdicts[key] = {"figure": figure, "met": figure <= limit + 1e-9}
+        out.append({"target": name, "row": row_label, "kind": kind, "limit": limit, "variants": verdicts})
+    return out
+
+
+def markdown_targets(results: dict[str, Any]) -> str:
+    variants = [v for v in results["variants"] if v["available"] and v["key"] != "baseline"]
+    lines = ["| Target | " + " | ".join(v["label"] for v in variants) + " |", "|" + "---|" * (len(variants) + 1)]
+    for target in results["targets"]:
+        cells = []
+        for variant in variants:
+            verdict = target["variants"].get(variant["key"])
+            if verdict is None:
+                cells.append("–")
+                continue
+            figure = fmt_ratio(verdict["figure"]) if target["kind"] == "ratio" else f"{verdict['figure']:g}"
+            cells.append(f"{'met' if verdict['met'] else '**missed**'} ({figure})")
+        lines.append(f"| {target['target']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+# --- chart --------------------------------------------------------------------------------------
+
+
+def chart(results: dict[str, Any], out: Path) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: no chart (pip install matplotlib)"
+    variants = [v for v in results["variants"] if v["available"]]
+    labels = [v["label"].replace(", ", "\n") for v in variants]
+    colours = ["#b05050" if v["key"] == "baseline" else "#4878a8" for v in variants]
+    figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+    x = np.arange(len(variants))
+
+    def stacked(axis: Any, title: str, parts: list[tuple[str, list[float]]]) -> None:
+        bottom = np.zeros(len(variants))
+        for name, values in parts:
+            axis.bar(x, values, bottom=bottom, label=name)
+            bottom += np.asarray(values)
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks(x, labels, fontsize=7)
+        axis.legend(fontsize=7)
+
+    def value(v: dict[str, Any], *path: str) -> float:
+        return _get(*path)(v) or 0.0
+
+    stacked(
+        axes[0][0],
+        "cold start, ms (median)",
+        [
+            ("runtime + imports", [value(v, "cold", "runtime_imports", "median") for v in variants]),
+            ("model load", [value(v, "cold", "model_load", "median") for v in variants]),
+            ("first request", [value(v, "cold", "first_request", "median") for v in variants]),
+        ],
+    )
+    for axis, key in ((axes[0][1], LARGE), (axes[0][2], SMALL)):
+        size = "×".join(map(str, IMAGE_SIZES[key]))
+        stacked(
+            axis,
+            f"warm p50 split, ms, {size}",
+            [
+                ("fetch", [value(v, "warm", key, "fetch", "median") for v in variants]),
+                ("decode + preprocess", [value(v, "warm", key, "decode", "median") for v in variants]),
+                ("forward", [value(v, "warm", key, "inference", "median") for v in variants]),
+            ],
+        )
+    simple = [
+        (axes[1][0], "peak memory, MB", [value(v, "peak_memory_mb") for v in variants]),
+        (axes[1][1], "package unzipped, MB", [value(v, "package", "unzipped_mb") for v in variants]),
+        (
+            axes[1][2],
+            f"$ per 1M requests, x86_64, {COLD_FRACTION:.0%} cold",
+            [value(v, "cost", "x86_64", "cold", "total") for v in variants],
+        ),
+    ]
+    for axis, title, values in simple:
+        axis.bar(x, values, color=colours)
+        axis.set_title(title, fontsize=10)
+        axis.set_xticks(x, labels, fontsize=7)
+    meta = results["meta"]
+    figure.suptitle(
+        f"lambdavision vs the guide's PyTorch app — {meta['model']}, {meta['memory_mb']} MB, "
+        f"{meta['cold_runs']} cold / {meta['warm_requests']} warm, local runtime on {meta['machine']['cpu']}",
+        fontsize=11,
+    )
+    figure.tight_layout()
+    figure.savefig(out, dpi=100)
+    plt.close(figure)
+    return None
+
+
+# --- the README section -------------------------------------------------------------------------
+
+
+def _median(variant: dict[str, Any], *path: str) -> float | None:
+    return _get(*path)(variant)
+
+
+def findings(results: dict[str, Any]) -> list[str]:
+    """What each difference between variants bought, in numbers from this run."""
+    v = {x["key"]: x for x in results["variants"] if x["available"]}
+    notes = []
+    base, full, s3, bundled = (v.get(k) for k in ("baseline", "lv_s3_full", "lv_s3", "lv_bundled"))
+    if base and s3:
+        a, b = _median(base, "cold", "runtime_imports", "median"), _median(s3, "cold", "runtime_imports", "median")
+        if a and b:
+            notes.append(
+                f"ONNX Runtime + numpy + Pillow instead of torch: runtime start + imports {a:,.0f} → {b:,.0f} ms."
+            )
+    if full and s3:
+        a, b = _median(full, "cold", "model_load", "median"), _median(s3, "cold", "model_load", "median")
+        if a and b:
+            notes.append(
+                f"Leaving the .pth out of the serving artifact (`export --no-torchscript`): model load from S3 "
+                f"{a:,.0f} → {b:,.0f} ms (half the bytes to download and keep)."
+            )
+    if s3 and bundled:
+        a, b = _median(s3, "cold", "model_load", "median"), _median(bundled, "cold", "model_load", "median")
+        if a and b:
+            notes.append(f"Bundling the model in the package instead of S3: model load {a:,.0f} → {b:,.0f} ms.")
+    if base and s3:
+        a, b = _median(base, "warm", LARGE, "decode", "median"), _median(s3, "warm", LARGE, "decode", "median")
+        if a and b:
+            notes.append(
+                f"Decoding the 4032×3024 JPEG in draft mode and preprocessing only the crop: {a:,.0f} → {b:,.0f} ms."
+            )
+        a, b = _median(base, "warm", LARGE, "inference", "median"), _median(s3, "warm", LARGE, "inference", "median")
+        if a and b:
+            notes.append(f"Forward pass, TorchScript (torch) → ONNX Runtime: {a:,.0f} → {b:,.0f} ms.")
+    return notes
+
+
+def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
+    meta = results["meta"]
+    command = meta["command"]
+    parts = [
+        "## Benchmark: lambdavision vs the guide's PyTorch app",
+        "",
+        f"Made by `{command}` on {meta['date']}: {meta['model']} with random weights, the function at "
+        f"{meta['memory_mb']} MB, {meta['cold_runs']} cold starts and {meta['warm_requests']} warm requests per "
+        "image size and variant, variants interleaved. Each variant ran as a real `awslambdaric` process in "
+        "lambdavision's local runtime, its model on a moto S3 server and its images fetched by URL from a loopback "
+        "server. Figures are medians; each ratio is to the guide's app in the same run (1/6.0 = six times less).",
+        "",
+        markdown_table(results),
+        "",
+    ]
+    if chart_note is None:
+        parts += ["![benchmark chart](benchmarks/results/compare.png)", ""]
+    parts += ["### Targets", "", markdown_targets(results), ""]
+    notes = findings(results)
+    if notes:
+        parts += ["### What each difference bought", "", *[f"- {n}" for n in notes], ""]
+    parts += [
+        "### How to read it",
+        "",
+        f"- {meta['caveat']}",
+        "- Cold start = Init Duration + the first request's Duration: process start to the first answer. The model "
+        'load is the function\'s own log line; "runtime start + imports" is the rest of Init.',
+        "- Warm figures are the function's Duration (what Lambda bills), split by its `Server-Timing` header. The "
+        "floor is ONNX Runtime's `run` alone on an already preprocessed input, with the threads the function uses.",
+        f"- Cost: {meta['prices']}. Warm = every request warm at the 4032×3024 image's p50; "
+        f"{COLD_FRACTION:.0%} cold adds Init (billed since 2025-08-01) and the first request's duration. API Gateway "
+        "adds $3.50 (REST) or $1.00 (HTTP API) per 1M requests to every variant alike.",
+        "- Package sizes: the guide's torch stack is the installed size of torch (CPU) and its requirements with "
+        "numpy, Pillow and requests (zipped: torch's own wheel, the rest deflated); lambdavision's is the zip "
+        "`lambdavision package` builds for python3.12.",
+    ]
+    return "\n".join(parts) + "\n"
+
+
+# --- main ---------------------------------------------------------------------------------------
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    started = time.monotonic()
+    cache: Path = args.cache_dir
+    cache.mkdir(parents=True, exist_ok=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    models = build_models(cache, args.quick)
+    images = build_images(cache)
+    prices = load_prices()
+    variants = make_variants(models, cache, args.memory)
+    machine = describe_machine()
+    with moto_server(cache / "logs") as endpoint, ImageServer({k: v for k, v in images.items()}) as web:
+        env = aws_env(endpoint, cache)
+        upload(env, s3_uploads(models))
+        runner = Runner(shell_env=env)
+        events = {key: url_event(web.url_for(key)) for key in images}
+        colds, warms, peaks = measure(variants, runner, events, args.cold_runs, args.warm)
+    threads = threads_for_memory(args.memory)
+    log(f"floor: ONNX Runtime run alone, {threads} threads")
+    by_model: dict[Path, Stats] = {}
+    floors: dict[str, Stats] = {}
+    for variant in variants:
+        if variant.function is None or variant.key == "baseline":
+            continue
+        model = models.int8 if variant.key == "lv_int8" and models.int8 else models.serving
+        if model not in by_model:  # the same ONNX graph has one floor
+            by_model[model] = onnx_floor(model, images[SMALL], threads, args.floor_runs)
+        floors[variant.key] = by_model[model]
+    sizes = package_sizes(variants, cache)
+    out_variants = []
+    for variant in variants:
+        entry: dict[str, Any] = {"key": variant.key, "label": variant.label, "available": variant.function is not None}
+        if variant.reason:
+            entry["reason"] = variant.reason
+        if variant.function is None:
+            out_variants.append(entry)
+            continue
+        cold = summarise_cold(colds[variant.key])
+        warm = {size: summarise_warm(warms[variant.key][size]) for size in (LARGE, SMALL)}
+        entry.update({"cold": cold, "warm": warm, "peak_memory_mb": peaks[variant.key]})
+        if variant.key in floors:
+            floor = floors[variant.key]
+            entry["floor"] = floor.to_dict()
+            overhead = warm[SMALL]["total"]["median"] - floor.median
+            entry["overhead_ms"] = overhead
+            entry["overhead_pct"] = max(overhead, 0.0) / floor.median * 100 if floor.median > 0 else None
+        size = sizes.get(variant.key)
+        if size:
+            entry["package"] = {
+                "unzipped_mb": size["unzipped"] / 2**20,
+                "zipped_mb": size["zipped"] / 2**20,
+                "what": size["what"],
+                "parts_mb": {k: v / 2**20 for k, v in size["parts"].items()},
+            }
+        entry["cost"] = costs(cold, warm[LARGE], prices, args.memory)
+        out_variants.append(entry)
+    results: dict[str, Any] = {
+        "meta": {
+            "command": "python benchmarks/compare.py" + (" --quick" if args.quick else ""),
+            "date": dt.date.today().isoformat(),
+            "quick": args.quick,
+            "model": models.name,
+            "memory_mb": args.memory,
+            "threads": threads,
+            "cold_runs": args.cold_runs,
+            "warm_requests": args.warm,
+            "images": {k: {"size": list(IMAGE_SIZES[k]), "bytes": len(v)} for k, v in images.items()},
+            "machine": machine.to_dict(),
+            "caveat": local_caveat(machine, [args.memory]),
+            "prices": (
+                f"{prices.region}, x86_64 ${prices.gb_second['x86_64']:.10f}".rstrip("0")
+                + f" and arm64 ${prices.gb_second['arm64']:.10f}".rstrip("0")
+                + f" per GB-second, ${prices.per_request * 1e6:.2f} per 1M requests, read on {prices.lambda_read_on}"
+            ),
+            "seconds": None,
+        },
+        "variants": out_variants,
+        "sizes_error": sizes.get("error"),
+    }
+    results["table"] = table_rows(results)
+    results["targets"] = targets(results)
+    results["meta"]["seconds"] = round(time.monotonic() - started, 1)
+    return results
+
+
+def write_outputs(results: dict[str, Any], out: Path) -> None:
+    chart_note = chart(results, out / "compare.png")
+    if chart_note:
+        log(chart_note)
+    results["chart"] = None if chart_note else "compare.png"
+    results["chart_note"] = chart_note
+    (out / "results.json").write_text(json.dumps(results, indent=2))
+    table = markdown_table(results) + "\n\n" + markdown_targets(results) + "\n"
+    (out / "results.md").write_text(table)
+    (out / "README-section.md").write_text(readme_section(results, chart_note))
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--quick", action="store_true", help="a small CNN and few repeats (for tests)")
+    parser.add_argument("--cold-runs", type=int, help="cold starts per variant (default 5; 2 with --quick)")
+    parser.add_argument(
+        "--warm", type=int, help="warm requests per image size and variant (default 50; 4 with --quick)"
+    )
+    parser.add_argument("--floor-runs", type=int, help="ONNX Runtime runs for the floor (default 50; 10 with --quick)")
+    parser.add_argument("--memory", type=int, default=MEMORY_MB, help=f"function memory, MB (default {MEMORY_MB})")
+    parser.add_argument(
+        "--cache-dir", type=Path, default=DEFAULT_CACHE, help="models and images (default benchmarks/.cache)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default benchmarks/results, or benchmarks/results/quick)"
+    )
+    args = parser.parse_args(argv)
+    args.cold_runs = args.cold_runs or (2 if args.quick else 5)
+    args.warm = args.warm or (4 if args.quick else 50)
+    args.floor_runs = args.floor_runs or (10 if args.quick else 50)
+    args.out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
+    if args.cold_runs < 1 or args.warm < 1 or args.floor_runs < 1:
+        parser.error("--cold-runs, --warm and --floor-runs must be at least 1")
+    if not 128 <= args.memory <= 10_240:
+        parser.error("--memory must be 128..10240 MB")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        results = run(args)
+    except BenchError as exc:
+        print(f"Error: {exc.message}", file=sys.stderr)
+        return 1
+    write_outputs(results, args.out)
+    print(markdown_table(results))
+    print()
+    print(markdown_targets(results))
+    log(f"done in {results['meta']['seconds']:.0f} s; outputs in {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
