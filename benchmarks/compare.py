@@ -47,6 +47,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from lambdavision.bench import (
+    DEFAULT_TIMEOUT_S,
     HANDLER,
     BenchError,
     BenchFunction,
@@ -289,7 +290,7 @@ def _spec(logical_id: str, handler: str, code_dir: Path, environment: dict[str, 
         code_dir=code_dir,
         runtime="python3.12",
         memory_mb=memory_mb,
-        timeout_s=120,
+        timeout_s=DEFAULT_TIMEOUT_S,
         environment=environment,
     )
 

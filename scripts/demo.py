@@ -13,9 +13,13 @@ import contextlib
 import io
 import json
 import os
+import socket
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 from rich.console import Console
@@ -116,6 +120,93 @@ def classify_over_http(workdir: Path) -> None:
             console.print(reports[-1], markup=False, soft_wrap=True)
 
 
+def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
+    console.print(f"[bold cyan]$ {' '.join(cmd)}[/bold cyan]", soft_wrap=True)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    output = (done.stdout + done.stderr).strip()
+    if output:
+        console.print(output, markup=False, highlight=False, soft_wrap=True)
+    if done.returncode != 0:
+        raise SystemExit(f"demo step failed (exit {done.returncode}): {' '.join(cmd)}")
+    return done.stdout
+
+
+@contextlib.contextmanager
+def simulated_aws() -> Iterator[dict[str, str]]:
+    """An embedded moto server on loopback, with fake credentials: simulated AWS, nothing real."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("moto_server did not start") from None
+                time.sleep(0.1)
+        yield {
+            **os.environ,
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_REGION": "us-east-1",
+        }
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def lifecycle(workdir: Path, env: dict[str, str], bucket: str) -> None:
+    """The guide's deploy loop, every command as the guide writes it with `sam` -> `lambdavision`."""
+    bin_dir = Path(sys.executable).parent
+    lv, aws = str(bin_dir / "lambdavision"), str(bin_dir / "aws")
+    key = "fastai-models/lesson1/model.tar.gz"
+    workdir.mkdir(parents=True, exist_ok=True)
+    if "AWS_ENDPOINT_URL" in env:
+        run([aws, "s3", "mb", f"s3://{bucket}"], workdir, env)
+    run([lv, "upload", str(MODEL), f"s3://{bucket}/{key}"], workdir, env)
+    run([lv, "init", "app", "--bucket", bucket, "--key", key, "--force"], workdir, env)
+    app = workdir / "app"
+    run([lv, "package", "--output-template-file", "packaged.yaml", "--s3-bucket", bucket], app, env)
+    stack = "pytorch-sam-app"
+    run(
+        [
+            lv,
+            "deploy",
+            "--template-file",
+            "packaged.yaml",
+            "--stack-name",
+            stack,
+            "--capabilities",
+            "CAPABILITY_IAM",
+            "--parameter-overrides",
+            f"BucketName={bucket}",
+            f"ObjectKey={key}",
+        ],
+        app,
+        env,
+    )
+    query = "Stacks[].Outputs[?OutputKey==`PyTorchApi`]"
+    run(
+        [aws, "cloudformation", "describe-stacks", "--stack-name", stack, "--query", query, "--output", "table"],
+        app,
+        env,
+    )
+    run([lv, "endpoint", "--stack-name", stack], app, env)
+    run([lv, "logs", "-n", "PyTorchFunction", "--stack-name", stack, "--start-time", "10m ago"], app, env)
+    run([lv, "delete", "--stack-name", stack], app, env)
+
+
 def main() -> int:
     if not MODEL.is_file():
         console.print(f"[red]No demo model at {MODEL}: run `python scripts/train_demo.py`[/red]")
@@ -123,6 +214,20 @@ def main() -> int:
     classify_in_process()
     with tempfile.TemporaryDirectory(prefix="lambdavision-demo-") as tmp:
         classify_over_http(Path(tmp) / "app")
+        if os.environ.get("LAMBDAVISION_DEMO_AWS") == "1":
+            bucket = os.environ.get("LAMBDAVISION_DEMO_BUCKET")
+            if not bucket:
+                console.print("[red]LAMBDAVISION_DEMO_AWS=1 needs LAMBDAVISION_DEMO_BUCKET (an existing bucket)[/red]")
+                return 1
+            console.rule("The deploy lifecycle on REAL AWS (LAMBDAVISION_DEMO_AWS=1)")
+            lifecycle(Path(tmp) / "aws", dict(os.environ), bucket)
+        else:
+            console.rule("The deploy lifecycle on SIMULATED AWS (an embedded moto server; nothing leaves this machine)")
+            with simulated_aws() as env:
+                lifecycle(Path(tmp) / "aws", env, "my-bucket")
+            console.print(
+                "Simulated AWS cannot run the function (moto needs Docker for that): local start-api above did."
+            )
     return 0
 
 

@@ -46,7 +46,11 @@ from lambdavision.pricing import Cost, Prices, cost_per_million, load_prices
 HANDLER = "lambdavision.handler.lambda_handler"
 DEFAULT_MEMORY_SIZES = (1024, 2048, 3008)
 COLD_FRACTION = 0.05  # the "some cold starts" cost column: 5 % of requests start an environment
-DEFAULT_TIMEOUT_S = 60
+# Lambda's maximum. The local runtime kills an environment as timed out when an event is not picked
+# up within its *init* allowance (Timeout + 10 s after the process started), even long after init:
+# a long warm phase on a busy machine then fails spuriously. The largest timeout keeps it out of
+# the way.
+DEFAULT_TIMEOUT_S = 900
 BUNDLED_NAME = "model.tar.gz"
 MB_PER_VCPU = 1769
 
