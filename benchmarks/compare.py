@@ -845,6 +845,11 @@ def findings(results: dict[str, Any]) -> list[str]:
     v = {x["key"]: x for x in results["variants"] if x["available"]}
     notes = []
     base, full, s3, bundled = (v.get(k) for k in ("baseline", "lv_s3_full", "lv_s3", "lv_bundled"))
+    for variant in (base, s3, bundled):
+        parts = (variant or {}).get("cold", {}).get("load_parts") or {}
+        if variant and parts:
+            listed = ", ".join(f"{name} {stats['median']:,.0f} ms" for name, stats in parts.items() if stats)
+            notes.append(f"{variant['label']}: its model load splits into {listed}.")
     if base and s3:
         a, b = _median(base, "cold", "runtime_imports", "median"), _median(s3, "cold", "runtime_imports", "median")
         if a and b:
@@ -862,6 +867,15 @@ def findings(results: dict[str, Any]) -> list[str]:
         a, b = _median(s3, "cold", "model_load", "median"), _median(bundled, "cold", "model_load", "median")
         if a and b:
             notes.append(f"Bundling the model in the package instead of S3: model load {a:,.0f} → {b:,.0f} ms.")
+    int8 = v.get("lv_int8")
+    if bundled and int8:
+        a, b = _median(bundled, "cold", "total", "median"), _median(int8, "cold", "total", "median")
+        c, d = _median(bundled, "peak_memory_mb"), _median(int8, "peak_memory_mb")
+        if a and b and c and d:
+            notes.append(
+                f"int8 instead of float32 (bundled): cold start {a:,.0f} → {b:,.0f} ms, peak memory {c:,.0f} → "
+                f"{d:,.0f} MB (a quarter of the weights to read); judge its accuracy on a trained model."
+            )
     if base and s3:
         a, b = _median(base, "warm", LARGE, "decode", "median"), _median(s3, "warm", LARGE, "decode", "median")
         if a and b:

@@ -8,17 +8,20 @@ on the `main` group here.
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
+from lambdavision.aws.config import load_default_map
 from lambdavision.cli import app as _app
 from lambdavision.cli import aws as _aws
 from lambdavision.cli import export as _export
 from lambdavision.cli import local as _local
 from lambdavision.cli import model as _model
 from lambdavision.cli import package as _package
-from lambdavision.cli.common import LambdaVisionGroup
+from lambdavision.cli.common import LambdaVisionGroup, fail
+from lambdavision.core.errors import LambdaVisionError
 
 
 @click.group(cls=LambdaVisionGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -35,7 +38,12 @@ for _module in (_model, _export, _app, _local, _package, _aws):
 
 
 def main(argv: list[str] | None = None) -> Any:
-    return cli.main(args=argv, prog_name="lambdavision")
+    # Per-command flag defaults from lambdavision.toml / [tool.lambdavision] (like samconfig.toml).
+    try:
+        default_map = load_default_map(cli, Path.cwd())
+    except LambdaVisionError as exc:
+        fail(exc.message)
+    return cli.main(args=argv, prog_name="lambdavision", default_map=default_map)
 
 
 if __name__ == "__main__":  # pragma: no cover
