@@ -35,6 +35,7 @@ import multiprocessing
 import os
 import platform
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -397,6 +398,32 @@ def kill_everything(process: subprocess.Popen[bytes], children: list[psutil.Proc
 # ---- analysis ----
 
 
+def problems_in_log(path: Path) -> dict[str, Any]:
+    """What start-api's log says went wrong: REPORT lines with an error, 502 reasons, tracebacks."""
+    report_errors: Counter[str] = Counter()
+    gateway_errors: Counter[str] = Counter()
+    examples: list[str] = []
+    tracebacks = 0
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("REPORT") and "Status:" in line:
+            kind = line.partition("Error Type:")[2].strip() or line.partition("Status:")[2].split()[0]
+            report_errors[kind] += 1
+        elif "answering 502" in line or "answering 504" in line:
+            gateway_errors[line.split(": answering")[0][-160:]] += 1
+        elif "Traceback (most recent call last)" in line:
+            tracebacks += 1
+        else:
+            continue
+        if len(examples) < 20:
+            examples.append(line[:300])
+    return {
+        "report_errors": dict(report_errors),
+        "gateway_errors": dict(gateway_errors),
+        "tracebacks": tracebacks,
+        "examples": examples,
+    }
+
+
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     if not ordered:
@@ -711,6 +738,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--results", type=Path, help="folder for soak.json, soak.png, soak.md (default benchmarks/results)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this file ('-' for stdout)")
+    parser.add_argument("--log", type=Path, help="keep start-api's own log (requests, environments) in this file")
     args = parser.parse_args(argv)
     quick = args.quick
     args.requests = args.requests or (150 if quick else 5000)
@@ -802,7 +830,10 @@ def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             if sampler is not None:
                 sampler.stop()
             kill_everything(process, list(sampler.environments.values()) if sampler else [])
+            if args.log is not None:
+                shutil.copyfile(log_path, args.log)
 
+    server_problems = problems_in_log(log_path)
     requests = analyse_requests(records)
     memory = analyse_memory(sampler.samples, records, MEMORY_WINDOW)
     server_figures = {
@@ -878,6 +909,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
         "server": server_figures,
         "environments": environment_figures,
         "shutdown": shutdown,
+        "server_log": server_problems,
         "targets": targets,
         "timeline": [
             {

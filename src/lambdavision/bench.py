@@ -395,20 +395,38 @@ class WarmFunction:
         return WarmRun(invocation.duration_ms, timing, invocation.max_memory_mb)
 
 
-def onnx_floor(model: str | os.PathLike[str], image: bytes, threads: int, runs: int) -> Stats:
-    """ONNX Runtime's `run` alone on an already preprocessed input, in this process."""
-    from lambdavision.loader import load_classifier
+class Floor:
+    """ONNX Runtime's `run` alone on an already preprocessed input, in this process: the part of a
+    warm request no serving code can remove. Sample it between warm requests, so both see the same
+    machine load."""
 
-    classifier = load_classifier(model, environ={"LAMBDAVISION_THREADS": str(threads)})
-    batch = classifier.preprocess(image)[None]
-    for _ in range(3):
-        classifier.backend.run(batch)
-    samples = []
-    for _ in range(max(1, runs)):
+    def __init__(self, model: str | os.PathLike[str], image: bytes, threads: int) -> None:
+        from lambdavision.loader import load_classifier
+
+        classifier = load_classifier(model, environ={"LAMBDAVISION_THREADS": str(threads)})
+        self._backend = classifier.backend
+        self._batch = classifier.preprocess(image)[None]
+        self.samples: list[float] = []
+        for _ in range(3):  # first runs allocate and tune: not samples
+            self._backend.run(self._batch)
+
+    def sample(self) -> float:
         started = time.perf_counter()
-        classifier.backend.run(batch)
-        samples.append((time.perf_counter() - started) * 1000)
-    return Stats.of(samples)
+        self._backend.run(self._batch)
+        elapsed = (time.perf_counter() - started) * 1000
+        self.samples.append(elapsed)
+        return elapsed
+
+    def stats(self) -> Stats:
+        return Stats.of(self.samples)
+
+
+def onnx_floor(model: str | os.PathLike[str], image: bytes, threads: int, runs: int) -> Stats:
+    """The floor from `runs` back-to-back samples."""
+    floor = Floor(model, image, threads)
+    for _ in range(max(1, runs)):
+        floor.sample()
+    return floor.stats()
 
 
 def threads_for_memory(memory_mb: int) -> int:
@@ -663,6 +681,7 @@ __all__ = [
     "BenchFunction",
     "BenchReport",
     "ColdRun",
+    "Floor",
     "ImageServer",
     "Machine",
     "MemoryResult",

@@ -66,7 +66,7 @@ def test_guide_url_body(app: App, image_server: ImageServer, make_colour_image: 
     assert status == 200
     assert data["class"] == "red"
     assert 0.99 < data["confidence"] <= 1.0
-    assert [p["class"] for p in data["predictions"]][0] == "red"
+    assert data["predictions"][0]["class"] == "red"
     assert len(data["predictions"]) == 3
     assert isinstance(data["confidence"], float)
     assert headers["X-Request-Id"] == "req-123"

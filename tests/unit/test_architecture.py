@@ -12,7 +12,8 @@ HEAVY = ("boto3", "botocore", "click", "rich", "torch", "http.server", "socketse
 
 
 def imported_after(statement: str) -> list[str]:
-    script = f"import sys\n{statement}\nimport json\nprint(json.dumps(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    listing = f"sorted(m for m in {HEAVY!r} if m in sys.modules)"
+    script = f"import sys\n{statement}\nimport json\nprint(json.dumps({listing}))"
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120)
     result: list[str] = json.loads(out.stdout.strip().splitlines()[-1])
     return result

@@ -45,7 +45,7 @@ def test_class_count_must_match_model_width() -> None:
 
 
 def test_corrupt_onnx_is_an_artifact_error() -> None:
-    with pytest.raises(ArtifactError, match="model.onnx cannot be loaded"):
+    with pytest.raises(ArtifactError, match=r"model\.onnx cannot be loaded"):
         OnnxBackend(b"definitely not onnx", "x.tar.gz")
 
 

@@ -125,7 +125,7 @@ def test_animated_gif_uses_first_frame() -> None:
     buf = io.BytesIO()
     red.save(buf, "GIF", save_all=True, append_images=[blue])
     image = decode_image(buf.getvalue(), Preprocessing(input_size=32, resize_size=36))
-    r, g, b = image.getpixel((20, 20))  # type: ignore[misc]
+    r, _, b = image.getpixel((20, 20))  # type: ignore[misc]
     assert r > 200 and b < 50
 
 
@@ -171,5 +171,5 @@ def png_bomb(width: int, height: int) -> bytes:
 def test_decompression_bomb_is_refused_before_decoding() -> None:
     bomb = png_bomb(20000, 20000)
     assert len(bomb) < 2_000_000
-    with pytest.raises(UnprocessableImage, match="over the cap|too large"):
+    with pytest.raises(UnprocessableImage, match=r"over the cap|too large"):
         preprocess(bomb, PREP)

@@ -282,7 +282,14 @@ class Environment:
 
     @property
     def alive(self) -> bool:
-        return not self._dead and self._process is not None and self._process.poll() is None
+        if self._dead or self._process is None or self._process.poll() is not None:
+            return False
+        # poll() answers None while another thread is blocked in wait() on the same process, so a
+        # process killed between requests would look alive: ask the kernel as well.
+        try:
+            return psutil.Process(self._process.pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            return False
 
     def start(self, request_id: str | None = None) -> None:
         """Start the process; init runs now (its output is prefixed with `request_id` or INIT)."""
