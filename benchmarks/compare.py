@@ -369,6 +369,15 @@ def s3_uploads(models: Models) -> dict[str, Path]:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+SETTLE_S = 0.05
+
+
+def settle() -> None:
+    """A pause after each measurement: ONNX Runtime's and OpenMP's worker threads spin-wait for a
+    while after a run, and a torch forward pass that starts while they spin slows several-fold."""
+    time.sleep(SETTLE_S)
+
+
 def rotated(items: Sequence[Variant], by: int) -> list[Variant]:
     k = by % len(items) if items else 0
     return [*items[k:], *items[:k]]
@@ -388,6 +397,7 @@ def measure(
         for variant in rotated(live, run):
             assert variant.function is not None
             cold = runner.cold_start(variant.function, events[LARGE])
+            settle()
             colds[variant.key].append(cold)
             log(f"cold {run + 1}/{cold_runs} {variant.key}: {cold.total_ms:,.0f} ms, {cold.max_memory_mb} MB")
     warms: dict[str, dict[str, list[WarmRun]]] = {v.key: {LARGE: [], SMALL: []} for v in live}
@@ -401,8 +411,10 @@ def measure(
             for variant in rotated(live, number):
                 for size in (LARGE, SMALL):
                     warms[variant.key][size].append(pools[variant.key].request(events[size]))
+                    settle()
             for floor in floors:  # between the rounds: the floor sees the same machine load
                 floor.sample()
+                settle()
             if (number + 1) % 10 == 0 or number + 1 == warm_requests:
                 log(f"warm {number + 1}/{warm_requests} done")
         for key, pool in pools.items():
@@ -918,6 +930,8 @@ def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
         "### How to read it",
         "",
         f"- {meta['caveat']}",
+        "- The machine may be shared with other work: repeat the command for your own figures. Between runs here "
+        "the ratios moved by up to 2×, the guide's torch forward pass being the most sensitive to CPU contention.",
         "- Cold start = Init Duration + the first request's Duration: process start to the first answer. The model "
         'load is the function\'s own log line; "runtime start + imports" is the rest of Init.',
         "- Warm figures are the function's Duration (what Lambda bills), split by its `Server-Timing` header. The "

@@ -93,20 +93,36 @@ def _event_json(image_url: str) -> str:
     return dumps_event(event) + "\n"
 
 
+def _api_summary(t: TemplateOptions) -> str:
+    page = "the upload page at `GET /`" if t.page else "no page (`LAMBDAVISION_PAGE=0`)"
+    cors = f"CORS for `{t.cors_origin}`" if t.cors_origin else "no CORS"
+    auth = {
+        "none": "**public** (no authorisation: `lambdavision init --auth iam|key` to require it)",
+        "iam": "IAM authorisation (SigV4-signed callers with `execute-api:Invoke`)",
+        "key": (
+            f"an API key in the `x-api-key` header, usage plan {t.rate_limit:g} requests/s "
+            f"(burst {t.burst_limit}), {t.daily_quota:,} a day; the key's id is the stack output `PyTorchApiKeyId`"
+        ),
+    }[t.auth]
+    return f"{page}; {cors}; {auth}."
+
+
 def _readme(options: AppOptions) -> str:
     t = options.template
     bucket, key, stack = t.bucket_name, t.object_key, options.stack_name
     snapstart = "on (published version + alias `live`)" if t.snapstart else "off"
+    routes = ", ".join(f"`{r.method.upper()} {r.path}`" for r in t.api_routes())
     return f"""# An image classifier on AWS Lambda, made by `lambdavision init`
 
 | file | what it is |
 |---|---|
-| `template.yaml` | CloudFormation: function `{FUNCTION_ID}`, its IAM role (reads only `s3://{bucket}/{key}`), log group, REST API `POST /invocations` on stage `Prod` |
+| `template.yaml` | CloudFormation: function `{FUNCTION_ID}`, its IAM role (reads only `s3://{bucket}/{key}`), log group, REST API {routes} on stage `Prod` |
 | `{t.code_uri}` | the function's code (`{t.handler}`) |
 | `event.json` | an API Gateway REST proxy event whose body is `{{"url": "..."}}`: edit the URL |
 | `env.json` | the function's environment for local runs: where the model is in S3 |
 
 Function: {t.runtime}, {t.architecture}, {t.memory} MB, {t.timeout} s timeout, SnapStart {snapstart}.
+API: {_api_summary(t)}
 
 ## The guide's steps, with `lambdavision` in place of `sam`
 
@@ -129,8 +145,10 @@ lambdavision deploy --template-file packaged.yaml --stack-name {stack} --capabil
 aws cloudformation describe-stacks --stack-name {stack} --query 'Stacks[].Outputs[?OutputKey==`PyTorchApi`]' --output table
 lambdavision endpoint --stack-name {stack}
 
-# 5. logs (--filter PATTERN, --start-time '10m ago', --tail)
+# 5. logs: one line per request (--filter PATTERN, --start-time '10m ago', --tail, --raw),
+#    or latency percentiles, error and cold-start counts over the window
 lambdavision logs -n {FUNCTION_ID} --stack-name {stack} --tail
+lambdavision logs -n {FUNCTION_ID} --stack-name {stack} --metrics --start-time '1h ago'
 
 # 6. clean up
 lambdavision delete --stack-name {stack}     # or: aws cloudformation delete-stack --stack-name {stack}

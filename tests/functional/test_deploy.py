@@ -114,7 +114,7 @@ def test_the_guides_deploy_creates_the_stack_and_its_resources(app: Path, aws_en
     assert result.returncode == 0, result.stderr
     assert f"Stack {STACK}: CREATE_COMPLETE" in result.stderr
     outputs = dict(line.split()[:2] for line in result.stdout.splitlines()[1:] if line.strip())
-    assert set(outputs) == {"PyTorchApi", "PyTorchFunction", "PyTorchFunctionIamRole"}
+    assert set(outputs) == {"PyTorchApi", "PyTorchPage", "PyTorchFunction", "PyTorchFunctionIamRole"}
 
     config = function_config()
     assert config["Runtime"] == "python3.12"
@@ -317,6 +317,104 @@ def test_a_create_that_moto_cannot_finish_is_one_line_and_recoverable(app: Path,
     fixed = lv(*GUIDE_DEPLOY, cwd=app, env=aws_env)
     assert fixed.returncode == 0, fixed.stderr
     assert f"Stack {STACK}: CREATE_COMPLETE" in fixed.stderr
+
+
+# --- the page, CORS, auth and deploy's overrides on moto -------------------------------------------
+
+
+def api_methods(stack: str = STACK) -> dict[tuple[str, str], dict[str, Any]]:
+    """(HTTP method, path) -> the method as API Gateway on moto describes it."""
+    apigw = boto3.client("apigateway")
+    api_id = physical_id(stack, "RestApi")
+    found = {}
+    for resource in apigw.get_resources(restApiId=api_id)["items"]:
+        for method in resource.get("resourceMethods") or {}:
+            found[(method, resource["path"])] = dict(
+                apigw.get_method(restApiId=api_id, resourceId=resource["id"], httpMethod=method)
+            )
+    return found
+
+
+def test_page_and_cors_variant_deploys_its_methods(tmp_path: Path, aws_env: dict[str, str]) -> None:
+    make_packaged_app(tmp_path, TemplateOptions(cors_origin="https://example.org"))
+    result = lv(*GUIDE_DEPLOY, cwd=tmp_path, env=aws_env)
+    assert result.returncode == 0, result.stderr
+    methods = api_methods()
+    assert set(methods) == {("POST", "/invocations"), ("OPTIONS", "/invocations"), ("GET", "/"), ("OPTIONS", "/")}
+    arn = function_config()["FunctionArn"]
+    for method in methods.values():
+        assert method["methodIntegration"]["type"] == "AWS_PROXY"
+        assert arn in method["methodIntegration"]["uri"]
+        assert method["authorizationType"] == "NONE"
+    assert function_config()["Environment"]["Variables"]["LAMBDAVISION_CORS_ORIGIN"] == "https://example.org"
+    outputs = dict(line.split()[:2] for line in result.stdout.splitlines()[1:] if line.strip())
+    assert outputs["PyTorchPage"] == outputs["PyTorchApi"].removesuffix("invocations/")
+
+
+@pytest.mark.parametrize("auth", ["iam", "key"])
+def test_auth_variants_guard_every_method_but_the_preflights(
+    auth: str, tmp_path: Path, aws_env: dict[str, str]
+) -> None:
+    """moto keeps the methods' AuthorizationType and ApiKeyRequired. It does not create
+    AWS::ApiGateway::ApiKey / UsagePlan / UsagePlanKey from a template (blank resource entries, and
+    the key-id output vanishes): those are checked on the template (tests/unit/test_template.py)."""
+    make_packaged_app(tmp_path, TemplateOptions(auth=auth, cors_origin="https://example.org"))
+    result = lv(*GUIDE_DEPLOY, cwd=tmp_path, env=aws_env)
+    assert result.returncode == 0, result.stderr
+    methods = api_methods()
+    assert len(methods) == 4
+    for (verb, _), method in methods.items():
+        guarded = verb != "OPTIONS"
+        assert method["authorizationType"] == ("AWS_IAM" if guarded and auth == "iam" else "NONE")
+        assert method["apiKeyRequired"] is (guarded and auth == "key")
+
+
+def test_deploy_overrides_memory_and_cors_on_create_and_update(app: Path, aws_env: dict[str, str]) -> None:
+    packaged = (app / "packaged.yaml").read_text()
+    first = lv(*GUIDE_DEPLOY, "--memory", "3008", cwd=app, env=aws_env)
+    assert first.returncode == 0, first.stderr
+    assert function_config()["MemorySize"] == 3008
+    assert set(api_methods()) == {("POST", "/invocations"), ("GET", "/")}
+
+    update = lv(*GUIDE_DEPLOY, "--memory", "3008", "--cors-origin", "https://example.org", cwd=app, env=aws_env)
+    assert update.returncode == 0, update.stderr
+    assert f"Stack {STACK}: UPDATE_COMPLETE" in update.stderr
+    config = function_config()
+    assert config["MemorySize"] == 3008
+    assert config["Environment"]["Variables"]["LAMBDAVISION_CORS_ORIGIN"] == "https://example.org"
+    assert config["Environment"]["Variables"]["MODEL_KEY"] == KEY
+    assert set(api_methods()) == {("POST", "/invocations"), ("OPTIONS", "/invocations"), ("GET", "/"), ("OPTIONS", "/")}
+    assert (app / "packaged.yaml").read_text() == packaged  # the file is left as it was
+
+    # Without the flags the template's own values come back.
+    plain = lv(*GUIDE_DEPLOY, cwd=app, env=aws_env)
+    assert plain.returncode == 0, plain.stderr
+    assert function_config()["MemorySize"] == 2048
+
+
+def test_deploy_arch_must_match_the_package(app: Path, aws_env: dict[str, str]) -> None:
+    line = one_line_error(lv(*GUIDE_DEPLOY, "--arch", "arm64", cwd=app, env=aws_env))
+    assert "packaged.yaml was packaged for x86_64, not arm64" in line
+    assert "lambdavision init --arch arm64" in line and "lambdavision package" in line
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
+    same = lv(*GUIDE_DEPLOY, "--arch", "x86_64", cwd=app, env=aws_env)
+    assert same.returncode == 0, same.stderr
+
+
+def test_deploy_refuses_snapstart_on_a_runtime_without_it(app: Path, aws_env: dict[str, str]) -> None:
+    template = load_template((app / "packaged.yaml").read_text())
+    template["Resources"]["PyTorchFunction"]["Properties"]["Runtime"] = "python3.11"
+    (app / "old.yaml").write_text(dump_template(template))
+    line = one_line_error(lv("deploy", "--template-file", "old.yaml", "--stack-name", STACK, "--snapstart",
+                             cwd=app, env=aws_env))  # fmt: skip
+    assert "SnapStart for Python needs python3.12 or later" in line
+
+
+def test_deploy_help_documents_the_overrides(aws_env: dict[str, str], tmp_path: Path) -> None:
+    text = lv("deploy", "--help", cwd=tmp_path, env={**aws_env, "COLUMNS": "200"}).stdout
+    for flag in ("--memory", "--arch [x86_64|arm64]", "--snapstart / --no-snapstart", "--cors-origin ORIGIN"):
+        assert flag in text
+    assert "packaged for" in text or "package again" in text
 
 
 # --- ROLLBACK_COMPLETE --------------------------------------------------------------------------

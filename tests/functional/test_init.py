@@ -9,6 +9,7 @@ from pathlib import Path
 
 from lambdavision.aws.template import TemplateOptions, build_template, load_template
 from lambdavision.core.events import RestApiV1, infer_source
+from lambdavision.local.template import load_template as load_local_template
 
 BIN = Path(sys.executable).parent
 LAMBDAVISION = str(BIN / "lambdavision")
@@ -19,8 +20,8 @@ def init(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run([LAMBDAVISION, "init", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
-def cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "cfn-lint"), str(path)], capture_output=True, text=True, timeout=120)
+def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(BIN / "cfn-lint"), *map(str, paths)], capture_output=True, text=True, timeout=120)
 
 
 def test_init_writes_the_app_folder_and_cfn_lint_passes(tmp_path: Path) -> None:
@@ -135,3 +136,60 @@ def test_a_file_where_the_folder_should_be(tmp_path: Path) -> None:
     assert (
         result.stderr.strip().splitlines()[-1] == "Error: Invalid value for '[DIRECTORY]': Directory 'app' is a file."
     )
+
+
+def test_default_init_warns_that_the_api_is_public_and_serves_the_page(tmp_path: Path) -> None:
+    result = init(cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    (warning,) = [line for line in result.stderr.splitlines() if line.startswith("Warning:")]
+    assert "public" in warning and "--auth iam" in warning and "--auth key" in warning
+    # The page and the API, as `local start-api` reads the template.
+    app = load_local_template(tmp_path / "template.yaml")
+    assert {(r.method, r.path) for r in app.routes} == {("POST", "/invocations"), ("GET", "/")}
+    assert "`GET /`" in (tmp_path / "README.md").read_text()
+
+
+def test_page_cors_and_auth_options_and_cfn_lint_on_every_variant(tmp_path: Path) -> None:
+    variants = {
+        "no-page": (["--no-page"], TemplateOptions(page=False)),
+        "cors": (["--cors-origin", "https://example.org"], TemplateOptions(cors_origin="https://example.org")),
+        "iam": (["--auth", "iam", "--cors-origin", "*"], TemplateOptions(auth="iam", cors_origin="*")),
+        "key": (
+            ["--auth", "key", "--rate-limit", "2.5", "--burst-limit", "5", "--daily-quota", "500", "--snapstart"],
+            TemplateOptions(auth="key", rate_limit=2.5, burst_limit=5, daily_quota=500, snapstart=True),
+        ),
+    }
+    outputs = {}
+    for name, (args, expected) in variants.items():
+        result = init(name, *args, cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        outputs[name] = result.stderr
+        assert load_template((tmp_path / name / "template.yaml").read_text()) == build_template(expected)
+    lint = cfn_lint(*(tmp_path / name / "template.yaml" for name in variants))
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+
+    no_page = load_local_template(tmp_path / "no-page" / "template.yaml")
+    assert [(r.method, r.path) for r in no_page.routes] == [("POST", "/invocations")]
+    assert no_page.functions["PyTorchFunction"].environment["LAMBDAVISION_PAGE"] == "0"
+    cors = load_local_template(tmp_path / "cors" / "template.yaml")
+    assert {(r.method, r.path) for r in cors.routes} == {
+        ("POST", "/invocations"), ("OPTIONS", "/invocations"), ("GET", "/"), ("OPTIONS", "/"),
+    }  # fmt: skip
+    assert cors.functions["PyTorchFunction"].environment["LAMBDAVISION_CORS_ORIGIN"] == "https://example.org"
+
+    assert "Warning:" not in outputs["iam"] and "SigV4" in outputs["iam"]
+    assert "x-api-key" in outputs["key"] and "--output-key PyTorchApiKeyId" in outputs["key"]
+    assert "GET / (the page) needs the same authorisation" in outputs["key"]
+    readme = (tmp_path / "key" / "README.md").read_text()
+    assert "x-api-key" in readme and "500 a day" in readme
+
+
+def test_usage_plan_flags_need_auth_key_and_a_bad_origin_is_one_line(tmp_path: Path) -> None:
+    plan = init("app", "--daily-quota", "10", cwd=tmp_path)
+    assert plan.returncode == 2
+    assert "--daily-quota set the API key's usage plan: use with --auth key" in plan.stderr
+    origin = init("app", "--cors-origin", "https://example.org/page", cwd=tmp_path)
+    assert origin.returncode == 1
+    (line,) = origin.stderr.strip().splitlines()
+    assert "not an origin" in line and "Traceback" not in origin.stderr
+    assert not (tmp_path / "app").exists()

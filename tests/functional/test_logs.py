@@ -7,6 +7,8 @@ forms silently match everything there), so the filters tested are those.
 
 from __future__ import annotations
 
+import io
+import json
 import signal
 import subprocess
 import sys
@@ -14,12 +16,20 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import boto3
+import numpy as np
 import pytest
 
-from lambdavision.aws.logs import LogEvent, parse_time
+from lambdavision.aws.logs import LogEvent, ReadableLog, parse_time, summarise_metrics
 from lambdavision.core.errors import BadRequest
+from lambdavision.core.events import build_rest_v1_event
+from lambdavision.core.fetch import FetchPolicy
+from lambdavision.handler import App
+from lambdavision.loader import load_classifier
+from tests.fixtures.colour import colour_image
 from tests.functional.test_deploy import GUIDE_DEPLOY, STACK, make_packaged_app
 
 LAMBDAVISION = str(Path(sys.executable).with_name("lambdavision"))
@@ -177,6 +187,129 @@ def test_a_bad_time_is_one_line(aws_env: dict[str, str]) -> None:
     assert result.returncode == 1
     (line,) = result.stderr.strip().splitlines()
     assert "'10m ago'" in line and "ISO 8601" in line
+
+
+# --- the handler's JSON log lines and EMF records ------------------------------------------------
+
+
+def _event(method: str, path: str, body: bytes = b"", content_type: str = "application/json") -> dict[str, Any]:
+    return build_rest_v1_event(
+        method=method,
+        path=path,
+        resource=path,
+        path_parameters=None,
+        query=[],
+        headers=[("Content-Type", content_type)],
+        body=body,
+        binary=content_type.startswith("image/"),
+    )
+
+
+def handler_output(colour_artifact: Path) -> tuple[list[str], list[dict[str, Any]]]:
+    """What two execution environments of the real handler print for a few real requests, framed by
+    the runtime's START/END/REPORT lines as in CloudWatch; and the requests' EMF records."""
+    lines: list[str] = []
+    classifier = load_classifier(colour_artifact)
+    requests = [
+        ("env1-red", _event("POST", "/invocations", colour_image("red", (120, 90)), "image/jpeg")),
+        ("env1-bad-json", _event("POST", "/invocations", b"{")),
+        ("env1-page", _event("GET", "/")),
+        ("env1-green", _event("POST", "/invocations", colour_image("green"), "image/jpeg")),
+        ("env1-text", _event("POST", "/invocations", b"plain words", "text/plain")),
+    ]
+    for level, batch in ((20, requests), (30, [("env2-blue", requests[0][1])])):
+        out = io.StringIO()
+        # LOG_LEVEL=WARNING in the second environment: its successes print only the EMF record.
+        app = App(classifier, FetchPolicy(), function_name="PyTorchFunction", out=out, log_level=level)
+        if batch is not requests:
+            batch = [("env2-blue", _event("POST", "/invocations", colour_image("blue"), "image/jpeg"))]
+        for request_id, event in batch:
+            lines.append(f"START RequestId: {request_id} Version: $LATEST")
+            app(event, SimpleNamespace(aws_request_id=request_id))
+            lines += out.getvalue().splitlines()
+            out.seek(0)
+            out.truncate()
+            lines += [f"END RequestId: {request_id}", f"REPORT RequestId: {request_id}\tDuration: 5.00 ms"]
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    return lines, [r for r in records if "_aws" in r]
+
+
+def test_logs_show_one_readable_line_per_request_and_metrics_summarise_them(
+    log_group: str, aws_env: dict[str, str], colour_artifact: Path
+) -> None:
+    lines, emf = handler_output(colour_artifact)
+    put(log_group, *lines)
+
+    shown = logs(env=aws_env)
+    assert shown.returncode == 0, shown.stderr
+    by_id: dict[str, list[str]] = {}
+    for message in messages(shown.stdout):
+        if message.split(" ", 1)[0].startswith("env"):
+            by_id.setdefault(message.split(" ", 1)[0], []).append(message)
+    # One line per request (its EMF record adds nothing), each `id status what N.N ms [cold]`.
+    assert sorted(by_id) == sorted(r["request_id"] for r in emf)
+    assert all(len(found) == 1 for found in by_id.values())
+    line = {request_id: found[0].split(" ") for request_id, found in by_id.items()}
+    assert line["env1-red"][1:3] == ["200", "red"] and line["env1-red"][3].endswith("%")
+    assert float(line["env1-red"][3].rstrip("%")) > 90
+    assert line["env1-red"][-1] == "cold" and line["env1-green"][-1] == "ms"
+    assert line["env1-bad-json"][1:3] == ["400", "BadRequest:"]
+    assert line["env1-page"][1:3] == ["200", "page"]
+    assert line["env1-text"][1].startswith("4") and line["env1-text"][2].endswith(":")  # the error's type
+    assert line["env2-blue"][1:3] == ["200", "-"] and line["env2-blue"][-1] == "cold"  # from its EMF record
+    for request_id, words in line.items():
+        record = next(r for r in emf if r["request_id"] == request_id)
+        ms_at = words.index("ms")
+        assert float(words[ms_at - 1]) == pytest.approx(record["Latency"], abs=0.051)
+    assert "START RequestId: env1-red Version: $LATEST" in messages(shown.stdout)
+
+    raw = logs("--raw", env=aws_env)
+    assert messages(raw.stdout) == lines
+
+    metrics = logs("--metrics", env=aws_env)
+    assert metrics.returncode == 0, metrics.stderr
+    rows = {line[:14].strip(): line[15:].split() for line in metrics.stdout.splitlines()}
+    statuses = [r["status"] for r in emf]
+    assert int(rows["requests"][0]) == len(emf) == 6
+    assert int(rows["errors"][0]) == sum(s >= 500 for s in statuses)
+    assert int(rows["client errors"][0]) == sum(400 <= s < 500 for s in statuses) == 2
+    assert int(rows["cold starts"][0]) == 2
+    latencies = np.array([r["Latency"] for r in emf])
+    for q in (50, 95, 99):
+        expected = float(np.percentile(latencies, q, method="inverted_cdf"))
+        assert rows[f"latency p{q}"] == [f"{expected:.1f}", "ms"]
+    assert rows["latency max"] == [f"{latencies.max():.1f}", "ms"]
+
+    nothing = logs("--metrics", "--start-time", "3h ago", "--end-time", "2h ago", env=aws_env)
+    assert nothing.returncode == 0
+    assert nothing.stdout.startswith("requests       0")
+    mixed = logs("--metrics", "--tail", env=aws_env)
+    assert mixed.returncode == 2 and "--metrics summarises a time window" in mixed.stderr
+
+
+def test_readable_lines_and_metrics_from_odd_records() -> None:
+    """Lines that are not the handler's (other JSON, broken JSON, EMF without fields) never break either view."""
+    stamp = int(datetime(2026, 1, 2, tzinfo=UTC).timestamp() * 1000)
+    texts = [
+        '{"level":"INFO","message":"model loaded","source":"s3://b/k","init_ms":812.5}',
+        "{not json",
+        "[1, 2]",
+        '{"_aws":{"CloudWatchMetrics":[]},"request_id":"r1"}',
+        '{"message":"request","request_id":"r2","status":502,"error_type":"UpstreamError","error":"' + "x" * 300 + '"}',
+    ]
+    events = [LogEvent(str(i), stamp, "s", text) for i, text in enumerate(texts)]
+    readable = ReadableLog()
+    shown = [readable.format(e) for e in events]
+    assert shown[0] == "s 2026-01-02T00:00:00.000Z INFO model loaded source=s3://b/k init_ms=812.5"
+    assert shown[1] == "s 2026-01-02T00:00:00.000Z {not json"
+    assert shown[2] == "s 2026-01-02T00:00:00.000Z [1, 2]"
+    assert shown[3] == "s 2026-01-02T00:00:00.000Z r1 - - ? ms"
+    assert shown[4] is not None and shown[4].startswith("s 2026-01-02T00:00:00.000Z r2 502 UpstreamError: xxx")
+    assert len(shown[4]) < 250
+    summary = summarise_metrics(events)
+    assert (summary.requests, summary.errors, summary.cold_starts, summary.latencies_ms) == (1, 0, 0, ())
+    assert summary.percentile(50) is None
+    assert any(line.startswith("latency p50    ? ms") for line in summary.lines())
 
 
 # --- time parsing (pure) ------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_memory_of_each_environment_is_sampled(soak: dict[str, Any]) -> None:
     assert len(memory["environments"]) == 2
     assert memory["window_requests"] == REQUESTS // 5
     for environment in [*memory["environments"], memory["server"]]:
-        for name in ("rss_at_start_mib", "first_window_peak_mib", "last_window_peak_mib"):
+        for name in ("rss_first_sample_mib", "first_window_peak_mib", "last_window_peak_mib"):
             assert environment[name] > 10, name  # a Python process with numpy and ONNX Runtime loaded
         growth = (environment["last_window_peak_mib"] / environment["first_window_peak_mib"] - 1) * 100
         assert environment["growth_pct"] == pytest.approx(growth, abs=0.05)
@@ -138,6 +138,11 @@ def test_descriptors_threads_and_shutdown_are_reported(soak: dict[str, Any]) -> 
     assert shutdown["left_alive"] == []
     assert set(figures["targets"]) == TARGETS
     assert figures["targets"]["no_child_left"] is True
+    # What start-api's own log says went wrong, so a failed target comes with its reason.
+    log = figures["server_log"]
+    assert set(log) == {"report_errors", "gateway_errors", "tracebacks", "examples"}
+    assert all(isinstance(n, int) and n > 0 for n in log["report_errors"].values())
+    assert isinstance(log["tracebacks"], int)
 
 
 def test_no_environment_outlives_the_run(soak: dict[str, Any]) -> None:

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from lambdavision.aws.session import AwsError, is_missing_stack
-from lambdavision.aws.template import TemplateOptionError, load_template
+from lambdavision.aws.template import TemplateOptionError, dump_template, load_template
 from lambdavision.core.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -101,6 +101,34 @@ def read_template_file(path: Path) -> tuple[str, dict[str, Any]]:
         return text, load_template(text, source=str(path))
     except TemplateOptionError as exc:
         raise BadRequest(exc.message) from exc
+
+
+def template_body(template: Mapping[str, Any], source: str) -> str:
+    """An edited template as the YAML sent to CloudFormation, within its inline size limit."""
+    text = dump_template(dict(template))
+    if len(text.encode("utf-8")) > TEMPLATE_BODY_LIMIT:
+        raise BadRequest(
+            f"{source} with deploy's overrides is {len(text.encode())} bytes, over CloudFormation's "
+            f"{TEMPLATE_BODY_LIMIT}-byte limit for a template sent inline"
+        )
+    return text
+
+
+def effective_parameters(
+    template: Mapping[str, Any], stack: Mapping[str, Any] | None, overrides: Mapping[str, str]
+) -> dict[str, str]:
+    """The parameter values the stack will have after this deploy: an override, else the stack's
+    current value (CloudFormation keeps it), else the template's default."""
+    current = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in (stack or {}).get("Parameters", [])}
+    values: dict[str, str] = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        if name in overrides:
+            values[name] = overrides[name]
+        elif name in current:
+            values[name] = current[name]
+        elif isinstance(spec, Mapping) and "Default" in spec:
+            values[name] = str(spec["Default"])
+    return values
 
 
 def check_packaged(template: Mapping[str, Any], source: str) -> None:
@@ -387,11 +415,13 @@ __all__ = [
     "delete_stack",
     "deploy_stack",
     "describe_stack",
+    "effective_parameters",
     "latest_event_id",
     "parse_parameter_overrides",
     "raise_if_failed",
     "read_template_file",
     "stack_output",
     "stack_outputs",
+    "template_body",
     "wait_for_stack",
 ]

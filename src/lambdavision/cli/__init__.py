@@ -16,6 +16,7 @@ import click
 from lambdavision.aws.config import load_default_map
 from lambdavision.cli import app as _app
 from lambdavision.cli import aws as _aws
+from lambdavision.cli import bench as _bench
 from lambdavision.cli import export as _export
 from lambdavision.cli import local as _local
 from lambdavision.cli import model as _model
@@ -33,7 +34,7 @@ def cli() -> None:
     """
 
 
-for _module in (_model, _export, _app, _local, _package, _aws):
+for _module in (_model, _export, _app, _local, _package, _aws, _bench):
     _module.register(cli)
 
 

@@ -21,8 +21,18 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from lambdavision.aws import deploy as stacks
-from lambdavision.aws.logs import LogEvent, fetch_events, function_log_group, parse_time, tail_events, to_ms
+from lambdavision.aws.logs import (
+    LogEvent,
+    ReadableLog,
+    fetch_events,
+    function_log_group,
+    parse_time,
+    summarise_metrics,
+    tail_events,
+    to_ms,
+)
 from lambdavision.aws.session import AwsOptions, AwsSession, aws_errors
+from lambdavision.aws.template import ARCHITECTURES, DeployOverrides, apply_overrides, has_version, stamp_version
 from lambdavision.aws.upload import parse_s3_uri, upload_artifact
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -207,6 +217,32 @@ class _DeployCommand(GreedyOptionsCommand):
     metavar="KEY=VALUE...",
     help="Template parameters, e.g. BucketName=my-bucket ObjectKey=models/model.tar.gz.",
 )
+@click.option(
+    "--memory",
+    type=click.IntRange(128, 10240),
+    default=None,
+    help="The function's MemorySize in MB for this deploy (1,769 MB = one vCPU).",
+)
+@click.option(
+    "--arch",
+    type=click.Choice(ARCHITECTURES),
+    default=None,
+    help="The architecture to deploy (arm64 is ~20% cheaper per GB-second). It must be the one the "
+    "zip was packaged for: otherwise `lambdavision init --arch ...` (or edit Architectures) and package again.",
+)
+@click.option(
+    "--snapstart/--no-snapstart",
+    default=None,
+    help="SnapStart on (a published version + alias `live`, the API calls the alias, so the model "
+    "loads once at snapshot time; python3.12+) or off. Default: as the template says.",
+)
+@click.option(
+    "--cors-origin",
+    metavar="ORIGIN",
+    default=None,
+    help="Let pages on ORIGIN (https://host[:port], or *) call the API: adds OPTIONS preflights and "
+    "sets LAMBDAVISION_CORS_ORIGIN.",
+)
 @click.option("--poll-interval", type=float, default=2.0, hidden=True)
 @aws_options
 def deploy(
@@ -214,6 +250,10 @@ def deploy(
     stack_name: str,
     capabilities: tuple[str, ...],
     parameter_overrides: tuple[str, ...],
+    memory: int | None,
+    arch: str | None,
+    snapstart: bool | None,
+    cors_origin: str | None,
     poll_interval: float,
     region: str | None,
     profile: str | None,
@@ -224,18 +264,27 @@ def deploy(
 
     An update with no changes is reported and exits 0. On failure the failed resources' reasons
     are printed; a stack left in ROLLBACK_COMPLETE is deleted by the next deploy (which says so).
-    The template's function code must already be in S3: run `lambdavision package` first. The
-    function's memory, timeout, architecture, runtime and SnapStart are set by `lambdavision init`
-    in the template.
+    The template's function code must already be in S3: run `lambdavision package` first.
+
+    --memory, --arch, --snapstart/--no-snapstart and --cors-origin override what `lambdavision
+    init` wrote into the template, for this deploy (the file is left as it is). With SnapStart, each
+    deploy that changes the code, settings or parameters publishes a new version and moves the alias.
     """
     body, template = stacks.read_template_file(template_file)
     stacks.check_packaged(template, str(template_file))
     overrides = stacks.parse_parameter_overrides(parameter_overrides)
+    changes = DeployOverrides(memory=memory, architecture=arch, snapstart=snapstart, cors_origin=cors_origin)
+    edited = apply_overrides(template, changes, source=str(template_file))
     cfn = _session(region, profile, endpoint_url).cloudformation()
     show = _show_progress(quiet)
     if show:
         click.echo(f"Deploying {template_file} to stack {stack_name}…", err=True)
     with aws_errors(stack=stack_name):
+        if has_version(edited):
+            current = stacks.describe_stack(cfn, stack_name)
+            stamp_version(edited, stacks.effective_parameters(edited, current, overrides))
+        if edited != template:
+            body, template = stacks.template_body(edited, str(template_file)), edited
         result = stacks.deploy_stack(
             cfn,
             stack_name=stack_name,
@@ -308,6 +357,12 @@ def delete(
 @click.option("--start-time", "-s", default="10m ago", show_default=True, help="'10m ago', '2h ago' or ISO 8601.")
 @click.option("--end-time", "-e", default=None, help="'5m ago' or ISO 8601 (default: now).")
 @click.option("--tail", "-t", is_flag=True, help="Keep printing new events until Ctrl-C.")
+@click.option(
+    "--metrics",
+    is_flag=True,
+    help="Summarise the window instead: requests, errors, cold starts, p50/p95/p99 latency (from the EMF records).",
+)
+@click.option("--raw", is_flag=True, help="Print messages as logged (JSON lines unformatted).")
 @click.option("--tail-for", type=float, default=None, hidden=True)
 @click.option("--poll-interval", type=float, default=1.0, hidden=True)
 @aws_options
@@ -318,6 +373,8 @@ def logs(
     start_time: str,
     end_time: str | None,
     tail: bool,
+    metrics: bool,
+    raw: bool,
     tail_for: float | None,
     poll_interval: float,
     region: str | None,
@@ -325,20 +382,36 @@ def logs(
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    """Print a function's CloudWatch logs (`sam logs` style: stream, time, message)."""
+    """Print a function's CloudWatch logs (`sam logs` style: stream, time, message).
+
+    lambdavision's handler logs one JSON line and one EMF metrics record per request; they are
+    shown as one line per request: request id, status, top class and confidence (or the error),
+    total milliseconds, and `cold` for a cold start. --raw prints them as logged; --metrics
+    summarises the window instead.
+    """
     if tail and end_time:
         raise click.UsageError("--end-time cannot be combined with --tail")
+    if metrics and (tail or raw):
+        raise click.UsageError("--metrics summarises a time window: it cannot be combined with --tail or --raw")
     now = datetime.now().astimezone()
     start_ms = to_ms(parse_time(start_time, now=now))
     end_ms = to_ms(parse_time(end_time, now=now)) if end_time else None
     session = _session(region, profile, endpoint_url)
+    readable = ReadableLog()
 
     def show(event: LogEvent) -> None:
-        click.echo(event.format())
+        line = event.format() if raw else readable.format(event)
+        if line is not None:
+            click.echo(line)
 
     with aws_errors(stack=stack_name):
         group = function_log_group(session.cloudformation(), stack_name, name) if stack_name else f"/aws/lambda/{name}"
         client = session.logs()
+        if metrics:
+            events = fetch_events(client, group, pattern=pattern, start_ms=start_ms, end_ms=end_ms)
+            for line in summarise_metrics(events).lines():
+                click.echo(line)
+            return
         if not tail:
             for event in fetch_events(client, group, pattern=pattern, start_ms=start_ms, end_ms=end_ms):
                 show(event)

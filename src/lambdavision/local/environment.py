@@ -349,7 +349,9 @@ class Environment:
         self._write_line(f"START RequestId: {request_id} Version: $LATEST")
         cold = self._invocations == 0
         self._invocations += 1
-        init_deadline = self._started_at + INIT_GRACE_S + self.spec.timeout_s
+        # Until the runtime picks the event up: INIT's allowance on a cold start; a warm runtime is
+        # already waiting on /next, but a loaded machine may still take a moment to schedule it.
+        init_deadline = (self._started_at if cold else time.monotonic()) + INIT_GRACE_S + self.spec.timeout_s
         self._core.submit(
             PendingEvent(
                 request_id=request_id,
