@@ -84,7 +84,8 @@ class App:
         from lambdavision.loader import load_classifier
 
         started = time.perf_counter()
-        classifier = load_classifier(environ=environ)
+        parts: dict[str, float] = {}
+        classifier = load_classifier(environ=environ, parts_ms=parts)
         policy = FetchPolicy.from_env(environ)
         level_name = environ.get("LOG_LEVEL", "INFO").upper()
         app = cls(
@@ -98,7 +99,10 @@ class App:
             function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME", "lambdavision"),
             log_level=LEVELS.get(level_name, LEVELS["INFO"]),
         )
-        app._emit("INFO", {"message": "model loaded", "source": classifier.source, "init_ms": round(app.init_ms, 1)})
+        app._emit(
+            "INFO",
+            {"message": "model loaded", "source": classifier.source, "init_ms": round(app.init_ms, 1), **parts},
+        )
         return app
 
     # ---- one request ----

@@ -27,9 +27,16 @@ from click.testing import CliRunner
 
 from lambdavision.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.config import build_default_map, load_default_map
-from lambdavision.aws.deploy import DeployError, StackEvent, latest_event_id, raise_if_failed, wait_for_stack
+from lambdavision.aws.deploy import (
+    DeployError,
+    StackEvent,
+    effective_parameters,
+    latest_event_id,
+    raise_if_failed,
+    wait_for_stack,
+)
 from lambdavision.aws.session import AwsError, aws_errors
-from lambdavision.aws.template import TemplateOptions, dump_template, load_template
+from lambdavision.aws.template import TemplateOptions, build_template, dump_template, load_template
 from lambdavision.cli import cli
 
 BIN = Path(sys.executable).parent
@@ -408,6 +415,18 @@ def test_deploy_refuses_snapstart_on_a_runtime_without_it(app: Path, aws_env: di
     line = one_line_error(lv("deploy", "--template-file", "old.yaml", "--stack-name", STACK, "--snapstart",
                              cwd=app, env=aws_env))  # fmt: skip
     assert "SnapStart for Python needs python3.12 or later" in line
+
+
+def test_effective_parameters_are_overrides_then_the_stacks_values_then_defaults() -> None:
+    """What a SnapStart version is named after: the values the stack will have after the deploy."""
+    template = build_template(TemplateOptions(bucket_name="default-bucket", object_key="default.tar.gz"))
+    stack = {"Parameters": [{"ParameterKey": "ObjectKey", "ParameterValue": "current.tar.gz"}]}
+    assert effective_parameters(template, None, {}) == {"BucketName": "default-bucket", "ObjectKey": "default.tar.gz"}
+    assert effective_parameters(template, stack, {}) == {"BucketName": "default-bucket", "ObjectKey": "current.tar.gz"}
+    assert effective_parameters(template, stack, {"ObjectKey": "new.tar.gz", "BucketName": "b"}) == {
+        "BucketName": "b",
+        "ObjectKey": "new.tar.gz",
+    }
 
 
 def test_deploy_help_documents_the_overrides(aws_env: dict[str, str], tmp_path: Path) -> None:

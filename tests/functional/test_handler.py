@@ -317,3 +317,14 @@ def test_log_level_silences_info_but_not_metrics(colour_artifact: Path) -> None:
     quiet(rest_event(b"{", "application/json"), CONTEXT)
     records = [json.loads(line) for line in out.getvalue().splitlines()]
     assert len(records) == 1 and "_aws" in records[0]
+
+
+def test_cold_start_logs_its_parts(
+    colour_artifact: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = App.from_env({"MODEL_URI": str(colour_artifact), "AWS_LAMBDA_FUNCTION_NAME": "Fn"})
+    loaded = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert loaded["message"] == "model loaded"
+    assert loaded["source"] == str(colour_artifact)
+    assert loaded["init_ms"] >= loaded["artifact_ms"] > 0 and loaded["session_ms"] > 0
+    assert app.function_name == "Fn"

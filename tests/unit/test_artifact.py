@@ -217,9 +217,10 @@ def test_serving_read_stops_before_the_torchscript_copy(tmp_path: Path) -> None:
     assert artifact.onnx == ONNX_BYTES
     assert artifact.torchscript is None
     assert artifact.torchscript_name == "model.pth"
-    # The 3 MB incompressible .pth makes up almost all of the file; we pulled a small part of it.
+    # The 3 MB incompressible .pth makes up almost all of the file; we pulled a small part of it
+    # (the reader's 1 MiB read-ahead at most, not the 3 MB behind it).
     assert len(data) > 3_000_000
-    assert counter.bytes_read < 500_000
+    assert counter.bytes_read < 1_200_000
 
 
 def test_corrupt_torchscript_tail_is_never_read_unless_asked(tmp_path: Path) -> None:

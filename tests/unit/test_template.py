@@ -396,7 +396,7 @@ def test_memory_is_a_plain_edit() -> None:
     assert edited["Resources"]["PyTorchFunction"]["Properties"]["MemorySize"] == 4096
     edited["Resources"]["PyTorchFunction"]["Properties"]["MemorySize"] = 2048
     assert edited == template
-    with pytest.raises(TemplateOptionError, match="128..10240"):
+    with pytest.raises(TemplateOptionError, match=r"128\.\.10240"):
         apply_overrides(template, DeployOverrides(memory=64))
 
 
@@ -454,7 +454,7 @@ def test_cors_override_is_what_init_cors_origin_builds(options: TemplateOptions)
 def test_snapstart_needs_python312_and_overrides_need_one_function() -> None:
     template = _packaged_build(TemplateOptions())
     template["Resources"]["PyTorchFunction"]["Properties"]["Runtime"] = "python3.11"
-    with pytest.raises(TemplateOptionError, match="python3.12 or later"):
+    with pytest.raises(TemplateOptionError, match=r"python3\.12 or later"):
         apply_overrides(template, DeployOverrides(snapstart=True))
     two = _packaged_build(TemplateOptions())
     two["Resources"]["Other"] = {"Type": "AWS::Lambda::Function", "Properties": {}}

@@ -58,7 +58,10 @@ RUNTIME_PARTS: tuple[str, ...] = (
 )
 OPTIONAL_RUNTIME_PARTS: frozenset[str] = frozenset({"py.typed", "resources"})
 
-BUNDLED_MODEL_NAME = "model.tar.gz"  # at the zip's root = LAMBDA_TASK_ROOT, where the loader looks
+# The bundled model is unpacked into a serving folder at the zip's root (= LAMBDA_TASK_ROOT, where
+# the loader looks): Lambda unzips it at deploy time, so the cold start neither gunzips the model
+# nor copies its weights through Python — ONNX Runtime loads model/model.onnx by path.
+BUNDLED_MODEL_NAME = "model"
 TASK_ROOT = "/var/task"
 LAYER_ROOT = "/opt/python"  # a layer's python/ folder, which Lambda puts on sys.path
 MAX_LAYERS = 5
@@ -227,7 +230,6 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
         _check_handler(spec, result.warnings)
         if options.layer and spec.existing_layers >= MAX_LAYERS:
             raise PackageError(f"{spec.logical_id} already uses {MAX_LAYERS} layers, Lambda's maximum")
-    model = _checked_model(options.bundle_model) if options.bundle_model else None
     runtime_src = Path(lambdavision.__file__).parent
     runtime_parts = runtime_files(runtime_src)
     options.output_dir.mkdir(parents=True, exist_ok=True)
@@ -248,10 +250,11 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
         return staged[target, run_dir]
 
     with tempfile.TemporaryDirectory(prefix="lambdavision-package-") as tmp:
+        model = _unpacked_model(options.bundle_model, Path(tmp) / BUNDLED_MODEL_NAME) if options.bundle_model else {}
         for spec in specs:
             code_stage = Path(tmp) / spec.logical_id
             stage_code(spec, runtime_parts, code_stage, python_for(spec.target), result.warnings)
-            extra = {BUNDLED_MODEL_NAME: model} if model else {}
+            extra = model
             if options.layer:
                 layer_id = layer_logical_id(spec.target, options.include_boto3)
                 layer_src = [Source(deps_for(spec.target, LAYER_ROOT), "python/")]
@@ -404,15 +407,16 @@ def layer_logical_id(target: Target, include_boto3: bool) -> str:
     return f"LambdaVisionDeps{suffix}{'Boto3' if include_boto3 else ''}"
 
 
-def _checked_model(path: Path) -> Path:
-    from lambdavision.core.artifact import read_artifact
+def _unpacked_model(path: Path, folder: Path) -> dict[str, Path]:
+    """Verify the artifact and unpack its serving files; zip member name -> file."""
+    from lambdavision.core.artifact import unpack_for_serving
 
-    artifact = read_artifact(path)  # raises ArtifactError naming the problem
-    if artifact.onnx is None:
+    artifact = unpack_for_serving(path, folder)  # raises ArtifactError naming the problem
+    if artifact.onnx_path is None:
         raise PackageError(
             f"{path} holds no ONNX model, and the Lambda package has no torch: re-export it with `lambdavision export`"
         )
-    return path
+    return {f"{BUNDLED_MODEL_NAME}/{file.name}": file for file in sorted(folder.iterdir())}
 
 
 def _check_handler(spec: FunctionSpec, warnings: list[str]) -> None:

@@ -45,6 +45,10 @@ _CHUNK = 1024 * 1024
 _HEADER_SLACK_BYTES = 16 * 1024 * 1024
 
 
+class CacheWriteError(ArtifactError):
+    """Writing an unpacked model to disk failed (disk full, read-only): the caller may fall back to memory."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Caps that keep a hostile or broken tarball from exhausting memory or time."""
@@ -129,6 +133,9 @@ class Artifact:
     onnx: bytes | None
     torchscript: bytes | None
     torchscript_name: str | None
+    # Set instead of `onnx` when the model was streamed to a file (read_artifact's `onnx_dir`, or
+    # an unpacked serving folder): ONNX Runtime then loads it by path, with no copy in Python.
+    onnx_path: Path | None = None
 
     @property
     def preprocessing(self) -> Preprocessing:
@@ -141,21 +148,76 @@ def read_artifact(
     *,
     want_torchscript: bool = False,
     limits: Limits = DEFAULT_LIMITS,
+    onnx_dir: Path | None = None,
 ) -> Artifact:
     """Read and verify an artifact from a path or a binary file object (left open).
 
     Streams the archive member by member and stops as soon as it holds the manifest, the classes
     and the ONNX model; the TorchScript copy behind them is read only with `want_torchscript` or
-    when there is no ONNX model.
+    when there is no ONNX model. With `onnx_dir`, `model.onnx` is streamed (and hashed) into that
+    folder instead of memory, and the Artifact carries its `onnx_path`.
     """
     if isinstance(source, (str, os.PathLike)):
         name = os.fspath(source)
         try:
             with open(name, "rb") as fileobj:
-                return _read(fileobj, name, want_torchscript, limits)
+                return _read(fileobj, name, want_torchscript, limits, onnx_dir)
         except OSError as exc:
             raise ArtifactError(f"{name}: cannot open the artifact ({exc.strerror or exc})") from exc
-    return _read(source, str(getattr(source, "name", "<stream>")), want_torchscript, limits)
+    return _read(source, str(getattr(source, "name", "<stream>")), want_torchscript, limits, onnx_dir)
+
+
+def unpack_for_serving(
+    source: str | os.PathLike[str] | IO[bytes], dest: Path, limits: Limits = DEFAULT_LIMITS
+) -> Artifact:
+    """Verify an artifact and write what a server needs into the folder `dest`, atomically.
+
+    `dest` gets lambdavision.json, classes.txt and model.onnx (never the TorchScript copy); a
+    crash leaves no half-written folder. Used for the S3 disk cache and for a model bundled in a
+    Lambda package, which then load with `read_serving_dir` by path, without gunzipping.
+    A classic artifact (no ONNX) is returned as read, and nothing is written.
+    """
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
+    except OSError as exc:
+        raise CacheWriteError(f"cannot create a folder under {dest.parent} ({exc})") from exc
+    try:
+        artifact = read_artifact(source, limits=limits, onnx_dir=staging)
+        if artifact.manifest is None or artifact.onnx_path is None:
+            return artifact
+        try:
+            (staging / MANIFEST_NAME).write_bytes(artifact.manifest.to_json())
+            (staging / CLASSES_NAME).write_text("\n".join(artifact.classes) + "\n", encoding="utf-8")
+            os.rename(staging, dest)
+        except OSError as exc:
+            if not (dest / MANIFEST_NAME).is_file():  # not another process that got there first
+                raise CacheWriteError(f"cannot write the unpacked model to {dest} ({exc})") from exc
+        return read_serving_dir(dest, source=artifact.source)
+    finally:
+        if staging.exists():
+            for child in staging.iterdir():
+                child.unlink()
+            staging.rmdir()
+
+
+def read_serving_dir(folder: Path, source: str | None = None) -> Artifact:
+    """Load a folder written by `unpack_for_serving` (it verified the members when it wrote them)."""
+    where = source or str(folder)
+    try:
+        manifest = Manifest.from_json((folder / MANIFEST_NAME).read_bytes(), where=f"{where}: {MANIFEST_NAME}")
+        classes = _decode_classes((folder / CLASSES_NAME).read_bytes(), CLASSES_NAME, where)
+    except OSError as exc:
+        raise ArtifactError(f"{where}: cannot read the serving folder ({exc})") from exc
+    onnx_path = folder / ONNX_NAME
+    if not onnx_path.is_file():
+        raise ArtifactError(f"{where}: {ONNX_NAME} is missing from the serving folder {folder}")
+    if len(classes) != manifest.num_classes:
+        raise ArtifactError(
+            f"{where}: {CLASSES_NAME} has {len(classes)} classes but {MANIFEST_NAME} says "
+            f"num_classes={manifest.num_classes}"
+        )
+    return Artifact(where, classes, manifest, None, None, None, onnx_path=onnx_path)
 
 
 def write_artifact(
@@ -248,19 +310,22 @@ class _Scan:
     manifest: Manifest | None = None
     manifest_first: bool = False
     files: dict[str, bytes] = field(default_factory=dict)
+    streamed: dict[str, str] = field(default_factory=dict)  # member -> sha256, written to onnx_dir
+    onnx_path: Path | None = None
     seen: set[str] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
 
 
-def _read(fileobj: IO[bytes], source: str, want_torchscript: bool, limits: Limits) -> Artifact:
+def _read(fileobj: IO[bytes], source: str, want_torchscript: bool, limits: Limits, onnx_dir: Path | None) -> Artifact:
     scan = _Scan()
     cap = limits.max_total_bytes + _HEADER_SLACK_BYTES
     try:
         with (
             gzip.GzipFile(fileobj=fileobj, mode="rb") as gz,
-            tarfile.open(None, "r|", fileobj=cast(IO[bytes], _CappedReader(gz, cap, source))) as tar,
+            # 1 MiB reads: tarfile's default 10 KiB record turns a 100 MB model into 10,000 calls.
+            tarfile.open(None, "r|", fileobj=cast(IO[bytes], _CappedReader(gz, cap, source)), bufsize=_CHUNK) as tar,
         ):
-            _scan_members(tar, scan, source, want_torchscript, limits)
+            _scan_members(tar, scan, source, want_torchscript, limits, onnx_dir)
     except ArtifactError:
         raise
     except gzip.BadGzipFile as exc:
@@ -278,7 +343,9 @@ def _read(fileobj: IO[bytes], source: str, want_torchscript: bool, limits: Limit
     return _assemble_classic(scan, source)
 
 
-def _scan_members(tar: tarfile.TarFile, scan: _Scan, source: str, want_torchscript: bool, limits: Limits) -> None:
+def _scan_members(
+    tar: tarfile.TarFile, scan: _Scan, source: str, want_torchscript: bool, limits: Limits, onnx_dir: Path | None
+) -> None:
     count = 0
     total = 0
     for member in tar:
@@ -303,6 +370,14 @@ def _scan_members(tar: tarfile.TarFile, scan: _Scan, source: str, want_torchscri
             )
         if not _wanted(name, scan, count, want_torchscript):
             scan.skipped.add(name)
+            continue
+        if name == ONNX_NAME and onnx_dir is not None:
+            scan.onnx_path = onnx_dir / ONNX_NAME
+            scan.streamed[name] = _stream_member(tar, member, name, source, scan.onnx_path)
+            if scan.manifest is not None:
+                _verify_digest(name, scan.streamed[name], scan.manifest, source)
+            if scan.manifest is not None and _have_all_needed(scan, scan.manifest, want_torchscript):
+                return
             continue
         data = _read_member(tar, member, name, source)
         if name == MANIFEST_NAME:
@@ -362,7 +437,32 @@ def _needed(manifest: Manifest, want_torchscript: bool) -> set[str]:
 
 
 def _have_all_needed(scan: _Scan, manifest: Manifest, want_torchscript: bool) -> bool:
-    return _needed(manifest, want_torchscript) <= scan.files.keys()
+    return _needed(manifest, want_torchscript) <= scan.files.keys() | scan.streamed.keys()
+
+
+def _stream_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, source: str, target: Path) -> str:
+    """Copy a member to `target` in 1 MiB chunks, hashing as it goes; its sha256 hex digest."""
+    extracted = tar.extractfile(member)
+    if extracted is None:  # pragma: no cover - only regular files reach here
+        raise ArtifactError(f"{source}: member {name!r} has no data")
+    digest = hashlib.sha256()
+    left = member.size
+    try:
+        out = open(target, "wb")  # noqa: SIM115 - closed below; write errors must be told apart from read errors
+    except OSError as exc:
+        raise CacheWriteError(f"{source}: cannot write {target} ({exc})") from exc
+    with out:
+        while left > 0:
+            chunk = extracted.read(min(_CHUNK, left))
+            if not chunk:
+                raise ArtifactError(f"{source}: member {name!r} is truncated")
+            digest.update(chunk)
+            try:
+                out.write(chunk)
+            except OSError as exc:
+                raise CacheWriteError(f"{source}: cannot write {target} ({exc})") from exc
+            left -= len(chunk)
+    return digest.hexdigest()
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, source: str) -> bytes:
@@ -381,10 +481,13 @@ def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, sourc
 
 
 def _verify(name: str, data: bytes, manifest: Manifest, source: str) -> None:
+    _verify_digest(name, hashlib.sha256(data).hexdigest(), manifest, source)
+
+
+def _verify_digest(name: str, actual: str, manifest: Manifest, source: str) -> None:
     expected = manifest.sha256.get(name)
     if expected is None:
         raise ArtifactError(f"{source}: member {name!r} is not listed in {MANIFEST_NAME}")
-    actual = hashlib.sha256(data).hexdigest()
     if actual != expected:
         raise ArtifactError(
             f"{source}: member {name!r} is corrupt: sha256 {actual[:12]}… does not match the "
@@ -398,11 +501,13 @@ def _verify_read_so_far(scan: _Scan, manifest: Manifest, source: str) -> None:
             _verify(name, scan.files[name], manifest, source)
         else:
             del scan.files[name]  # a stray candidate the manifest does not claim
+    for name, digest in scan.streamed.items():
+        _verify_digest(name, digest, manifest, source)
 
 
 def _assemble_full(scan: _Scan, manifest: Manifest, source: str, want_torchscript: bool) -> Artifact:
     for name in sorted(_needed(manifest, want_torchscript)):
-        if name not in scan.files:
+        if name not in scan.files and name not in scan.streamed:
             raise ArtifactError(f"{source}: member {name!r} listed in {MANIFEST_NAME} is missing")
     classes = _decode_classes(scan.files[CLASSES_NAME], CLASSES_NAME, source)
     if len(classes) != manifest.num_classes:
@@ -415,7 +520,7 @@ def _assemble_full(scan: _Scan, manifest: Manifest, source: str, want_torchscrip
         raise ArtifactError(f"{source}: more than one TorchScript member: {', '.join(torchscript_names)}")
     onnx = scan.files.get(ONNX_NAME)
     torchscript_name = torchscript_names[0] if torchscript_names else None
-    if onnx is None and torchscript_name is None:
+    if onnx is None and scan.onnx_path is None and torchscript_name is None:
         raise ArtifactError(f"{source}: {MANIFEST_NAME} lists neither {ONNX_NAME} nor a .pth model")
     return Artifact(
         source=source,
@@ -424,6 +529,7 @@ def _assemble_full(scan: _Scan, manifest: Manifest, source: str, want_torchscrip
         onnx=onnx,
         torchscript=scan.files.get(torchscript_name) if torchscript_name else None,
         torchscript_name=torchscript_name,
+        onnx_path=scan.onnx_path,
     )
 
 
