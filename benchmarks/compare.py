@@ -62,6 +62,8 @@ from lambdavision.bench import (
     threads_for_memory,
     url_event,
 )
+from lambdavision.core.artifact import unpack_for_serving
+from lambdavision.loader import BUNDLED_DIR
 from lambdavision.local.template import FunctionSpec
 from lambdavision.pricing import Prices, cost_per_million, load_prices
 
@@ -301,8 +303,10 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
     bundled_dir = functions / "bundled"
     s3_dir.mkdir(parents=True, exist_ok=True)
     bundled_dir.mkdir(parents=True, exist_ok=True)
-    bundled_model = bundled_dir / "model.tar.gz"
-    shutil.copyfile(models.serving, bundled_model)
+    # As `package --bundle-model` ships it: unpacked for serving, loaded by path.
+    bundled_model = bundled_dir / BUNDLED_DIR
+    if not bundled_model.is_dir():
+        unpack_for_serving(models.serving, bundled_model)
     lv_env = {"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}
 
     def s3_function(logical_id: str, key: str) -> BenchFunction:
@@ -334,7 +338,7 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
             BenchFunction(
                 "LambdaVisionBundled", _spec("LambdaVisionBundled", HANDLER, bundled_dir, {}, memory_mb), lv_env
             ),
-            bundled_model,
+            models.serving,
             bundled=True,
         ),
     ]
@@ -343,14 +347,15 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
     else:
         int8_dir = functions / "bundled-int8"
         int8_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(models.int8, int8_dir / "model.tar.gz")
+        if not (int8_dir / BUNDLED_DIR).is_dir():
+            unpack_for_serving(models.int8, int8_dir / BUNDLED_DIR)
         spec = _spec("LambdaVisionInt8", HANDLER, int8_dir, {}, memory_mb)
         variants.append(
             Variant(
                 "lv_int8",
                 "lambdavision int8, bundled",
                 BenchFunction("LambdaVisionInt8", spec, lv_env),
-                int8_dir / "model.tar.gz",
+                models.int8,
                 bundled=True,
                 reason=models.int8_note,
             )

@@ -140,6 +140,8 @@ curl -d '{{"url":"{options.image_url}"}}' -H "Content-Type: application/json" -X
 lambdavision package --output-template-file packaged.yaml --s3-bucket {bucket}
 lambdavision deploy --template-file packaged.yaml --stack-name {stack} --capabilities CAPABILITY_IAM \\
     --parameter-overrides BucketName={bucket} ObjectKey={key}
+#    deploy also takes --memory MB, --snapstart/--no-snapstart, --cors-origin ORIGIN for that deploy,
+#    and --arch, which must be the architecture `package` built for (`init --arch`, then package again)
 
 # 4. the endpoint
 aws cloudformation describe-stacks --stack-name {stack} --query 'Stacks[].Outputs[?OutputKey==`PyTorchApi`]' --output table

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import re
-import shutil
 import sys
 import tempfile
 import threading
@@ -36,8 +35,10 @@ from typing import Any
 
 import numpy as np
 
+from lambdavision.core.artifact import unpack_for_serving
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.core.events import build_rest_v1_event, parse_proxy_response
+from lambdavision.loader import BUNDLED_DIR
 from lambdavision.local.environment import Invocation
 from lambdavision.local.pool import FunctionPool
 from lambdavision.local.template import FunctionSpec
@@ -51,7 +52,6 @@ COLD_FRACTION = 0.05  # the "some cold starts" cost column: 5 % of requests star
 # a long warm phase on a busy machine then fails spuriously. The largest timeout keeps it out of
 # the way.
 DEFAULT_TIMEOUT_S = 900
-BUNDLED_NAME = "model.tar.gz"
 MB_PER_VCPU = 1769
 
 ProgressFn = Callable[[str], None]
@@ -574,10 +574,8 @@ def bench_model(
     with tempfile.TemporaryDirectory(prefix="lambdavision-bench-") as tmp, ImageServer({"image": image_bytes}) as web:
         code_dir = Path(tmp) / "function"
         code_dir.mkdir()
-        try:
-            os.symlink(model_path.resolve(), code_dir / BUNDLED_NAME)
-        except OSError:
-            shutil.copyfile(model_path, code_dir / BUNDLED_NAME)
+        # As `package --bundle-model` ships it: unpacked for serving, loaded by path.
+        unpack_for_serving(model_path, code_dir / BUNDLED_DIR)
         event = url_event(web.url_for("image"))
         functions = {size: _bundled_function(code_dir, size, architecture) for size in sizes}
         results = {size: MemoryResult(size, threads_for_memory(size)) for size in sizes}

@@ -356,6 +356,12 @@ def test_page_and_cors_variant_deploys_its_methods(tmp_path: Path, aws_env: dict
     assert function_config()["Environment"]["Variables"]["LAMBDAVISION_CORS_ORIGIN"] == "https://example.org"
     outputs = dict(line.split()[:2] for line in result.stdout.splitlines()[1:] if line.strip())
     assert outputs["PyTorchPage"] == outputs["PyTorchApi"].removesuffix("invocations/")
+    # (moto does not create AWS::ApiGateway::GatewayResponse from a template: checked in unit tests.)
+    # The stack is managed as usual: logs find the function, delete removes it all.
+    assert lv("logs", "-n", "PyTorchFunction", "--stack-name", STACK, cwd=tmp_path, env=aws_env).returncode == 0
+    deleted = lv("delete", "--stack-name", STACK, cwd=tmp_path, env=aws_env)
+    assert deleted.returncode == 0, deleted.stderr
+    assert boto3.client("cloudformation").describe_stacks()["Stacks"] == []
 
 
 @pytest.mark.parametrize("auth", ["iam", "key"])

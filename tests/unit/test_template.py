@@ -183,9 +183,19 @@ def test_cors_adds_a_proxied_preflight_per_path_and_the_origin(page: bool, paths
         assert preflight["Integration"]["Type"] == "AWS_PROXY"
         assert preflight["AuthorizationType"] == "NONE"
     assert _environment(t)["LAMBDAVISION_CORS_ORIGIN"] == CORS
+    # API Gateway's own errors (403 no key, 429 throttled, 504 timeout) carry the origin too.
+    responses = _of_type(t, "AWS::ApiGateway::GatewayResponse")
+    assert sorted(r["Properties"]["ResponseType"] for r in responses.values()) == ["DEFAULT_4XX", "DEFAULT_5XX"]
+    for response in responses.values():
+        assert response["Properties"]["ResponseParameters"] == {
+            "gatewayresponse.header.Access-Control-Allow-Origin": f"'{CORS}'"
+        }
+    (deployment,) = _of_type(t, "AWS::ApiGateway::Deployment").values()
+    assert set(responses) <= set(deployment["DependsOn"])  # deployed with the API
     arns = [p["Properties"]["SourceArn"]["Fn::Sub"] for p in _of_type(t, "AWS::Lambda::Permission").values()]
     assert any(arn.endswith("/*/OPTIONS/invocations") for arn in arns)
     assert "LAMBDAVISION_CORS_ORIGIN" not in _environment(build_template(TemplateOptions()))
+    assert not _of_type(build_template(TemplateOptions()), "AWS::ApiGateway::GatewayResponse")
 
 
 def test_iam_auth_guards_every_method_but_the_preflights() -> None:
@@ -446,6 +456,8 @@ def test_cors_override_is_what_init_cors_origin_builds(options: TemplateOptions)
     again = apply_overrides(edited, DeployOverrides(cors_origin="http://localhost:8080"))
     assert _environment(again)["LAMBDAVISION_CORS_ORIGIN"] == "http://localhost:8080"
     assert set(_methods(again)) == set(_methods(edited))
+    for response in _of_type(again, "AWS::ApiGateway::GatewayResponse").values():
+        assert "'http://localhost:8080'" in response["Properties"]["ResponseParameters"].values()
     assert _lint(again) == []
     with pytest.raises(TemplateOptionError, match="not an origin"):
         apply_overrides(edited, DeployOverrides(cors_origin="https://example.org/path"))
@@ -516,5 +528,13 @@ def test_the_snapstart_version_is_named_after_what_it_publishes() -> None:
     new_code = load_template(dump_template(template))
     new_code["Resources"]["PyTorchFunction"]["Properties"]["Code"]["S3Key"] = "def.zip"
     assert first != version_id(stamp_version(new_code, {"ObjectKey": "a.tar.gz"}))
+    new_layer = load_template(dump_template(template))
+    new_layer["Resources"]["DepsLayer"] = {
+        "Type": "AWS::Lambda::LayerVersion",
+        "Properties": {"Content": {"S3Key": "1"}},
+    }
+    layered = version_id(stamp_version(load_template(dump_template(new_layer)), {"ObjectKey": "a.tar.gz"}))
+    new_layer["Resources"]["DepsLayer"]["Properties"]["Content"]["S3Key"] = "2"
+    assert layered != version_id(stamp_version(new_layer, {"ObjectKey": "a.tar.gz"}))
     plain = _packaged_build(TemplateOptions())
     assert stamp_version(plain, {"ObjectKey": "x"}) == _packaged_build(TemplateOptions())

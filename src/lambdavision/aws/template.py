@@ -61,6 +61,7 @@ LOG_RETENTION_DAYS = (
 BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream")
 
 _FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
+_LAYER = "AWS::Lambda::LayerVersion"
 _ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 
 
@@ -165,8 +166,12 @@ def build_template(options: TemplateOptions) -> dict[str, Any]:
         API_ID: _rest_api(options),
     }
     target = _Target.function()
-    for route in options.api_routes():
+    for route in options.routes:
         _add_route(resources, route, target, options.auth)
+    if options.page and not any(r.method.upper() == "GET" and r.path == "/" for r in options.routes):
+        _add_route(resources, Route("GET", "/"), target, options.auth)
+    if options.cors_origin:
+        _enable_cors(resources, options.cors_origin)
     deployment_id = _renew_deployment(resources)
     outputs: dict[str, Any] = {
         "PyTorchApi": {
@@ -297,10 +302,13 @@ def stamp_version(template: dict[str, Any], parameters: Mapping[str, str]) -> di
         return template
     declared = template.get("Parameters") or {}
     values = {name: str(parameters.get(name, (spec or {}).get("Default", ""))) for name, spec in declared.items()}
-    function_properties = resources[FUNCTION_ID].get("Properties", {})
-    digest = hashlib.sha256(
-        json.dumps({"function": function_properties, "parameters": values}, sort_keys=True, default=str).encode()
-    ).hexdigest()[:10]
+    published = {
+        "function": resources[FUNCTION_ID].get("Properties", {}),
+        # A version pins its layers' versions: new dependencies (`package --layer`) publish too.
+        "layers": {k: v for k, v in resources.items() if isinstance(v, dict) and v.get("Type") == _LAYER},
+        "parameters": values,
+    }
+    digest = hashlib.sha256(json.dumps(published, sort_keys=True, default=str).encode()).hexdigest()[:10]
     new_id = f"{VERSION_PREFIX}{digest}"
     _replace(resources, version_ids[0], new_id, resources[version_ids[0]])
     for extra in version_ids[1:]:
@@ -534,11 +542,17 @@ def _renew_deployment(resources: dict[str, Any]) -> str:
     The Deployment names the stage (moto has no AWS::ApiGateway::Stage) and depends on every
     method (a deployment of an API without methods fails).
     """
-    api_types = ("AWS::ApiGateway::RestApi", "AWS::ApiGateway::Resource", "AWS::ApiGateway::Method")
+    api_types = (
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGateway::Resource",
+        "AWS::ApiGateway::Method",
+        "AWS::ApiGateway::GatewayResponse",
+    )
     hashed = {k: v for k, v in resources.items() if isinstance(v, dict) and v.get("Type") in api_types}
     digest = hashlib.sha256(json.dumps(hashed, sort_keys=True).encode()).hexdigest()[:10]
     new_id = f"ApiDeployment{digest}"
-    methods = [k for k, v in hashed.items() if v["Type"] == "AWS::ApiGateway::Method"]
+    deployed = ("AWS::ApiGateway::Method", "AWS::ApiGateway::GatewayResponse")
+    methods = [k for k, v in hashed.items() if v["Type"] in deployed]
     old_ids = [
         k for k, v in resources.items() if isinstance(v, dict) and v.get("Type") == "AWS::ApiGateway::Deployment"
     ]
@@ -649,13 +663,25 @@ def _retarget(resources: dict[str, Any], old: _Target, new: _Target) -> None:
 
 
 def _enable_cors(resources: dict[str, Any], origin: str) -> None:
-    """The origin in the function's environment and a preflight method beside each proxied path."""
+    """The origin in the function's environment, a preflight method beside each proxied path, and
+    the header on API Gateway's own error answers (403 without a key, 429 throttled, 504 timeout)
+    so a page on that origin can read them rather than see an opaque network error."""
     function = resources[FUNCTION_ID].setdefault("Properties", {})
     function.setdefault("Environment", {}).setdefault("Variables", {})[CORS_ENV] = origin
     routes = _proxied_routes(resources)
     for path, target in {route.path: target for route, target in routes}.items():
         if not any(route.method == "OPTIONS" and route.path == path for route, _ in routes):
             _add_route(resources, Route("OPTIONS", path), target, "none")
+    for kind in ("4XX", "5XX"):
+        resources[f"GatewayResponseDefault{kind}"] = {
+            "Type": "AWS::ApiGateway::GatewayResponse",
+            "Properties": {
+                "RestApiId": _ref(API_ID),
+                "ResponseType": f"DEFAULT_{kind}",
+                # A header mapping value is a quoted literal.
+                "ResponseParameters": {"gatewayresponse.header.Access-Control-Allow-Origin": f"'{origin}'"},
+            },
+        }
     _renew_deployment(resources)
 
 
