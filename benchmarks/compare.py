@@ -31,12 +31,10 @@ import os
 import re
 import shutil
 import socket
-import subprocess
 import sys
 import tarfile
 import tempfile
 import time
-import urllib.request
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -64,6 +62,7 @@ from lambdavision.bench import (
 )
 from lambdavision.core.artifact import unpack_for_serving
 from lambdavision.loader import BUNDLED_DIR
+from lambdavision.local import simulated_aws
 from lambdavision.local.template import FunctionSpec
 from lambdavision.pricing import Prices, cost_per_million, load_prices
 
@@ -216,30 +215,9 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def moto_server(log_dir: Path) -> Iterator[str]:
-    port = _free_port()
-    executable = Path(sys.executable).with_name("moto_server")
     log_dir.mkdir(parents=True, exist_ok=True)
-    with (log_dir / "moto.log").open("wb") as out:
-        proc = subprocess.Popen([str(executable), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=out)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"moto_server did not start; see {log_dir / 'moto.log'}") from None
-                time.sleep(0.1)
+    with simulated_aws.moto_server(log_dir / "moto.log") as url:
         yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def aws_env(endpoint: str, cache: Path) -> dict[str, str]:

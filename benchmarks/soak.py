@@ -20,7 +20,7 @@ and per kind, each environment's RSS over time (target: the peak in the last tho
 (no leak), and whether any child process outlived the server after SIGTERM. Outputs in --results:
 soak.json, soak.png (RSS and latency over time), soak.md (the README snippet, also printed).
 
-    .venv/bin/python benchmarks/soak.py                 # 5,000 requests, concurrency 8 (minutes)
+    .venv/bin/python benchmarks/soak.py                 # 5,000 requests, concurrency 8 (~40 s on 2 cores)
     .venv/bin/python benchmarks/soak.py --quick --json /tmp/soak.json --results /tmp/soak
 """
 

@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,19 +32,9 @@ console = Console()
 
 
 def api_gateway_event(image: bytes) -> dict[str, object]:
-    from lambdavision.core.events import build_rest_v1_event
+    from lambdavision.core.events import invocation_event
 
-    body = json.dumps({"image": base64.b64encode(image).decode("ascii")}).encode()
-    return build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=[("Content-Type", "application/json")],
-        body=body,
-        binary=False,
-    )
+    return invocation_event({"image": base64.b64encode(image).decode("ascii")})
 
 
 def classify_in_process() -> dict[str, object]:
@@ -83,7 +72,6 @@ def classify_in_process() -> dict[str, object]:
 
 def classify_over_http(workdir: Path) -> None:
     """`lambdavision local start-api` in process: real HTTP, real awslambdaric environments."""
-    import urllib.request
 
     from lambdavision.appdir import AppOptions, app_files, write_app_dir
     from lambdavision.cli.start_api import LocalApi
@@ -134,36 +122,10 @@ def run(cmd: list[str], cwd: Path, env: dict[str, str]) -> str:
 @contextlib.contextmanager
 def simulated_aws() -> Iterator[dict[str, str]]:
     """An embedded moto server on loopback, with fake credentials: simulated AWS, nothing real."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("moto_server")), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/moto-api/", timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise SystemExit("moto_server did not start") from None
-                time.sleep(0.1)
-        yield {
-            **os.environ,
-            "AWS_ENDPOINT_URL": url,
-            "AWS_ACCESS_KEY_ID": "testing",
-            "AWS_SECRET_ACCESS_KEY": "testing",
-            "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_REGION": "us-east-1",
-        }
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    from lambdavision.local.simulated_aws import FAKE_CREDENTIALS, moto_server
+
+    with moto_server() as url:
+        yield {**os.environ, **FAKE_CREDENTIALS, "AWS_ENDPOINT_URL": url}
 
 
 def lifecycle(workdir: Path, env: dict[str, str], bucket: str) -> None:

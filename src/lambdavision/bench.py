@@ -37,7 +37,7 @@ import numpy as np
 
 from lambdavision.core.artifact import unpack_for_serving
 from lambdavision.core.errors import LambdaVisionError
-from lambdavision.core.events import build_rest_v1_event, parse_proxy_response
+from lambdavision.core.events import invocation_event, parse_proxy_response
 from lambdavision.loader import BUNDLED_DIR
 from lambdavision.local.environment import Invocation
 from lambdavision.local.pool import FunctionPool
@@ -244,16 +244,7 @@ class ImageServer:
 
 def url_event(url: str) -> dict[str, Any]:
     """The guide's request: an API Gateway REST proxy event whose body is `{"url": ...}`."""
-    return build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=[("Content-Type", "application/json")],
-        body=json.dumps({"url": url}).encode(),
-        binary=False,
-    )
+    return invocation_event({"url": url})
 
 
 # --- measuring one function -------------------------------------------------------------------

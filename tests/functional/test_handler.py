@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from lambdavision.core.events import build_http_v2_event, build_rest_v1_event
+from lambdavision.core.events import build_http_v2_event, build_rest_v1_event, invocation_event
 from lambdavision.core.fetch import FetchPolicy
 from lambdavision.handler import App
 from lambdavision.loader import load_classifier
@@ -34,16 +34,7 @@ def app(colour_artifact: Path) -> App:
 
 
 def rest_event(body: bytes, content_type: str = "application/json", binary: bool = False) -> dict[str, Any]:
-    return build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=[("Content-Type", content_type)],
-        body=body,
-        binary=binary,
-    )
+    return invocation_event(body, content_type, binary=binary)
 
 
 def answer(app: App, event: Any) -> tuple[int, dict[str, Any], dict[str, Any]]:

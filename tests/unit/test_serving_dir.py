@@ -49,7 +49,7 @@ def test_serving_dir_refusals(colour_artifact: Path, tmp_path: Path) -> None:
     with pytest.raises(ArtifactError, match="2 classes"):
         read_serving_dir(folder)
     (folder / "model.onnx").unlink()
-    with pytest.raises(ArtifactError, match="model.onnx is missing"):
+    with pytest.raises(ArtifactError, match=r"model\.onnx is missing"):
         read_serving_dir(folder)
 
 

@@ -300,6 +300,27 @@ def build_rest_v1_event(
     }
 
 
+def invocation_event(
+    body: bytes | Mapping[str, Any], content_type: str = "application/json", *, binary: bool | None = None
+) -> dict[str, Any]:
+    """The guide's request as API Gateway REST delivers it: `POST /invocations` with this body.
+
+    A mapping is sent as JSON; raw bytes are base64-encoded (a binary media type) unless `binary`
+    says otherwise.
+    """
+    data = json.dumps(body).encode() if isinstance(body, Mapping) else body
+    return build_rest_v1_event(
+        method="POST",
+        path="/invocations",
+        resource="/invocations",
+        path_parameters=None,
+        query=[],
+        headers=[("Content-Type", content_type)],
+        body=data,
+        binary=(not isinstance(body, Mapping) and content_type != "application/json") if binary is None else binary,
+    )
+
+
 def build_http_v2_event(
     *,
     method: str,
