@@ -170,7 +170,11 @@ class App:
                 body="",
                 headers={
                     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
-                    "Access-Control-Allow-Headers": "Content-Type",
+                    # What callers of an API with --auth key or iam send besides Content-Type.
+                    "Access-Control-Allow-Headers": (
+                        "Content-Type, X-Api-Key, Authorization, X-Amz-Date, X-Amz-Security-Token, "
+                        "X-Amz-Content-Sha256"
+                    ),
                     "Access-Control-Max-Age": "600",
                 },
             )

@@ -432,3 +432,18 @@ def test_runtime_api_core_hands_out_one_event_and_keeps_answers_per_request() ->
     assert outcome is not None and (outcome.kind, outcome.body, outcome.at) == ("response", b'{"ok": true}', 100.5)
     core.close()
     assert core.next_event() is None
+
+
+def test_snapstart_routes_reach_the_function_behind_the_alias(tmp_path: Path) -> None:
+    """With SnapStart the API integrates with the alias `live`; locally that is the function itself."""
+    from lambdavision.appdir import AppOptions, app_files, write_app_dir
+    from lambdavision.aws.template import TemplateOptions
+
+    write_app_dir(tmp_path, app_files(AppOptions(template=TemplateOptions(snapstart=True))), force=False)
+    from lambdavision.local.template import load_template
+
+    routes = load_template(tmp_path / "template.yaml").routes
+    assert {(r.method, r.path, r.function_id) for r in routes} == {
+        ("POST", "/invocations", "PyTorchFunction"),
+        ("GET", "/", "PyTorchFunction"),
+    }

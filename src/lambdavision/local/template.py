@@ -431,13 +431,32 @@ def _resource_path(resource_id: str, resources: Mapping[str, Any], resolver: _Re
     return _normalise_path("/".join(reversed(parts)))
 
 
+def _function_behind(name: str, resources: Mapping[str, Any], function_ids: set[str]) -> str | None:
+    """`name` itself, or the function an AWS::Lambda::Alias / Version (SnapStart's) points at."""
+    if name in function_ids:
+        return name
+    resource = resources.get(name)
+    if isinstance(resource, dict) and resource.get("Type") in ("AWS::Lambda::Alias", "AWS::Lambda::Version"):
+        properties = resource.get("Properties") or {}
+        behind = [n for n in _referenced_ids(properties.get("FunctionName")) if n in function_ids]
+        if not behind and "FunctionVersion" in properties:  # an Alias names its Version, which names the function
+            behind = [
+                found
+                for n in _referenced_ids(properties.get("FunctionVersion"))
+                if n != name and (found := _function_behind(n, resources, function_ids))
+            ]
+        return behind[0] if behind else None
+    return None
+
+
 def _cfn_route(
     properties: Mapping[str, Any], resources: Mapping[str, Any], function_ids: set[str], resolver: _Resolver
 ) -> ApiRoute | None:
     integration = properties.get("Integration") or {}
     if not isinstance(integration, dict) or resolver.resolve_str(integration.get("Type", "")).upper() != "AWS_PROXY":
         return None
-    targets = [name for name in _referenced_ids(integration.get("Uri")) if name in function_ids]
+    referenced = (_function_behind(name, resources, function_ids) for name in _referenced_ids(integration.get("Uri")))
+    targets = [name for name in referenced if name]
     if not targets:
         return None
     resource_ids = list(_referenced_ids(properties.get("ResourceId")))
