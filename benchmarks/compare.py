@@ -152,7 +152,7 @@ INT8_NOTE = (
 def build_int8(serving: Path, out: Path, cache: Path) -> tuple[Path | None, str]:
     """`lambdavision export --quantize int8`'s quantisation of the serving artifact, when it exists."""
     try:
-        from lambdavision.export import quantize_int8
+        from lambdavision.quantize import quantize_int8
     except ImportError:
         return None, "not available: `lambdavision export --quantize int8` is not implemented yet"
     if out.is_file():

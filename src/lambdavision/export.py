@@ -9,6 +9,8 @@ Two ONNX exporters, because neither covers both cases in torch 2.13:
 - a live `nn.Module` goes through the default `torch.export`-based exporter (`dynamo=True`);
 - a TorchScript module (a loaded `.pth`, for `convert` and `export --torchscript`) cannot, so it
   goes through the TorchScript-based one (`dynamo=False`, `dynamic_axes`).
+
+int8 quantisation of an exported artifact is in `lambdavision.quantize`.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ def export(
 
     scripted_bytes = _trace(model, batch, torch) if torchscript else None
     if scripted_bytes is not None:
-        with _quiet_torch():
+        with quiet_torch():
             reloaded = torch.jit.load(io.BytesIO(scripted_bytes), map_location="cpu")
         _require_agreement("TorchScript", expected, _forward(reloaded, batch, torch, "TorchScript"))
 
@@ -179,10 +181,10 @@ def _export_scripted(
     torch = _import_torch()
     class_list = _class_list(classes)
     try:
-        with _quiet_torch():
+        with quiet_torch():
             module = torch.jit.load(io.BytesIO(scripted_bytes), map_location="cpu")
     except Exception as exc:
-        raise ExportError(f"{where}: not a TorchScript model torch can load ({_first_line(exc)})") from exc
+        raise ExportError(f"{where}: not a TorchScript model torch can load ({first_line(exc)})") from exc
     module.eval()
     batch = _check_batch(torch, check_batch, preprocessing.input_size)
     expected = _forward(module, batch, torch, where)
@@ -198,193 +200,6 @@ def _export_scripted(
         torchscript_name=torchscript_name,
         extra=_export_extra(onnx_bytes, "torchscript", torch),
     )
-
-
-# --- int8 quantisation ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class QuantizeReport:
-    """What int8 quantisation bought and cost, measured here on the held-out images."""
-
-    float_bytes: int
-    int8_bytes: int
-    float_ms: float  # median per image, batch of one, this machine
-    int8_ms: float
-    agreement: float  # share of held-out images whose top-1 class is unchanged
-    held_out: int
-    calibration: int
-
-    def lines(self) -> list[str]:
-        return [
-            f"size: {self.float_bytes / 1e6:.3g} MB float -> {self.int8_bytes / 1e6:.3g} MB int8 "
-            f"({self.float_bytes / max(1, self.int8_bytes):.1f}x smaller)",
-            f"speed (batch of 1, this machine): {self.float_ms:.3g} ms float -> {self.int8_ms:.3g} ms int8 "
-            f"({self.float_ms / max(1e-9, self.int8_ms):.2f}x)",
-            f"top-1 agreement with the float model: {self.agreement:.2%} of {self.held_out} held-out images "
-            f"(calibrated on {self.calibration})",
-        ]
-
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp")
-
-
-def load_image_dir(directory: str | Path, preprocessing: Preprocessing) -> list[np.ndarray]:
-    """Every image in `directory` (sorted by name), preprocessed exactly as serving does."""
-    from lambdavision.core.preprocess import preprocess
-
-    folder = Path(directory)
-    if not folder.is_dir():
-        raise ExportError(f"{folder}: not a directory of images")
-    paths = sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    inputs = []
-    for path in paths:
-        try:
-            inputs.append(preprocess(path.read_bytes(), preprocessing))
-        except LambdaVisionError as exc:
-            raise ExportError(f"{path}: {exc.message}") from exc
-    return inputs
-
-
-def split_held_out(inputs: Sequence[np.ndarray], every: int = 5) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Deterministic split: every `every`-th input is held out to judge agreement, the rest calibrate."""
-    calibration = [x for i, x in enumerate(inputs) if i % every != every - 1]
-    held_out = [x for i, x in enumerate(inputs) if i % every == every - 1]
-    return calibration, held_out
-
-
-def quantize_int8(
-    artifact_path: str | Path,
-    out_path: str | Path,
-    calibration: Sequence[np.ndarray],
-    held_out: Sequence[np.ndarray],
-    *,
-    min_agreement: float = 0.99,
-    torchscript: bool = True,
-) -> tuple[Manifest, QuantizeReport]:
-    """Static int8 quantisation of an artifact's ONNX model (QDQ, u8 activations, s8 per-channel
-    weights, MinMax calibration), refused if top-1 agreement on `held_out` is below `min_agreement`.
-
-    Inputs are preprocessed (3, H, W) float32 arrays (see `load_image_dir`). Static, not dynamic:
-    dynamic quantisation was ~4x slower than float on conv nets here.
-    """
-    if len(calibration) < 1 or len(held_out) < 1:
-        raise ExportError("int8 quantisation needs calibration images and held-out images (at least 1 each)")
-    artifact = read_artifact(artifact_path, want_torchscript=torchscript)
-    if artifact.onnx is None:
-        raise ExportError(f"{artifact.source}: has no model.onnx to quantise; run `lambdavision convert` first")
-    extra = dict(artifact.manifest.extra) if artifact.manifest is not None else {}
-    if extra.get("quantized"):
-        raise ExportError(f"{artifact.source}: is already quantised ({extra['quantized']})")
-
-    int8 = _quantize_static(artifact.onnx, np.stack(calibration))
-    held = np.stack(held_out)
-    float_session, int8_session = _session(artifact.onnx), _session(int8)
-    float_top1 = _top1(float_session, held)
-    int8_top1 = _top1(int8_session, held)
-    agreement = float((float_top1 == int8_top1).mean())
-    report = QuantizeReport(
-        float_bytes=len(artifact.onnx),
-        int8_bytes=len(int8),
-        float_ms=_median_ms(float_session, held[:1]),
-        int8_ms=_median_ms(int8_session, held[:1]),
-        agreement=agreement,
-        held_out=len(held_out),
-        calibration=len(calibration),
-    )
-    if agreement < min_agreement:
-        raise ExportError(
-            f"int8 model agrees with the float model on only {agreement:.2%} of {len(held_out)} held-out "
-            f"images (minimum {min_agreement:.2%}); not writing it"
-        )
-    extra.pop("exported_by", None)
-    extra.update(
-        quantized="int8",
-        quantization={
-            "format": "QDQ",
-            "activations": "uint8",
-            "weights": "int8 per-channel",
-            "calibration_images": len(calibration),
-            "held_out_images": len(held_out),
-            "top1_agreement": round(agreement, 4),
-        },
-    )
-    manifest = write_artifact(
-        out_path,
-        classes=artifact.classes,
-        preprocessing=artifact.preprocessing,
-        onnx=int8,
-        torchscript=artifact.torchscript if torchscript else None,
-        torchscript_name=artifact.torchscript_name or "model.pth",
-        extra=extra,
-    )
-    return manifest, report
-
-
-class _Batches:
-    """onnxruntime's CalibrationDataReader protocol over an (N, 3, H, W) array."""
-
-    def __init__(self, input_name: str, inputs: np.ndarray, batch: int = 16) -> None:
-        self._feeds = iter([{input_name: inputs[i : i + batch]} for i in range(0, len(inputs), batch)])
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        return next(self._feeds, None)
-
-
-def _quantize_static(onnx_bytes: bytes, calibration: np.ndarray) -> bytes:
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    with tempfile.TemporaryDirectory(prefix="lambdavision-int8-") as tmp, _quiet_torch():
-        float_path, pre_path, int8_path = (Path(tmp) / n for n in ("float.onnx", "pre.onnx", "int8.onnx"))
-        float_path.write_bytes(onnx_bytes)
-        try:
-            quant_pre_process(str(float_path), str(pre_path))  # shape inference + graph fusions first
-        except Exception:  # an optimisation only: quantise the model as it is
-            pre_path = float_path
-        input_name = _session(onnx_bytes).get_inputs()[0].name
-        try:
-            quantize_static(
-                str(pre_path),
-                str(int8_path),
-                _Batches(input_name, calibration),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                calibrate_method=CalibrationMethod.MinMax,
-            )
-        except Exception as exc:
-            raise ExportError(f"int8 quantisation failed: {_first_line(exc)}") from exc
-        return int8_path.read_bytes()
-
-
-def _session(onnx_bytes: bytes) -> Any:
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-
-
-def _top1(session: Any, inputs: np.ndarray) -> np.ndarray:
-    name = session.get_inputs()[0].name
-    tops = [session.run(None, {name: inputs[i : i + 64]})[0].argmax(axis=1) for i in range(0, len(inputs), 64)]
-    return np.concatenate(tops)
-
-
-def _median_ms(session: Any, one: np.ndarray, runs: int = 20) -> float:
-    import time
-
-    name = session.get_inputs()[0].name
-    session.run(None, {name: one})  # warm-up
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        session.run(None, {name: one})
-        times.append((time.perf_counter() - started) * 1000)
-    return float(np.median(times))
 
 
 # --- helpers ----------------------------------------------------------------------------------------
@@ -454,7 +269,7 @@ def _forward(module: Any, batch: torch.Tensor, torch: Any, what: str) -> np.ndar
         try:
             out = module(batch)
         except Exception as exc:
-            raise ExportError(f"{what} fails on a {tuple(batch.shape)} input: {_first_line(exc)}") from exc
+            raise ExportError(f"{what} fails on a {tuple(batch.shape)} input: {first_line(exc)}") from exc
     if not isinstance(out, torch.Tensor) or out.dim() != 2 or out.shape[0] != batch.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ExportError(f"{what} must return one (batch, classes) tensor of logits, got {shape}")
@@ -469,19 +284,19 @@ def _check_width(logits: np.ndarray, classes: list[str]) -> None:
 
 def _trace(model: Any, batch: torch.Tensor, torch: Any) -> bytes:
     """torch.jit.trace + torch.jit.save, as the guide does, into bytes."""
-    with torch.no_grad(), _quiet_torch():
+    with torch.no_grad(), quiet_torch():
         try:
             traced = torch.jit.trace(model, batch[:2])
         except Exception as exc:
-            raise ExportError(f"torch.jit.trace failed: {_first_line(exc)}") from exc
+            raise ExportError(f"torch.jit.trace failed: {first_line(exc)}") from exc
     buffer = io.BytesIO()
-    with _quiet_torch():
+    with quiet_torch():
         torch.jit.save(traced, buffer)
     return buffer.getvalue()
 
 
 def _onnx_dynamo(model: Any, batch: torch.Tensor, torch: Any) -> bytes:
-    with tempfile.TemporaryDirectory(prefix="lambdavision-export-") as tmp, _quiet_torch():
+    with tempfile.TemporaryDirectory(prefix="lambdavision-export-") as tmp, quiet_torch():
         path = Path(tmp) / "model.onnx"
         try:
             torch.onnx.export(
@@ -496,13 +311,13 @@ def _onnx_dynamo(model: Any, batch: torch.Tensor, torch: Any) -> bytes:
                 verbose=False,
             )
         except Exception as exc:
-            raise ExportError(f"ONNX export (torch.export-based) failed: {_first_line(exc)}") from exc
+            raise ExportError(f"ONNX export (torch.export-based) failed: {first_line(exc)}") from exc
         return path.read_bytes()
 
 
 def _onnx_torchscript(module: Any, batch: torch.Tensor, torch: Any) -> bytes:
     buffer = io.BytesIO()
-    with _quiet_torch():
+    with quiet_torch():
         try:
             torch.onnx.export(
                 module,
@@ -515,7 +330,7 @@ def _onnx_torchscript(module: Any, batch: torch.Tensor, torch: Any) -> bytes:
                 opset_version=17,
             )
         except Exception as exc:
-            raise ExportError(f"ONNX export (TorchScript-based) failed: {_first_line(exc)}") from exc
+            raise ExportError(f"ONNX export (TorchScript-based) failed: {first_line(exc)}") from exc
     return buffer.getvalue()
 
 
@@ -534,7 +349,7 @@ def _check_onnx(onnx_bytes: bytes, batch: Any, expected: np.ndarray) -> None:
         logits: np.ndarray = session.run(None, {name: inputs})[0]
         single: np.ndarray = session.run(None, {name: inputs[:1]})[0]
     except Exception as exc:
-        raise ExportError(f"ONNX Runtime cannot run the exported model: {_first_line(exc)}") from exc
+        raise ExportError(f"ONNX Runtime cannot run the exported model: {first_line(exc)}") from exc
     _require_agreement("ONNX", expected, logits)
     _require_agreement("ONNX (batch of one)", expected[:1], single)
 
@@ -570,7 +385,7 @@ def _export_extra(onnx_bytes: bytes, exporter: str, torch: Any) -> dict[str, Any
 
 
 @contextlib.contextmanager
-def _quiet_torch() -> Iterator[None]:
+def quiet_torch() -> Iterator[None]:
     """Hide the exporter's harmless chatter ("torchvision is not installed...", tracer warnings)."""
     loggers = [logging.getLogger(name) for name in ("torch.onnx", "torch._dynamo", "torch.export")]
     levels = [logger.level for logger in loggers]
@@ -585,7 +400,8 @@ def _quiet_torch() -> Iterator[None]:
             logger.setLevel(level)
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The exception's first line, for one-line errors."""
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]
 
@@ -594,12 +410,8 @@ __all__ = [
     "INSTALL_HINT",
     "Agreement",
     "ExportError",
-    "QuantizeReport",
     "convert",
     "export",
     "export_torchscript",
-    "load_image_dir",
     "measure_agreement",
-    "quantize_int8",
-    "split_held_out",
 ]

@@ -26,6 +26,7 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from lambdavision.appdir import AppOptions, app_files, write_app_dir
+from lambdavision.aws.cfn_yaml import dump_template, load_template
 from lambdavision.aws.config import build_default_map, load_default_map
 from lambdavision.aws.deploy import (
     DeployError,
@@ -36,7 +37,7 @@ from lambdavision.aws.deploy import (
     wait_for_stack,
 )
 from lambdavision.aws.session import AwsError, aws_errors
-from lambdavision.aws.template import TemplateOptions, build_template, dump_template, load_template
+from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.cli import cli
 
 BIN = Path(sys.executable).parent

@@ -24,8 +24,9 @@ from lambdavision.cli import cli
 from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_NAME, read_artifact
 from lambdavision.core.errors import ArtifactError
 from lambdavision.core.preprocess import Preprocessing
-from lambdavision.export import ExportError, convert, export, load_image_dir, measure_agreement, quantize_int8
+from lambdavision.export import ExportError, convert, export, measure_agreement
 from lambdavision.loader import load_classifier
+from lambdavision.quantize import load_image_dir, quantize_int8
 from lambdavision.zoo import resnet50, small_cnn
 from tests.fixtures.models import REPO, TINY_CLASSES, TINY_INPUT_SIZE
 

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambdavision.aws.template import TemplateOptions, build_template, load_template
+from lambdavision.aws.cfn_yaml import load_template
+from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.core.events import RestApiV1, infer_source
 from lambdavision.local.template import load_template as load_local_template
 

@@ -25,8 +25,8 @@ import boto3
 import pytest
 import yaml
 
+from lambdavision.aws.cfn_yaml import load_template
 from lambdavision.aws.package import PackageError, installed_closure, installed_sizes
-from lambdavision.aws.template import load_template
 from lambdavision.aws.wheels import find_python
 from lambdavision.aws.zipbuild import sizes
 

@@ -12,19 +12,10 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from lambdavision.aws.template import (
-    BINARY_MEDIA_TYPES,
-    DeployOverrides,
-    Route,
-    TemplateOptionError,
-    TemplateOptions,
-    apply_overrides,
-    build_template,
-    dump_template,
-    has_version,
-    load_template,
-    stamp_version,
-)
+from lambdavision.aws.cfn_yaml import dump_template, load_template
+from lambdavision.aws.template import TemplateOptions, build_template
+from lambdavision.aws.template_edits import DeployOverrides, apply_overrides, has_version, stamp_version
+from lambdavision.aws.template_names import BINARY_MEDIA_TYPES, Route, TemplateOptionError
 
 CORS = "https://example.org"
 VARIANTS = {

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
+from lambdavision.aws.cfn_yaml import dump_template, load_template
 from lambdavision.aws.session import AwsError, is_missing_stack
-from lambdavision.aws.template import TemplateOptionError, dump_template, load_template
+from lambdavision.aws.template_names import TemplateOptionError
 from lambdavision.core.errors import BadRequest
 
 if TYPE_CHECKING:

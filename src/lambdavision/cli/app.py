@@ -7,13 +7,8 @@ from pathlib import Path
 import click
 
 from lambdavision.appdir import DEFAULT_IMAGE_URL, AppOptions, app_files, write_app_dir
-from lambdavision.aws.template import (
-    ARCHITECTURES,
-    AUTH_MODES,
-    DEFAULT_RUNTIME,
-    SUPPORTED_RUNTIMES,
-    TemplateOptions,
-)
+from lambdavision.aws.template import TemplateOptions
+from lambdavision.aws.template_names import ARCHITECTURES, AUTH_MODES, DEFAULT_RUNTIME, SUPPORTED_RUNTIMES
 
 _DEFAULTS = TemplateOptions()
 

@@ -32,7 +32,8 @@ from lambdavision.aws.logs import (
     to_ms,
 )
 from lambdavision.aws.session import AwsOptions, AwsSession, aws_errors
-from lambdavision.aws.template import ARCHITECTURES, DeployOverrides, apply_overrides, has_version, stamp_version
+from lambdavision.aws.template_edits import DeployOverrides, apply_overrides, has_version, stamp_version
+from lambdavision.aws.template_names import ARCHITECTURES
 from lambdavision.aws.upload import parse_s3_uri, upload_artifact
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -81,8 +81,8 @@ def package_command(
     # Imported here: `lambdavision --help` must not pay for boto3 and the builders.
     import tempfile
 
+    from lambdavision.aws.cfn_yaml import dump_template, load_template
     from lambdavision.aws.package import BuildOptions, build, check_bucket, packaged_template, upload_zips
-    from lambdavision.aws.template import dump_template, load_template
     from lambdavision.aws.wheels import default_cache_dir
 
     if upload and not s3_bucket:
