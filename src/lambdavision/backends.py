@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lambdavision.core.artifact import Artifact
-from lambdavision.core.errors import ArtifactError
+from lambdavision.core.errors import ArtifactError, ConfigError
 
 # Lambda gives one vCPU's worth of CPU per 1,769 MB of memory, up to 6 vCPUs.
 MB_PER_VCPU = 1769
@@ -30,7 +30,7 @@ def threads_for(environ: Mapping[str, str]) -> int | None:
         try:
             value = int(explicit)
         except ValueError:
-            raise ArtifactError(f"LAMBDAVISION_THREADS must be an integer, not {explicit!r}") from None
+            raise ConfigError(f"LAMBDAVISION_THREADS must be an integer, not {explicit!r}") from None
         return max(1, value)
     memory = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
     if memory and memory.isdigit():
@@ -44,7 +44,9 @@ class OnnxBackend:
 
     name = "onnxruntime"
 
-    def __init__(self, model: bytes | Path, source: str, threads: int | None = None) -> None:
+    def __init__(
+        self, model: bytes | Path, source: str, threads: int | None = None, input_size: int | None = None
+    ) -> None:
         import onnxruntime as ort
 
         options = ort.SessionOptions()
@@ -67,6 +69,7 @@ class OnnxBackend:
         if len(inputs) != 1:
             raise ArtifactError(f"{source}: model.onnx must have exactly one input, it has {len(inputs)}")
         self.input_name = inputs[0].name
+        _check_input_shape(inputs[0].shape, source, input_size)
         shape = self.session.get_outputs()[0].shape
         self._width = shape[-1] if shape and isinstance(shape[-1], int) else None
 
@@ -77,6 +80,22 @@ class OnnxBackend:
     def run(self, batch: np.ndarray) -> np.ndarray:
         outputs: list[Any] = self.session.run(None, {self.input_name: batch})
         return np.asarray(outputs[0])
+
+
+def _check_input_shape(shape: list[Any], source: str, input_size: int | None) -> None:
+    """Refuse at load what would fail every request: wrong rank, fixed batch, other image size."""
+    if len(shape) != 4:
+        raise ArtifactError(f"{source}: model.onnx takes a rank-{len(shape)} input, not (batch, 3, H, W)")
+    batch, channels, height, width = shape
+    if isinstance(batch, int):
+        raise ArtifactError(f"{source}: model.onnx has a fixed batch size {batch}; export it with a dynamic batch")
+    if isinstance(channels, int) and channels != 3:
+        raise ArtifactError(f"{source}: model.onnx takes {channels} channels, not 3 (RGB)")
+    for name, dim in (("height", height), ("width", width)):
+        if input_size is not None and isinstance(dim, int) and dim != input_size:
+            raise ArtifactError(
+                f"{source}: model.onnx takes {name} {dim} but lambdavision.json says input_size {input_size}"
+            )
 
 
 class TorchScriptBackend:
@@ -112,10 +131,9 @@ class TorchScriptBackend:
 
 
 def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend | TorchScriptBackend:
-    if artifact.onnx_path is not None:
-        return OnnxBackend(artifact.onnx_path, artifact.source, threads_for(environ))
-    if artifact.onnx is not None:
-        return OnnxBackend(artifact.onnx, artifact.source, threads_for(environ))
+    model = artifact.onnx_path if artifact.onnx_path is not None else artifact.onnx
+    if model is not None:
+        return OnnxBackend(model, artifact.source, threads_for(environ), artifact.preprocessing.input_size)
     if artifact.torchscript is not None:
         return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_size)
     raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")

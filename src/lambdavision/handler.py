@@ -19,7 +19,7 @@ from importlib import resources
 from typing import Any, TextIO
 
 from lambdavision.core.classify import Classifier, Prediction, Timings
-from lambdavision.core.errors import BadRequest, LambdaVisionError
+from lambdavision.core.errors import ConfigError, LambdaVisionError, MethodNotAllowed
 from lambdavision.core.events import ApiRequest, DirectInvoke, EventSource, Response, error_response, parse_event
 from lambdavision.core.fetch import FetchPolicy, fetch, fetch_many
 from lambdavision.core.payload import DEFAULT_MAX_BATCH, ClassifyRequest, parse_request
@@ -29,18 +29,17 @@ log = logging.getLogger("lambdavision")
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
 
 
-class MethodNotAllowed(BadRequest):
-    status = 405
-
-
 def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
     raw = environ.get(name)
     if not raw:
         return default
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise ValueError(f"{name} must be an integer, not {raw!r}") from None
+        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name} must be at least 1, not {value}")
+    return value
 
 
 def _page() -> str:
@@ -84,21 +83,22 @@ class App:
         from lambdavision.loader import load_classifier
 
         started = time.perf_counter()
+        # Settings first: a bad variable fails in one line before a (possibly long) model download.
+        try:
+            policy = FetchPolicy.from_env(environ)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        settings: dict[str, Any] = {
+            "max_image_bytes": _int_env(environ, "LAMBDAVISION_MAX_IMAGE_BYTES", policy.max_bytes),
+            "max_batch": _int_env(environ, "LAMBDAVISION_MAX_BATCH", DEFAULT_MAX_BATCH),
+            "cors_origin": environ.get("LAMBDAVISION_CORS_ORIGIN") or None,
+            "serve_page": environ.get("LAMBDAVISION_PAGE", "1") != "0",
+            "function_name": environ.get("AWS_LAMBDA_FUNCTION_NAME", "lambdavision"),
+            "log_level": LEVELS.get(environ.get("LOG_LEVEL", "INFO").upper(), LEVELS["INFO"]),
+        }
         parts: dict[str, float] = {}
         classifier = load_classifier(environ=environ, parts_ms=parts)
-        policy = FetchPolicy.from_env(environ)
-        level_name = environ.get("LOG_LEVEL", "INFO").upper()
-        app = cls(
-            classifier,
-            policy,
-            max_image_bytes=_int_env(environ, "LAMBDAVISION_MAX_IMAGE_BYTES", policy.max_bytes),
-            max_batch=_int_env(environ, "LAMBDAVISION_MAX_BATCH", DEFAULT_MAX_BATCH),
-            init_ms=(time.perf_counter() - started) * 1000,
-            cors_origin=environ.get("LAMBDAVISION_CORS_ORIGIN") or None,
-            serve_page=environ.get("LAMBDAVISION_PAGE", "1") != "0",
-            function_name=environ.get("AWS_LAMBDA_FUNCTION_NAME", "lambdavision"),
-            log_level=LEVELS.get(level_name, LEVELS["INFO"]),
-        )
+        app = cls(classifier, policy, init_ms=(time.perf_counter() - started) * 1000, **settings)
         app._emit(
             "INFO",
             {"message": "model loaded", "source": classifier.source, "init_ms": round(app.init_ms, 1), **parts},
@@ -135,7 +135,8 @@ class App:
         )
         if timings.image_sizes:
             record.image_size = "{}x{}".format(*timings.image_sizes[0])
-        self._emit("ERROR" if response.status >= 500 else "INFO", record.log_line())
+        level = "ERROR" if response.status >= 500 else "INFO"
+        self._emit(level, record.log_line(level))
         self._print(record.emf(self.function_name, int(self.clock() * 1000)))
         return source.render(response)
 
@@ -172,8 +173,7 @@ class App:
                     "Access-Control-Allow-Methods": "POST, GET, OPTIONS",
                     # What callers of an API with --auth key or iam send besides Content-Type.
                     "Access-Control-Allow-Headers": (
-                        "Content-Type, X-Api-Key, Authorization, X-Amz-Date, X-Amz-Security-Token, "
-                        "X-Amz-Content-Sha256"
+                        "Content-Type, X-Api-Key, Authorization, X-Amz-Date, X-Amz-Security-Token, X-Amz-Content-Sha256"
                     ),
                     "Access-Control-Max-Age": "600",
                 },
@@ -241,9 +241,9 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         app = get_app()
     except LambdaVisionError as exc:
-        # The model cannot load: a server-side misconfiguration, reported as a 500 with the reason.
-        log.error("cannot load the model: %s", exc.message)
-        return DirectInvoke.render(Response(status=500, body={"error": f"model unavailable: {exc.message}"}))
+        # The model or a setting is broken: a server-side misconfiguration, a 500 with the reason.
+        log.error("cannot start: %s", exc.message)
+        return DirectInvoke.render(Response(status=500, body={"error": f"function unavailable: {exc.message}"}))
     return app(event, context)
 
 

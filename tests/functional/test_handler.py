@@ -319,3 +319,98 @@ def test_cold_start_logs_its_parts(
     assert loaded["source"] == str(colour_artifact)
     assert loaded["init_ms"] >= loaded["artifact_ms"] > 0 and loaded["session_ms"] > 0
     assert app.function_name == "Fn"
+
+
+# ---- regressions found in review (each was a 500 or a wrong answer) ----
+
+
+def test_lone_surrogate_url_is_a_bad_request(app: App) -> None:
+    assert answer(app, rest_event(b'{"url": "http://example.com/\\ud800.jpg"}'))[0] == 400
+    status, data, _ = answer(app, rest_event(b'{"urls": ["http://example.com/\\ud800.jpg"]}'))
+    assert (status, data["results"][0]["status"]) == (200, 400)
+
+
+def test_five_thousand_digit_topk_is_a_bad_request(app: App) -> None:
+    body = ('{"url": "http://x/", "topk": ' + "1" * 5000 + "}").encode()
+    assert answer(app, rest_event(body))[0] == 400
+
+
+def test_malformed_redirect_location_is_upstream_error(app: App, image_server: ImageServer) -> None:
+    url = image_server.add("/moved.jpg", b"", status=302, headers={"Location": "http://[::1/cat.jpg"})
+    status, data, _ = answer(app, rest_event(json.dumps({"url": url}).encode()))
+    assert status == 502 and "Location" in data["error"]
+
+
+def test_server_errors_are_logged_at_error_level(colour_artifact: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import io
+
+    out = io.StringIO()
+    broken = App(load_classifier(colour_artifact), FetchPolicy(), out=out)
+
+    def bug(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(broken.classifier, "classify", bug)
+    body = json.dumps({"image": base64.b64encode(b"\xff\xd8\xff" + b"0" * 10).decode()}).encode()
+    assert answer(broken, rest_event(body))[0] == 500
+    log_line = json.loads(out.getvalue().splitlines()[0])
+    assert (log_line["level"], log_line["status"], log_line["error_type"]) == ("ERROR", 500, "RuntimeError")
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("LAMBDAVISION_MAX_BATCH", "two"),
+        ("LAMBDAVISION_MAX_BATCH", "0"),
+        ("LAMBDAVISION_FETCH_TIMEOUT", "x"),
+        ("LAMBDAVISION_MAX_IMAGE_BYTES", "-1"),
+    ],
+)
+def test_bad_settings_fail_before_the_model_loads(name: str, value: str, tmp_path: Path) -> None:
+    from lambdavision.core.errors import ConfigError
+
+    # The model does not exist: a ConfigError (not an ArtifactError) proves the settings came first.
+    with pytest.raises(ConfigError, match=name):
+        App.from_env({name: value, "MODEL_URI": str(tmp_path / "missing.tar.gz")})
+
+
+def test_a_bad_setting_answers_a_500_naming_it(monkeypatch: pytest.MonkeyPatch, colour_artifact: Path) -> None:
+    import lambdavision.handler as handler
+
+    monkeypatch.setattr(handler, "_app", None)
+    monkeypatch.setenv("MODEL_URI", str(colour_artifact))
+    monkeypatch.setenv("LAMBDAVISION_THREADS", "two")
+    result = handler.lambda_handler(rest_event(b'{"url": "http://x/"}'), CONTEXT)
+    assert result["statusCode"] == 500
+    assert "LAMBDAVISION_THREADS" in json.loads(result["body"])["error"]
+
+
+def test_405_says_what_is_allowed(app: App) -> None:
+    status, _, headers = answer(app, get_event("/invocations", "PUT"))
+    assert status == 405 and headers["Allow"] == "POST, GET, OPTIONS"
+
+
+def test_onnx_models_that_cannot_serve_are_refused_at_load() -> None:
+    from onnx import TensorProto, helper
+
+    from lambdavision.backends import OnnxBackend
+    from lambdavision.core.errors import ArtifactError
+
+    def model(shape: list[Any]) -> bytes:
+        graph = helper.make_graph(
+            [helper.make_node("GlobalAveragePool", ["input"], ["p"]), helper.make_node("Flatten", ["p"], ["logits"])],
+            "g",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, shape)],
+            [helper.make_tensor_value_info("logits", TensorProto.FLOAT, None)],
+        )
+        m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+        m.ir_version = 8
+        return bytes(m.SerializeToString())
+
+    with pytest.raises(ArtifactError, match="fixed batch size 1"):
+        OnnxBackend(model([1, 3, 32, 32]), "m.tar.gz", input_size=32)
+    with pytest.raises(ArtifactError, match=r"height 64 but lambdavision\.json says input_size 32"):
+        OnnxBackend(model(["n", 3, 64, 64]), "m.tar.gz", input_size=32)
+    with pytest.raises(ArtifactError, match="4 channels"):
+        OnnxBackend(model(["n", 4, 32, 32]), "m.tar.gz", input_size=32)
+    assert OnnxBackend(model(["n", 3, None, None]), "m.tar.gz", input_size=32).input_name == "input"

@@ -137,3 +137,14 @@ def test_huge_declared_size_and_gzip_bomb() -> None:
     assert len(bomb.getvalue()) < 100_000
     with pytest.raises(ArtifactError):
         read_artifact(io.BytesIO(bomb.getvalue()), limits=SMALL_LIMITS)
+
+
+def test_a_huge_long_name_header_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    """A GNU long-name record tarfile would read whole: 20 MB of name in a ~20 KB artifact."""
+    path = tmp_path / "m.tar.gz"
+    with gzip.open(path, "wb") as gz, tarfile.open(fileobj=gz, mode="w", format=tarfile.GNU_FORMAT) as tar:
+        info = tarfile.TarInfo("x" * 20_000_000)
+        tar.addfile(info)
+    assert path.stat().st_size < 200_000
+    with pytest.raises(ArtifactError, match=r"m\.tar\.gz: a tar header record of \d+ bytes"):
+        read_artifact(path)

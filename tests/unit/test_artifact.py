@@ -322,7 +322,7 @@ def test_decompressed_stream_cap_stops_a_header_bomb(tmp_path: Path) -> None:
     with tarfile.open(path, "w:gz", format=tarfile.PAX_FORMAT) as tar:
         tar.addfile(info, io.BytesIO(data))
     limits = Limits(max_member_bytes=1024, max_total_bytes=1024 * 1024, max_members=8)
-    with pytest.raises(ArtifactError, match=r"header-bomb\.tar\.gz: decompresses to more than"):
+    with pytest.raises(ArtifactError, match=r"header-bomb\.tar\.gz: (decompresses to more than|a tar header record)"):
         read_artifact(path, limits=limits)
 
 

@@ -62,7 +62,8 @@ REFUSED = [
     ("::ffff:0.0.0.0", "unspecified", True),
     ("64:ff9b::7f00:1", "loopback", False),
     ("64:ff9b::a9fe:a9fe", "link-local", True),
-    ("64:ff9b:1::a00:1", "local-use NAT64", False),
+    ("64:ff9b:1::a00:1", "an IPv6 form of 10.0.0.1", False),
+    ("64:ff9b:1::a9fe:a9fe", "169.254.169.254", True),  # local-use NAT64 never opens the metadata address
     ("2002:7f00:1::1", "loopback", False),
     ("2002:a9fe:a9fe::", "link-local", True),
     ("2002:c0a8:101::1", "private", False),

@@ -41,8 +41,10 @@ FORMAT_VERSION = 1
 _GIB = 1024**3
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1024 * 1024
-# tar headers (and PAX records) come on top of the members' data; this bounds them.
+# tar headers (and PAX records) come on top of the members' data; this bounds them in total...
 _HEADER_SLACK_BYTES = 16 * 1024 * 1024
+# ...and each long-name or PAX record alone, which tarfile reads into memory whole.
+_MAX_HEADER_RECORD_BYTES = 1024 * 1024
 
 
 class CacheWriteError(ArtifactError):
@@ -288,6 +290,24 @@ def write_artifact(
 # --- reading ------------------------------------------------------------------------------------
 
 
+class _CappedTarInfo(tarfile.TarInfo):
+    """Refuses a GNU long-name/long-link or PAX header record larger than 1 MiB before tarfile reads it."""
+
+    def _proc_gnulong(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        self._check_record()
+        return super()._proc_gnulong(tarfile)  # type: ignore[misc,no-any-return]
+
+    def _proc_pax(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
+        self._check_record()
+        return super()._proc_pax(tarfile)  # type: ignore[misc,no-any-return]
+
+    def _check_record(self) -> None:
+        if self.size > _MAX_HEADER_RECORD_BYTES:
+            raise ArtifactError(
+                f"a tar header record of {self.size} bytes (over {_MAX_HEADER_RECORD_BYTES}); refusing the artifact"
+            )
+
+
 class _CappedReader:
     """The decompressed stream, refusing to yield more than `cap` bytes (a gzip bomb guard)."""
 
@@ -326,11 +346,19 @@ def _read(fileobj: IO[bytes], source: str, want_torchscript: bool, limits: Limit
         with (
             gzip.GzipFile(fileobj=fileobj, mode="rb") as gz,
             # 1 MiB reads: tarfile's default 10 KiB record turns a 100 MB model into 10,000 calls.
-            tarfile.open(None, "r|", fileobj=cast(IO[bytes], _CappedReader(gz, cap, source)), bufsize=_CHUNK) as tar,
+            tarfile.open(
+                None,
+                "r|",
+                fileobj=cast(IO[bytes], _CappedReader(gz, cap, source)),
+                bufsize=_CHUNK,
+                tarinfo=_CappedTarInfo,
+            ) as tar,
         ):
             _scan_members(tar, scan, source, want_torchscript, limits, onnx_dir)
-    except ArtifactError:
-        raise
+    except ArtifactError as exc:
+        if exc.message.startswith(f"{source}:"):
+            raise
+        raise ArtifactError(f"{source}: {exc.message}") from exc
     except gzip.BadGzipFile as exc:
         raise ArtifactError(f"{source}: not a gzip-compressed tarball ({exc})") from exc
     except (EOFError, zlib.error) as exc:

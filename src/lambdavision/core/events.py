@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, ClassVar
 
-from lambdavision.core.errors import BadRequest, LambdaVisionError
+from lambdavision.core.errors import BadRequest, LambdaVisionError, MethodNotAllowed
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,8 @@ class Response:
 
 def error_response(exc: LambdaVisionError) -> Response:
     """The one place a known error becomes an HTTP answer."""
-    return Response(status=exc.status, body={"error": exc.message})
+    headers = {"Allow": exc.allow} if isinstance(exc, MethodNotAllowed) else {}
+    return Response(status=exc.status, body={"error": exc.message}, headers=headers)
 
 
 def _lower_headers(raw: Any) -> dict[str, str]:

@@ -180,6 +180,7 @@ _IPV6_RANGES = [
     *_ranges(False, "a reserved address", "2001::/23", "2001:db8::/32", "3fff::/20"),
 ]
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
 _GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
 
 
@@ -187,7 +188,7 @@ def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | No
     """The IPv4 address an IPv6 address stands for: IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4."""
     if address.ipv4_mapped is not None:
         return address.ipv4_mapped
-    if address in _NAT64:
+    if address in _NAT64 or address in _LOCAL_NAT64:  # the IPv4 address sits in the last 32 bits
         return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
     return address.sixtofour
 
@@ -274,6 +275,10 @@ def parse_url(url: object) -> Target:
         raise BadRequest(f"URL is longer than {MAX_URL_LENGTH} characters")
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
         raise BadRequest("URL contains control characters")
+    try:
+        url.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: valid JSON, not valid text
+        raise BadRequest("malformed URL: not valid Unicode text") from None
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -607,7 +612,10 @@ def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver | None = None) ->
             )
         if hop == policy.max_redirects:
             break
-        next_url = urljoin(target.url, answer.location)
+        try:
+            next_url = urljoin(target.url, answer.location)
+        except ValueError:
+            raise UpstreamError(f"image host {target.host} sent a malformed redirect Location") from None
         try:
             target = parse_url(next_url)
         except BadRequest as exc:

@@ -119,6 +119,6 @@ def parse_request(
         return ClassifyRequest(images=[body], topk=topk, input_kind="raw")
     try:
         obj = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, a 5,000-digit integer
         raise BadRequest(f"the body is not valid JSON ({exc}): {USAGE}") from None
     return parse_json_payload(obj, max_bytes, max_batch)
