@@ -173,3 +173,11 @@ def test_decompression_bomb_is_refused_before_decoding() -> None:
     assert len(bomb) < 2_000_000
     with pytest.raises(UnprocessableImage, match=r"over the cap|too large"):
         preprocess(bomb, PREP)
+
+
+def test_large_png_is_reduced_first_and_stays_close() -> None:
+    arr = photo_like(2400, 1800, seed=5)
+    ours = preprocess(encode(arr, "PNG"), PREP)
+    diff = np.abs(ours - torch_reference(arr))
+    assert ours.shape == (3, 224, 224)
+    assert diff.mean() <= 0.02

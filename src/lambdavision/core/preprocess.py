@@ -137,6 +137,11 @@ def resize_and_crop(image: Image.Image, prep: Preprocessing) -> np.ndarray:
     tensor path). Only the crop's box is resampled: Pillow's box resize uses the same filter
     weights and neighbouring pixels as a full resize followed by a crop, at a fraction of the work.
     """
+    # A big non-JPEG (no draft mode) is first box-reduced by an integer factor to >= 2x the target:
+    # float bands of a 7000x7000 PNG would otherwise take ~600 MB for a moment.
+    factor = min(image.size) // (2 * prep.resize_size)
+    if factor >= 2:
+        image = image.reduce(factor)
     width, height = image.size
     new_w, new_h = _resized_size(width, height, prep.resize_size)
     crop = prep.input_size
