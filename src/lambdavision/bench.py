@@ -395,6 +395,7 @@ for _ in range(3):  # first runs allocate and tune: not samples
     classifier.backend.run(batch)
 print("ready", flush=True)
 for _ in sys.stdin:
+    classifier.backend.run(batch)  # wakes the threads after the pause, as the request's first image did
     started = time.perf_counter()
     classifier.backend.run(batch)
     print((time.perf_counter() - started) * 1000, flush=True)
