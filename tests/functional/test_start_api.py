@@ -7,6 +7,7 @@ malformed or oversized, or sends an upload back). Environments are real awslambd
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import http.client
 import json
@@ -191,10 +192,22 @@ def test_path_parameters_and_greedy_paths(server: Server) -> None:
 
 def test_a_binary_upload_arrives_intact_and_comes_back_intact(server: Server) -> None:
     jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) * 400 + b"\xff\xd9"
-    status, headers, body = server.request("POST", "/invocations?action=binary", jpeg, {"Content-Type": "image/jpeg"})
+    # API Gateway decodes a base64 answer only for a client whose first Accept type is binary.
+    status, headers, body = server.request(
+        "POST", "/invocations?action=binary", jpeg, {"Content-Type": "image/jpeg", "Accept": "image/jpeg"}
+    )
     assert status == 200
     assert headers["Content-Type"] == "image/jpeg"
     assert body == jpeg
+
+
+def test_a_base64_answer_stays_base64_text_for_a_client_that_does_not_accept_binary(server: Server) -> None:
+    jpeg = b"\xff\xd8\xff\xe0" + bytes(range(256)) + b"\xff\xd9"
+    for accept in ("application/json", "*/*", "text/html, image/jpeg"):
+        status, _, body = server.request(
+            "POST", "/invocations?action=binary", jpeg, {"Content-Type": "image/jpeg", "Accept": accept}
+        )
+        assert (status, base64.b64decode(body, validate=True)) == (200, jpeg)
 
 
 def test_a_json_upload_is_not_base64_encoded(server: Server) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +24,7 @@ from lambdavision.local.gateway import (
     LocalGateway,
     RouteTable,
 )
-from lambdavision.local.pool import Invocation
+from lambdavision.local.pool import Invocation, RequestEntityTooLarge
 from lambdavision.local.template import ApiRoute, TemplateError
 
 ROUTES = [
@@ -249,10 +250,20 @@ def test_a_base64_answer_is_decoded() -> None:
             base64.b64encode(png).decode(), isBase64Encoded=True, headers={"Content-Type": "image/png"}
         )
     )
-    response = gateway(fake).handle(request())
+    response = gateway(fake).handle(request(headers=[("Accept", "image/png, */*;q=0.8")]))
     assert response.status == 200
     assert response.body == png
     assert response.header("Content-Type") == "image/png"
+
+
+@pytest.mark.parametrize("accept", [None, "*/*", "application/json", "text/html, image/png"])
+def test_a_base64_answer_is_sent_as_base64_text_unless_the_first_accept_type_is_binary(accept: str | None) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256))
+    text = base64.b64encode(png).decode()
+    fake = FakeFunctions(answer=lambda event: ok(text, isBase64Encoded=True, headers={"Content-Type": "image/png"}))
+    headers = [("Accept", accept)] if accept is not None else []
+    response = gateway(fake).handle(request(headers=headers))
+    assert (response.status, response.body) == (200, text.encode())
 
 
 def test_an_answer_without_content_type_is_json_like_api_gateway() -> None:
@@ -279,6 +290,8 @@ BAD_ANSWERS: dict[str, Invocation] = {
     "unknown field": invocation({"statusCode": 200, "body": "", "extra": 1}),
     "bad base64": invocation({"statusCode": 200, "body": "@@@", "isBase64Encoded": True}),
     "header with a newline": invocation({"statusCode": 200, "headers": {"X-Evil": "a\r\nSet-Cookie: x=1"}}),
+    "header value outside Latin-1": invocation({"statusCode": 200, "headers": {"X-Name": "caf\u00e9 \u2615"}}),
+    "header name outside Latin-1": invocation({"statusCode": 200, "headers": {"X-\u2615": "tea"}}),
     "over 6 MB": invocation({"statusCode": 200, "body": "x" * MAX_FUNCTION_ANSWER_BYTES}),
 }
 
@@ -324,3 +337,31 @@ def test_the_event_path_is_decoded() -> None:
     [(_, event)] = fake.calls
     assert event["path"] == "/items/café au lait"
     assert event["pathParameters"] == {"id": "café au lait"}
+
+
+def test_an_event_lambda_refuses_as_too_large_is_413_request_too_long() -> None:
+    logged: list[str] = []
+
+    def refuse(event: dict[str, Any]) -> Invocation:
+        raise RequestEntityTooLarge("RequestEntityTooLargeException: the event is 7000000 bytes")
+
+    response = gateway(FakeFunctions(answer=refuse), log=logged.append).handle(request())
+    assert (response.status, json_body(response)) == (413, {"message": "Request Too Long"})
+    assert len(logged) == 1
+
+
+def test_an_invocation_over_the_integration_timeout_is_504_and_still_finishes() -> None:
+    release, finished = threading.Event(), threading.Event()
+
+    def slow(event: dict[str, Any]) -> Invocation:
+        release.wait(60)
+        finished.set()
+        return ok()
+
+    logged: list[str] = []
+    gw = gateway(FakeFunctions(answer=slow), log=logged.append, integration_timeout_s=0.2)
+    response = gw.handle(request())
+    assert (response.status, json_body(response)) == (504, {"message": "Endpoint request timed out"})
+    assert len(logged) == 1
+    release.set()
+    assert finished.wait(60)  # the invocation went on after the client's 504

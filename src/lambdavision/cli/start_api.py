@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import click
 
 from lambdavision.core.errors import LambdaVisionError
-from lambdavision.local.gateway import LocalGateway
+from lambdavision.local.gateway import DEFAULT_INTEGRATION_TIMEOUT_S, LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
 from lambdavision.local.pool import FunctionPool, Invocation
 from lambdavision.local.template import (
@@ -47,6 +47,7 @@ class LocalApi:
         log_stream: TextIO | None = None,
         client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
         python: str = sys.executable,
+        integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
     ) -> None:
         if not app.routes:
             raise LambdaVisionError(
@@ -76,6 +77,7 @@ class LocalApi:
             app.binary_media_types,
             stage=app.stage_name,
             log=self._log,
+            integration_timeout_s=integration_timeout_s,
         )
         self._server: GatewayHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -104,14 +106,18 @@ class LocalApi:
             )
         except OSError as exc:
             raise LambdaVisionError(f"cannot listen on {self._host}:{self._port}: {exc.strerror or exc}") from exc
+        # Pools start side by side: with --warm each one waits for its environments' init.
+        executor = ThreadPoolExecutor(max_workers=len(self.pools), thread_name_prefix="lambdavision-warm")
         try:
-            # Pools start side by side: with --warm each one waits for its environments' init.
-            with ThreadPoolExecutor(max_workers=len(self.pools)) as executor:
-                for future in [executor.submit(pool.start, warm=self._warm) for pool in self.pools.values()]:
-                    future.result()
+            for future in [executor.submit(pool.start, warm=self._warm) for pool in self.pools.values()]:
+                future.result()
         except BaseException:
+            # Ctrl-C / SIGTERM (or a failure) while warming: do not wait for the other inits;
+            # closing the pools kills their environments, which ends those waits too.
+            executor.shutdown(wait=False, cancel_futures=True)
             self.close()
             raise
+        executor.shutdown(wait=True)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name="start-api", daemon=True
         )
@@ -159,6 +165,7 @@ def serve(
     stop: threading.Event | None = None,
     log_stream: TextIO | None = None,
     client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
+    integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
 
@@ -175,20 +182,21 @@ def serve(
         warm=warm,
         log_stream=stream,
         client_timeout_s=client_timeout_s,
+        integration_timeout_s=integration_timeout_s,
     )
-    with api:
-        for line in api.mount_lines():
-            stream.write(line + "\n")
-        stream.write(f"Running on {api.url}/ (Press CTRL+C to quit)\n")
-        stream.flush()
-        if ready is not None:
-            ready(api.url)
-        try:
+    try:
+        with api:  # a Ctrl-C during a --warm start interrupts the start itself
+            for line in api.mount_lines():
+                stream.write(line + "\n")
+            stream.write(f"Running on {api.url}/ (Press CTRL+C to quit)\n")
+            stream.flush()
+            if ready is not None:
+                ready(api.url)
             # Short waits keep the main thread responsive to signal handlers.
             while not stop.wait(0.5):
                 pass
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass
     stream.write("Stopped: every environment is shut down.\n")
     stream.flush()
 
@@ -231,6 +239,13 @@ def serve(
     help="Template parameter values, e.g. 'BucketName=b ObjectKey=k'.",
 )
 @click.option("--client-timeout", default=DEFAULT_CLIENT_TIMEOUT_S, type=click.FloatRange(min=0.1), hidden=True)
+@click.option(
+    "--integration-timeout",
+    default=DEFAULT_INTEGRATION_TIMEOUT_S,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    help="Seconds before the client gets API Gateway's 504 (the invocation goes on), as API Gateway REST.",
+)
 def start_api(
     template_path: Path | None,
     env_file: str | None,
@@ -240,6 +255,7 @@ def start_api(
     warm: bool,
     parameter_overrides: tuple[str, ...],
     client_timeout: float,
+    integration_timeout: float,
 ) -> None:
     """Serve the template's API locally, like API Gateway in front of Lambda, without Docker.
 
@@ -251,8 +267,8 @@ def start_api(
         template_path or find_default_template(Path.cwd()),
         parameter_overrides=parse_parameter_overrides(parameter_overrides),
     )
-    stop = threading.Event()
-    previous = signal.signal(signal.SIGTERM, _stop_on_signal(stop))
+    stop, serving = threading.Event(), threading.Event()
+    previous = signal.signal(signal.SIGTERM, _stop_on_signal(stop, serving))
     try:
         serve(
             app,
@@ -261,16 +277,21 @@ def start_api(
             port=port,
             concurrency=concurrency,
             warm=warm,
+            ready=lambda _url: serving.set(),
             stop=stop,
             client_timeout_s=client_timeout,
+            integration_timeout_s=integration_timeout,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _stop_on_signal(stop: threading.Event) -> Callable[[int, FrameType | None], None]:
+def _stop_on_signal(stop: threading.Event, serving: threading.Event) -> Callable[[int, FrameType | None], None]:
     def handler(signum: int, frame: FrameType | None) -> None:
+        first = not stop.is_set()
         stop.set()
+        if first and not serving.is_set():  # still starting (--warm): interrupt it, like Ctrl-C; once,
+            raise KeyboardInterrupt  # so a second signal cannot cut the cleanup short
 
     return handler
 

@@ -12,8 +12,10 @@ never reused: the pool replaces it.
 
 from __future__ import annotations
 
+import array
 import contextlib
 import ctypes
+import fcntl
 import json
 import os
 import secrets
@@ -21,6 +23,7 @@ import select
 import signal
 import subprocess
 import sys
+import termios
 import threading
 import time
 import uuid
@@ -73,6 +76,9 @@ POLL_INTERVAL_S = 0.02  # how often a running invocation's process is checked (e
 # Lambda gives INIT up to 10 s and then retries it within the invoke's own timeout.
 INIT_GRACE_S = 10.0
 _PR_SET_PDEATHSIG = 1
+# CloudWatch Logs' largest event: a longer line is cut into several.
+MAX_LOG_LINE_BYTES = 256 * 1024
+_READ_CHUNK = 65536
 
 
 def default_region(shell_env: Mapping[str, str]) -> str:
@@ -177,8 +183,9 @@ class Invocation:
 class _LogForwarder:
     """Copies the process's output to the log sink, one prefixed line at a time.
 
-    Reads only under a lock, so `drain()` (called when an answer arrives) can guarantee every
-    byte the function wrote before answering is out before the REPORT line.
+    Reads only under a lock, one chunk per lock hold, so `drain()` (called when an answer
+    arrives) can guarantee every byte the function wrote before answering is out before the
+    REPORT line, and still returns while a background thread of the function keeps printing.
     """
 
     def __init__(self, stream: IO[bytes], write_line: Callable[[str], None], prefix: Callable[[], str]) -> None:
@@ -187,7 +194,7 @@ class _LogForwarder:
         self._write_line = write_line
         self._prefix = prefix
         self._lock = threading.Lock()
-        self._partial = b""
+        self._partial = bytearray()
         self._eof = False
         os.set_blocking(self._fd, False)
         self._thread = threading.Thread(target=self._run, name="lambdavision-logs", daemon=True)
@@ -196,8 +203,14 @@ class _LogForwarder:
         self._thread.start()
 
     def drain(self) -> None:
+        """Forward what is in the pipe now (not what arrives meanwhile), then any partial line."""
         with self._lock:
-            self._read_available()
+            remaining = self._pending_bytes()
+            while remaining > 0 and not self._eof:
+                read = self._read_chunk(min(remaining, _READ_CHUNK))
+                if read == 0:
+                    break
+                remaining -= read
             self._flush_partial()
 
     def join(self, timeout: float) -> None:
@@ -208,33 +221,61 @@ class _LogForwarder:
         poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
         while not self._eof:
             if poller.poll(500):
-                with self._lock:
-                    self._read_available()
+                with self._lock:  # one chunk per hold: drain() never waits behind a flood
+                    self._read_chunk(_READ_CHUNK)
         with self._lock:
             self._flush_partial()
             with contextlib.suppress(OSError):
                 self._stream.close()
 
-    def _read_available(self) -> None:
-        while not self._eof:
-            try:
-                chunk = os.read(self._fd, 65536)
-            except BlockingIOError:
-                return
-            except OSError:
-                self._eof = True
-                return
-            if not chunk:
-                self._eof = True
-                return
-            *lines, self._partial = (self._partial + chunk).split(b"\n")
-            for line in lines:
-                self._emit(line)
+    def _pending_bytes(self) -> int:
+        if self._eof:
+            return 0
+        try:
+            count = array.array("i", [0])
+            fcntl.ioctl(self._fd, termios.FIONREAD, count)
+        except OSError:
+            return 0
+        return count[0]
+
+    def _read_chunk(self, size: int) -> int:
+        """Read and forward at most `size` bytes; how many were read (0: nothing or end)."""
+        if self._eof:
+            return 0
+        try:
+            chunk = os.read(self._fd, size)
+        except BlockingIOError:
+            return 0
+        except OSError:
+            self._eof = True
+            return 0
+        if not chunk:
+            self._eof = True
+            return 0
+        self._take(chunk)
+        return len(chunk)
+
+    def _take(self, chunk: bytes) -> None:
+        # Newlines are looked for in the new chunk only: a long line costs linear time.
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            self._append(chunk[start:end])
+            self._emit(bytes(self._partial))
+            self._partial.clear()
+            start = end + 1
+        self._append(chunk[start:])
+
+    def _append(self, piece: bytes) -> None:
+        """Add to the current line, cutting it at CloudWatch's event size as it grows."""
+        self._partial += piece
+        while len(self._partial) > MAX_LOG_LINE_BYTES:
+            self._emit(bytes(self._partial[:MAX_LOG_LINE_BYTES]))
+            del self._partial[:MAX_LOG_LINE_BYTES]
 
     def _flush_partial(self) -> None:
         if self._partial:
-            self._emit(self._partial)
-            self._partial = b""
+            self._emit(bytes(self._partial))
+            self._partial.clear()
 
     def _emit(self, raw: bytes) -> None:
         # awslambdaric ends the lines of a multi-line error with "\r": split them too.
@@ -274,6 +315,7 @@ class Environment:
         self._invocations = 0
         self._peak_rss = 0
         self._dead = False
+        self._exit_status: os.waitid_result | None = None
         self._kill_lock = threading.Lock()
 
     @property
@@ -282,12 +324,13 @@ class Environment:
 
     @property
     def alive(self) -> bool:
-        if self._dead or self._process is None or self._process.poll() is not None:
+        process = self._process
+        if self._dead or process is None or self._exited():
             return False
-        # poll() answers None while another thread is blocked in wait() on the same process, so a
-        # process killed between requests would look alive: ask the kernel as well.
+        # A process killed between requests and reaped by another thread's wait() must not look
+        # alive either: ask the kernel as well.
         try:
-            return psutil.Process(self._process.pid).status() != psutil.STATUS_ZOMBIE
+            return psutil.Process(process.pid).status() != psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return False
 
@@ -362,6 +405,11 @@ class Environment:
             )
         )
         outcome, platform_error, finished_at = self._watch(request_id, init_deadline)
+        memory_mb = self._max_memory_mb()
+        payload, error_type, status, broken = self._result(request_id, outcome, platform_error, memory_mb)
+        if broken:  # the one place an invocation kills its environment (with its process group)
+            self.kill()
+            memory_mb = self._max_memory_mb()
         if self._logs is not None:
             self._logs.drain()
         picked_up = self._core.picked_up_at(request_id)
@@ -370,10 +418,6 @@ class Environment:
             init_end = self._core.first_next_at or finished_at
             init_ms = (init_end - self._started_at) * 1000
         duration_ms = (finished_at - picked_up) * 1000 if picked_up is not None else 0.0
-        memory_mb = self._max_memory_mb()
-        payload, error_type, status = self._result(request_id, outcome, platform_error, memory_mb)
-        if status is not None:
-            memory_mb = self._max_memory_mb()
         billed = report.billed_ms(duration_ms, init_ms)
         line = report.report_line(
             request_id,
@@ -398,47 +442,66 @@ class Environment:
             if outcome is not None:
                 return outcome, None, outcome.at
             now = time.monotonic()
-            assert self._process is not None
-            if self._process.poll() is not None:
+            if self._exited():  # not reaped: kill() can still stop the process group
                 outcome = self._core.outcome(request_id)  # posted just before exiting?
                 return outcome, (None if outcome else "exit"), (outcome.at if outcome else now)
             if self._rss() > self.spec.memory_mb * 1024 * 1024:
-                self.kill()
                 return None, "memory", now
             picked_up = self._core.picked_up_at(request_id)
             if picked_up is None and now > init_deadline:
-                self.kill()
                 return None, "timeout", now
             if picked_up is not None and now > picked_up + self.spec.timeout_s:
-                self.kill()
                 return None, "timeout", now
 
     def _result(
         self, request_id: str, outcome: Outcome | None, platform_error: str | None, memory_mb: int
-    ) -> tuple[bytes, str | None, str | None]:
-        """(payload, error_type, REPORT status or None)."""
+    ) -> tuple[bytes, str | None, str | None, bool]:
+        """(payload, error_type, REPORT status or None, whether the environment is now broken)."""
         if platform_error == "timeout":
-            return report.timeout_error(request_id, self.spec.timeout_s), report.ERROR_TIMEOUT, "timeout"
+            return report.timeout_error(request_id, self.spec.timeout_s), report.ERROR_TIMEOUT, "timeout", True
         if platform_error == "memory" or (outcome is not None and memory_mb > self.spec.memory_mb):
             # Over MemorySize, even briefly: Lambda's cgroup would have killed it.
-            self.kill()
-            return report.out_of_memory_error(request_id, self.spec.memory_mb), report.ERROR_OUT_OF_MEMORY, "error"
+            error = report.out_of_memory_error(request_id, self.spec.memory_mb)
+            return error, report.ERROR_OUT_OF_MEMORY, "error", True
         if outcome is None:
-            assert self._process is not None
-            self.kill()
-            return report.exit_error(request_id, self._process.returncode or 0), report.ERROR_EXIT, "error"
+            return report.exit_error(request_id, self._exit_code()), report.ERROR_EXIT, "error", True
         if outcome.kind == "init_error":
-            self.kill()
             # Runtime.ImportModuleError & co. name the platform's fault; any other type is an
             # exception the function's own init code raised: Lambda calls that Unhandled.
             reported = outcome.error_type or _error_type_of(outcome.body) or ""
             error_type = reported if reported.startswith("Runtime.") else report.ERROR_UNHANDLED
-            return outcome.body, error_type, "error"
+            return outcome.body, error_type, "error", True
         if outcome.size > report.MAX_RESPONSE_BYTES:
-            return report.response_too_large_error(outcome.size), report.ERROR_RESPONSE_TOO_LARGE, "error"
+            return report.response_too_large_error(outcome.size), report.ERROR_RESPONSE_TOO_LARGE, "error", False
         if outcome.kind == "error":
-            return outcome.body, report.ERROR_UNHANDLED, None
-        return outcome.body, None, None
+            return outcome.body, report.ERROR_UNHANDLED, None, False
+        return outcome.body, None, None, False
+
+    def _exited(self) -> bool:
+        """Whether the process has ended, WITHOUT reaping it.
+
+        Reaping (poll/wait) would free its pid, and with it the process group kill() needs to
+        stop what the function started in the background; those survive their parent.
+        """
+        if self._process is None or self._process.returncode is not None:
+            return True
+        try:
+            status = os.waitid(os.P_PID, self._process.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        except ChildProcessError:  # already reaped by another thread's wait()
+            return True
+        if status is None:
+            return False
+        self._exit_status = status
+        return True
+
+    def _exit_code(self) -> int:
+        """The ended process's exit code (negative: the signal that ended it), as Popen reports it."""
+        if self._process is not None and self._process.returncode is not None:
+            return self._process.returncode
+        status = self._exit_status
+        if status is None:
+            return 0
+        return status.si_status if status.si_code == os.CLD_EXITED else -status.si_status
 
     def _rss(self) -> int:
         if self._psutil is None:
@@ -472,8 +535,8 @@ class Environment:
         self._dead = True
         if self._process is not None and self._process.returncode is None:
             self._max_memory_mb()  # last look at the peak while /proc still has it
-            # Not reaped yet, so its pid (= its session's process group) cannot have been reused:
-            # killing the group also stops anything the function started in the background.
+            # Never reaped before this point (see _exited), so its pid (= its session's process
+            # group) cannot have been reused: killing the group also stops what it started.
             try:
                 os.killpg(self._process.pid, signal.SIGKILL)
             except OSError:

@@ -10,6 +10,7 @@ function's answer (or failure) into what API Gateway would send. The HTTP shell
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,12 +18,14 @@ from typing import Any
 from urllib.parse import unquote
 
 from lambdavision.core.events import build_rest_v1_event, is_binary_media_type, parse_proxy_response
-from lambdavision.local.pool import Invocation
+from lambdavision.local.pool import Invocation, RequestEntityTooLarge
 from lambdavision.local.template import ApiRoute, TemplateError
 
 # API Gateway's payload limits: 10 MB per request, 6 MB for a synchronous Lambda answer.
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
 MAX_FUNCTION_ANSWER_BYTES = 6 * 1024 * 1024
+# API Gateway REST's integration timeout: the client gets a 504 then, whatever the function's Timeout.
+DEFAULT_INTEGRATION_TIMEOUT_S = 29.0
 
 # The header carrying the Lambda request id, so a response can be matched to its REPORT line.
 LAMBDA_REQUEST_ID_HEADER = "Lambda-Runtime-Aws-Request-Id"
@@ -81,6 +84,11 @@ def missing_authentication_token(request_id: str) -> HttpResponse:
 def internal_server_error(request_id: str) -> HttpResponse:
     """API Gateway's answer when the Lambda integration fails."""
     return gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)
+
+
+def endpoint_request_timed_out(request_id: str) -> HttpResponse:
+    """API Gateway's answer when the integration outlasts its timeout (the function goes on)."""
+    return gateway_error(504, "Endpoint request timed out", "InternalServerErrorException", request_id)
 
 
 def request_too_long(request_id: str | None = None) -> HttpResponse:
@@ -185,8 +193,10 @@ class LocalGateway:
         binary_media_types: Sequence[str],
         stage: str = "Prod",
         log: Log | None = None,
+        integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
     ) -> None:
         self._table = RouteTable(routes)
+        self._integration_timeout_s = integration_timeout_s
         self._invoke = invoke
         self._binary_media_types = list(binary_media_types)
         self._stage = stage
@@ -214,15 +224,48 @@ class LocalGateway:
             request_id=api_request_id,
         )
         try:
-            invocation = self._invoke(route.function_id, event)
+            invocation = self._invoke_within_timeout(route.function_id, event)
+            if invocation is None:
+                self._log(
+                    f"{route.function_id} did not answer within the {self._integration_timeout_s:g} s integration "
+                    "timeout: answering 504 (the invocation goes on)"
+                )
+                return endpoint_request_timed_out(api_request_id)
+        except RequestEntityTooLarge as exc:  # the event (body, base64 and headers) is over Lambda's 6 MB
+            self._log(f"{route.function_id}: {exc}: answering 413")
+            return request_too_long(api_request_id)
         except Exception as exc:  # a broken pool must not take the server down
             self._log(f"Lambda invocation of {route.function_id} failed: {exc!r}")
             return internal_server_error(api_request_id)
-        response = self._translate(route.function_id, invocation, api_request_id)
+        response = self._translate(route.function_id, invocation, api_request_id, request.header("Accept"))
         response.headers.append((LAMBDA_REQUEST_ID_HEADER, invocation.request_id))
         return response
 
-    def _translate(self, function_id: str, invocation: Invocation, api_request_id: str) -> HttpResponse:
+    def _invoke_within_timeout(self, function_id: str, event: dict[str, Any]) -> Invocation | None:
+        """The invocation, None when it outlasts the integration timeout, or what it raised."""
+        outcome: list[Invocation] = []
+        failure: list[Exception] = []
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                outcome.append(self._invoke(function_id, event))
+            except Exception as exc:  # handed to the request's thread
+                failure.append(exc)
+            finally:
+                done.set()
+
+        # Its own thread, so a late invocation still finishes (logs, REPORT) after the 504.
+        threading.Thread(target=run, name=f"lambdavision-invoke-{function_id}", daemon=True).start()
+        if not done.wait(self._integration_timeout_s):
+            return None
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    def _translate(
+        self, function_id: str, invocation: Invocation, api_request_id: str, accept: str | None
+    ) -> HttpResponse:
         """The function's answer as API Gateway would send it, or a 502 saying why not."""
         if invocation.error_type is not None:
             self._log(f"{function_id} failed ({invocation.error_type}): answering 502")
@@ -234,7 +277,8 @@ class LocalGateway:
             )
             return internal_server_error(api_request_id)
         try:
-            proxy = parse_proxy_response(json.loads(invocation.payload))
+            answer = json.loads(invocation.payload)
+            proxy = parse_proxy_response(answer)
             headers = _clean_headers(proxy.headers)
             if not 100 <= proxy.status <= 599:
                 raise ValueError(f"statusCode {proxy.status} is not an HTTP status")
@@ -244,7 +288,16 @@ class LocalGateway:
         if not any(name.lower() == "content-type" for name, _ in headers):
             headers.append(("Content-Type", "application/json"))  # API Gateway's default
         headers.append(("x-amzn-RequestId", api_request_id))
-        return HttpResponse(proxy.status, headers, proxy.body)
+        body = proxy.body
+        if answer.get("isBase64Encoded") and not self._wants_binary(accept):
+            # API Gateway REST decodes only for a client whose first Accept type is a binary media
+            # type of the API; any other client receives the base64 text as the function sent it.
+            body = str(answer.get("body") or "").encode("utf-8")
+        return HttpResponse(proxy.status, headers, body)
+
+    def _wants_binary(self, accept: str | None) -> bool:
+        first = (accept or "").split(",", 1)[0]
+        return is_binary_media_type(first, self._binary_media_types)
 
 
 def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
@@ -253,6 +306,11 @@ def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     for name, value in headers:
         if any(char in name for char in "\r\n:") or any(char in value for char in "\r\n\0"):
             raise ValueError(f"header {name!r} has a control character")
+        try:  # HTTP/1.1 sends header bytes as Latin-1; anything else cannot go on the wire
+            name.encode("latin-1")
+            value.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"header {name!r} has a character outside Latin-1 ({exc.object[exc.start]!r})") from None
         if name.lower() in _SHELL_OWNED_HEADERS:
             continue
         cleaned.append((name, value))
@@ -260,6 +318,7 @@ def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 __all__ = [
+    "DEFAULT_INTEGRATION_TIMEOUT_S",
     "LAMBDA_REQUEST_ID_HEADER",
     "MAX_FUNCTION_ANSWER_BYTES",
     "MAX_REQUEST_BODY_BYTES",
@@ -267,6 +326,7 @@ __all__ = [
     "HttpResponse",
     "LocalGateway",
     "RouteTable",
+    "endpoint_request_timed_out",
     "internal_server_error",
     "missing_authentication_token",
     "request_too_long",

@@ -23,11 +23,17 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TextIO
 
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import LambdaVisionError, PayloadTooLarge
 from lambdavision.local.environment import Environment, Invocation, new_request_id
 from lambdavision.local.template import FunctionSpec
 
 WARM_START_TIMEOUT_S = 60.0
+# Lambda's limit on a synchronous invocation's event (the JSON as sent).
+MAX_EVENT_BYTES = 6_291_456
+
+
+class RequestEntityTooLarge(PayloadTooLarge):
+    """Lambda's RequestEntityTooLargeException: the event is refused before any invocation."""
 
 
 class _Slot:
@@ -147,6 +153,11 @@ class FunctionPool:
     def invoke(self, event: Any) -> Invocation:
         """Run one event (a JSON-able value, or JSON bytes as-is); blocks; thread-safe."""
         body = event if isinstance(event, bytes | bytearray) else json.dumps(event).encode()
+        if len(body) > MAX_EVENT_BYTES:
+            raise RequestEntityTooLarge(
+                f"RequestEntityTooLargeException: the event is {len(body)} bytes; Lambda's request must be "
+                f"smaller than {MAX_EVENT_BYTES} bytes for the InvokeFunction operation"
+            )
         if not self._started:
             self.start()
         request_id = new_request_id()
@@ -178,7 +189,7 @@ class FunctionPool:
         )
         try:
             environment.start(request_id)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: an environment Popen cannot pass on
             raise LambdaVisionError(f"cannot start {self._python} -m awslambdaric: {exc}") from exc
         with self._lock:
             if self._closed:
@@ -208,4 +219,4 @@ class FunctionPool:
             self._log_stream.flush()
 
 
-__all__ = ["FunctionPool", "Invocation", "check_runnable"]
+__all__ = ["MAX_EVENT_BYTES", "FunctionPool", "Invocation", "RequestEntityTooLarge", "check_runnable"]

@@ -293,11 +293,21 @@ def _int_property(value: Any, default: int, what: str) -> int:
         raise TemplateError(f"{what} must be a number, got {value!r}") from exc
 
 
-def _environment(properties: Mapping[str, Any], resolver: _Resolver) -> dict[str, str]:
+def environment_variable(name: Any, value: Any, where: str) -> tuple[str, str]:
+    """(name, value) as strings, refused in one line when no process environment can hold them."""
+    text_name, text_value = str(name), as_env_value(value)
+    if not text_name or "=" in text_name or "\0" in text_name:
+        raise TemplateError(f"{where}: environment variable name {text_name!r} must be non-empty, without '=' or NUL")
+    if "\0" in text_value:
+        raise TemplateError(f"{where}: environment variable {text_name} has a NUL character in its value")
+    return text_name, text_value
+
+
+def _environment(properties: Mapping[str, Any], resolver: _Resolver, where: str) -> dict[str, str]:
     variables = resolver.resolve((properties.get("Environment") or {}).get("Variables") or {})
     if not isinstance(variables, dict):
         return {}
-    return {str(name): as_env_value(value) for name, value in variables.items()}
+    return dict(environment_variable(name, value, where) for name, value in variables.items())
 
 
 def _code_location(code: Any, base: Path) -> tuple[Path, str]:
@@ -344,7 +354,7 @@ def _function_spec(
         timeout_s=_int_property(
             resolver.resolve(properties.get("Timeout")), DEFAULT_TIMEOUT_S, f"{source}: {logical_id}.Timeout"
         ),
-        environment=_environment(properties, resolver),
+        environment=_environment(properties, resolver, f"{source}: {logical_id}.Environment.Variables"),
         architecture=architecture or "x86_64",
         unavailable_reason=unavailable,
     )
@@ -581,7 +591,8 @@ def parse_env_document(document: Any, source: str = "env.json") -> dict[str, dic
     for section, variables in document.items():
         if not isinstance(variables, dict):
             raise TemplateError(f'{source}: "{section}" must be an object of variables, got {type(variables).__name__}')
-        parsed[str(section)] = {str(name): as_env_value(value) for name, value in variables.items()}
+        where = f"{source}: {section}"
+        parsed[str(section)] = dict(environment_variable(name, value, where) for name, value in variables.items())
     return parsed
 
 
