@@ -107,12 +107,13 @@ def test_table_and_chart_for_arm64(cli: click.Group, colour_artifact: Path, red_
 
 
 def broken_at_inference_artifact(path: Path) -> Path:
-    """Loads fine, fails on every request: the graph wants 8x8 inputs, the preprocessing gives 32x32."""
+    """Loads fine, fails on every request: the weights fit 8x8 inputs, the preprocessing gives 32x32
+    (the input's height and width are left symbolic, so the load-time shape check cannot see it)."""
     weight = numpy_helper.from_array(np.ones((192, 3), dtype=np.float32), "W")
     graph = helper.make_graph(
         [helper.make_node("Flatten", ["input"], ["flat"]), helper.make_node("MatMul", ["flat", "W"], ["logits"])],
         "broken",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, 8, 8])],
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 3, "h", "w"])],
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", 3])],
         initializer=[weight],
     )
