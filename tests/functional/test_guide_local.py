@@ -84,7 +84,8 @@ def test_guide_local_invoke_and_start_api(
         deadline = time.monotonic() + 60
         seen = ""
         while "Running on" not in seen:
-            assert time.monotonic() < deadline and server.poll() is None, seen
+            if time.monotonic() > deadline or server.poll() is not None:  # a bounded wait, not a speed check
+                raise AssertionError(f"start-api did not start: {seen}")
             seen += server.stdout.readline()
         answers = []
         for image_url in (url, image_server.add("/other.jpg", other.read_bytes())):
