@@ -11,6 +11,7 @@ boto3 is imported only when the model is on S3: a bundled model's cold start doe
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -81,7 +82,7 @@ def _s3_client(environ: Mapping[str, str]) -> Any:
     return boto3.client("s3", region_name=region, config=config)
 
 
-def open_s3_artifact(uri: str, environ: Mapping[str, str], want_torchscript: bool = False) -> Artifact:
+def open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
     """Read an artifact from S3 through the ETag-keyed disk cache (memory only if the disk fails)."""
     from botocore.exceptions import BotoCoreError, ClientError
 
@@ -91,18 +92,16 @@ def open_s3_artifact(uri: str, environ: Mapping[str, str], want_torchscript: boo
         head = client.head_object(Bucket=bucket, Key=key)
         etag = str(head["ETag"]).strip('"')
         cached = cache_dir(environ) / hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:32]
-        if not want_torchscript and (cached / MANIFEST_NAME).is_file():
+        if (cached / MANIFEST_NAME).is_file():
             log.info("model %s: using the unpacked copy in %s", uri, cached)
             return read_serving_dir(cached, source=uri)
         body = client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
-        if want_torchscript:
-            return _read_bytes(body.read(), uri, want_torchscript)
         try:
             artifact = unpack_for_serving(body, cached)  # gunzips while the bytes arrive
         except CacheWriteError as exc:
             log.warning("model %s: the disk cache is unusable (%s); loading from memory", uri, exc.message)
             data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            return _read_bytes(data, uri, want_torchscript)
+            return _read_bytes(data, uri)
     except ClientError as exc:
         err = exc.response.get("Error", {})
         raise ArtifactError(f"{uri}: S3 said {err.get('Code')}: {err.get('Message') or exc}") from None
@@ -112,17 +111,15 @@ def open_s3_artifact(uri: str, environ: Mapping[str, str], want_torchscript: boo
     return artifact
 
 
-def _read_bytes(data: bytes, source: str, want_torchscript: bool) -> Artifact:
-    import io
-
-    artifact = read_artifact(io.BytesIO(data), want_torchscript=want_torchscript)
+def _read_bytes(data: bytes, source: str) -> Artifact:
+    artifact = read_artifact(io.BytesIO(data))
     artifact.source = source
     return artifact
 
 
-def open_artifact(uri: str, environ: Mapping[str, str], want_torchscript: bool = False) -> Artifact:
+def open_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
     if uri.startswith("s3://"):
-        return open_s3_artifact(uri, environ, want_torchscript)
+        return open_s3_artifact(uri, environ)
     if uri.startswith("file://"):
         uri = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
     path = Path(uri)
@@ -130,7 +127,7 @@ def open_artifact(uri: str, environ: Mapping[str, str], want_torchscript: bool =
         return read_serving_dir(path)
     if not path.is_file():
         raise ArtifactError(f"{uri}: no such model file")
-    return read_artifact(path, want_torchscript=want_torchscript)
+    return read_artifact(path)
 
 
 def load_classifier(
