@@ -24,11 +24,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import importlib.metadata
 import io
 import json
 import os
-import re
 import shutil
 import socket
 import sys
@@ -44,6 +42,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from lambdavision.aws.package import installed_closure
 from lambdavision.bench import (
     DEFAULT_TIMEOUT_S,
     HANDLER,
@@ -436,29 +435,6 @@ def summarise_warm(runs: Sequence[WarmRun]) -> dict[str, Any]:
 # --- deployment sizes ---------------------------------------------------------------------------
 
 
-def _canonical(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
-def requirement_closure(names: Sequence[str]) -> list[importlib.metadata.Distribution]:
-    """The installed distributions `names` need at run time (extras left out)."""
-    from packaging.requirements import Requirement
-
-    seen: dict[str, importlib.metadata.Distribution] = {}
-    queue = list(names)
-    while queue:
-        name = _canonical(queue.pop())
-        if name in seen:
-            continue
-        dist = importlib.metadata.distribution(name)
-        seen[name] = dist
-        for text in dist.requires or []:
-            requirement = Requirement(text)
-            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
-                queue.append(requirement.name)
-    return [seen[k] for k in sorted(seen)]
-
-
 def _deflated_size(data: bytes, name: str) -> int:
     # zip's deflate at zlib's default level, plus local header and central directory entry.
     return len(zlib.compress(data, 6)) + 30 + 46 + 2 * len(name.encode())
@@ -468,7 +444,7 @@ def baseline_stack_sizes(cache: Path) -> dict[str, Any]:
     """The guide's dependencies as a Lambda package would hold them: torch (CPU) + numpy + Pillow +
     requests and what they require. Unzipped: the installed files; zipped: torch's own wheel (a
     zip of those files) and the rest deflated file by file."""
-    dists = requirement_closure(BASELINE_DISTRIBUTIONS)
+    dists = installed_closure(BASELINE_DISTRIBUTIONS)
     versions = {d.metadata["Name"]: d.version for d in dists}
     cached = cache / "sizes-baseline.json"
     if cached.is_file():

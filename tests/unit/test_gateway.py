@@ -17,7 +17,6 @@ import pytest
 
 from lambdavision.local.gateway import (
     LAMBDA_REQUEST_ID_HEADER,
-    MAX_FUNCTION_ANSWER_BYTES,
     MAX_REQUEST_BODY_BYTES,
     HttpRequest,
     HttpResponse,
@@ -25,6 +24,7 @@ from lambdavision.local.gateway import (
     RouteTable,
 )
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge
+from lambdavision.local.report import MAX_RESPONSE_BYTES
 from lambdavision.local.template import ApiRoute, TemplateError
 
 ROUTES = [
@@ -292,7 +292,7 @@ BAD_ANSWERS: dict[str, Invocation] = {
     "header with a newline": invocation({"statusCode": 200, "headers": {"X-Evil": "a\r\nSet-Cookie: x=1"}}),
     "header value outside Latin-1": invocation({"statusCode": 200, "headers": {"X-Name": "caf\u00e9 \u2615"}}),
     "header name outside Latin-1": invocation({"statusCode": 200, "headers": {"X-\u2615": "tea"}}),
-    "over 6 MB": invocation({"statusCode": 200, "body": "x" * MAX_FUNCTION_ANSWER_BYTES}),
+    "over 6 MB": invocation({"statusCode": 200, "body": "x" * MAX_RESPONSE_BYTES}),
 }
 
 

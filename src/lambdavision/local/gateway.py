@@ -11,19 +11,19 @@ from __future__ import annotations
 
 import json
 import threading
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from lambdavision.core.events import build_rest_v1_event, is_binary_media_type, parse_proxy_response
+from lambdavision.local.environment import new_request_id
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge
+from lambdavision.local.report import MAX_RESPONSE_BYTES
 from lambdavision.local.template import ApiRoute, TemplateError
 
 # API Gateway's payload limits: 10 MB per request, 6 MB for a synchronous Lambda answer.
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
-MAX_FUNCTION_ANSWER_BYTES = 6 * 1024 * 1024
 # API Gateway REST's integration timeout: the client gets a 504 then, whatever the function's Timeout.
 DEFAULT_INTEGRATION_TIMEOUT_S = 29.0
 
@@ -94,10 +94,6 @@ def endpoint_request_timed_out(request_id: str) -> HttpResponse:
 def request_too_long(request_id: str | None = None) -> HttpResponse:
     """API Gateway's answer for a request body over 10 MB (the HTTP shell uses it before reading)."""
     return gateway_error(413, "Request Too Long", "RequestTooLongException", request_id or new_request_id())
-
-
-def new_request_id() -> str:
-    return str(uuid.uuid4())
 
 
 # Segment kinds, in API Gateway's order of precedence: a literal beats {param} beats {proxy+}.
@@ -270,10 +266,10 @@ class LocalGateway:
         if invocation.error_type is not None:
             self._log(f"{function_id} failed ({invocation.error_type}): answering 502")
             return internal_server_error(api_request_id)
-        if len(invocation.payload) > MAX_FUNCTION_ANSWER_BYTES:
+        if len(invocation.payload) > MAX_RESPONSE_BYTES:
             self._log(
                 f"{function_id} answered {len(invocation.payload)} bytes, over Lambda's "
-                f"{MAX_FUNCTION_ANSWER_BYTES}-byte limit: answering 502"
+                f"{MAX_RESPONSE_BYTES}-byte limit: answering 502"
             )
             return internal_server_error(api_request_id)
         try:
@@ -320,8 +316,8 @@ def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
 __all__ = [
     "DEFAULT_INTEGRATION_TIMEOUT_S",
     "LAMBDA_REQUEST_ID_HEADER",
-    "MAX_FUNCTION_ANSWER_BYTES",
     "MAX_REQUEST_BODY_BYTES",
+    "MAX_RESPONSE_BYTES",
     "HttpRequest",
     "HttpResponse",
     "LocalGateway",
