@@ -93,19 +93,10 @@ def write_app(folder: Path, model: Path, threads: int | None) -> Path:
 def direct_caller(model: Path, body: bytes) -> Callable[[], int]:
     """Load the handler in this process; return a call of it on the event start-api would send."""
     os.environ["MODEL_URI"] = str(model.resolve())
-    from lambdavision.core.events import build_rest_v1_event
+    from lambdavision.core.events import invocation_event
     from lambdavision.handler import lambda_handler
 
-    event = build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=[("Content-Type", "application/json"), ("Content-Length", str(len(body)))],
-        body=body,
-        binary=False,
-    )
+    event = invocation_event(body, binary=False, headers=[("Content-Length", str(len(body)))])
     context = FakeContext()
     # The handler's logs go to a file here as they go to a pipe in an environment: both pay a write.
     sink = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the benchmark

@@ -15,7 +15,7 @@ from lambdavision.aws.cfn_yaml import dump_template
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.aws.template_names import FUNCTION_ID
 from lambdavision.core.errors import BadRequest
-from lambdavision.core.events import build_rest_v1_event, dumps_event
+from lambdavision.core.events import dumps_event, invocation_event
 
 DEFAULT_IMAGE_URL = "https://example.com/images/dog.jpg"
 DEFAULT_STACK_NAME = "pytorch-sam-app"
@@ -75,20 +75,9 @@ def write_app_dir(dest: Path, files: dict[str, str], *, force: bool) -> list[Pat
 
 def _event_json(image_url: str) -> str:
     # A fixed request id and time keep the file the same from one init to the next.
-    event = build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=[
-            ("Accept", "application/json"),
-            ("Content-Type", "application/json"),
-            ("Host", "localhost:3000"),
-            ("User-Agent", "curl/8.5.0"),
-        ],
-        body=json.dumps({"url": image_url}).encode("utf-8"),
-        binary=False,
+    event = invocation_event(
+        {"url": image_url},
+        headers=[("Accept", "application/json"), ("Host", "localhost:3000"), ("User-Agent", "curl/8.5.0")],
         request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
         now=1_700_000_000.0,
     )

@@ -302,12 +302,18 @@ def build_rest_v1_event(
 
 
 def invocation_event(
-    body: bytes | Mapping[str, Any], content_type: str = "application/json", *, binary: bool | None = None
+    body: bytes | Mapping[str, Any],
+    content_type: str = "application/json",
+    *,
+    binary: bool | None = None,
+    headers: Sequence[tuple[str, str]] = (),
+    request_id: str | None = None,
+    now: float | None = None,
 ) -> dict[str, Any]:
     """The guide's request as API Gateway REST delivers it: `POST /invocations` with this body.
 
     A mapping is sent as JSON; raw bytes are base64-encoded (a binary media type) unless `binary`
-    says otherwise.
+    says otherwise. `headers` are sent besides Content-Type.
     """
     data = json.dumps(body).encode() if isinstance(body, Mapping) else body
     return build_rest_v1_event(
@@ -316,9 +322,11 @@ def invocation_event(
         resource="/invocations",
         path_parameters=None,
         query=[],
-        headers=[("Content-Type", content_type)],
+        headers=[("Content-Type", content_type), *headers],
         body=data,
         binary=(not isinstance(body, Mapping) and content_type != "application/json") if binary is None else binary,
+        request_id=request_id,
+        now=now,
     )
 
 
