@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.image_server",
     "tests.fixtures.models",
     "tests.fixtures.moto_server",
+    "tests.fixtures.pools",
 ]

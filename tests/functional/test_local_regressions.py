@@ -14,7 +14,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +26,7 @@ from lambdavision.cli.start_api import LocalApi
 from lambdavision.local.environment import MAX_LOG_LINE_BYTES
 from lambdavision.local.pool import MAX_EVENT_BYTES, FunctionPool, Invocation, RequestEntityTooLarge
 from lambdavision.local.template import FunctionSpec, load_template
+from tests.fixtures.pools import Logs, PoolFactory
 
 # Bounds that only stop a broken test from hanging; nothing asserts how fast anything is.
 GIVE_UP_S = 60.0
@@ -49,36 +50,10 @@ def function_spec(code_dir: Path, *, timeout_s: int = 3, environment: dict[str, 
     )
 
 
-class Logs(io.StringIO):
-    def lines(self) -> list[str]:
-        return self.getvalue().splitlines()
-
-
 class SlowLogs(Logs):
     def write(self, text: str) -> int:
         time.sleep(0.0002)
         return super().write(text)
-
-
-PoolFactory = Callable[..., tuple[FunctionPool, Logs]]
-
-
-@pytest.fixture
-def make_pool() -> Iterator[PoolFactory]:
-    pools: list[FunctionPool] = []
-
-    def make(spec: FunctionSpec, log_stream: Logs | None = None, **options: Any) -> tuple[FunctionPool, Logs]:
-        logs = log_stream if log_stream is not None else Logs()
-        pool = FunctionPool(spec, log_stream=logs, **options)
-        pools.append(pool)
-        pool.start()
-        return pool, logs
-
-    try:
-        yield make
-    finally:
-        for pool in pools:
-            pool.close()
 
 
 def invoke_in_thread(pool: FunctionPool, event: Any) -> Invocation | None:

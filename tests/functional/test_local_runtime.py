@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
-import io
 import json
 import os
 import signal
@@ -12,7 +11,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.pool import FunctionPool, Invocation
 from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore, RuntimeApiServer
 from lambdavision.local.template import FunctionSpec, apply_env_file, parse_env_document
+from tests.fixtures.pools import Logs, PoolFactory
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
 
@@ -40,34 +40,6 @@ def spec(
         timeout_s=timeout_s,
         environment=environment or {},
     )
-
-
-class Logs(io.StringIO):
-    """The pool's log stream (the pool serialises its writes)."""
-
-    def lines(self) -> list[str]:
-        return self.getvalue().splitlines()
-
-
-PoolFactory = Callable[..., tuple[FunctionPool, Logs]]
-
-
-@pytest.fixture
-def make_pool() -> Iterator[PoolFactory]:
-    pools: list[FunctionPool] = []
-
-    def make(function: FunctionSpec, **options: Any) -> tuple[FunctionPool, Logs]:
-        logs = Logs()
-        pool = FunctionPool(function, log_stream=logs, **options)
-        pools.append(pool)
-        pool.start()
-        return pool, logs
-
-    try:
-        yield make
-    finally:
-        for pool in pools:
-            pool.close()
 
 
 def answer(invocation: Invocation) -> Any:
