@@ -139,7 +139,14 @@ def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: 
     export(model, classes, full, input_size=224)
     artifact = read_artifact(full)
     assert artifact.onnx is not None
-    write_artifact(serving, classes=classes, preprocessing=artifact.preprocessing, onnx=artifact.onnx, torchscript=None)
+    write_artifact(
+        serving,
+        classes=classes,
+        preprocessing=artifact.preprocessing,
+        onnx=artifact.onnx,
+        onnx_data=artifact.onnx_data,
+        torchscript=None,
+    )
 
 
 INT8_NOTE = (

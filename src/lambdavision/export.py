@@ -28,9 +28,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from lambdavision.backends import OnnxBackend
 from lambdavision.core.artifact import Manifest, read_artifact, write_artifact
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
+from lambdavision.onnx_weights import split_weights
 
 if TYPE_CHECKING:
     import torch
@@ -96,15 +98,16 @@ def export(
             reloaded = torch.jit.load(io.BytesIO(scripted_bytes), map_location="cpu")
         _require_agreement("TorchScript", expected, _forward(reloaded, batch, torch, "TorchScript"))
 
-    onnx_bytes = _onnx_dynamo(model, batch, torch)
-    _check_onnx(onnx_bytes, batch, expected)
+    graph, weights = split_weights(_onnx_dynamo(model, batch, torch))
+    _check_onnx(graph, weights, batch, expected)
     return write_artifact(
         out_path,
         classes=class_list,
         preprocessing=preprocessing,
-        onnx=onnx_bytes,
+        onnx=graph,
+        onnx_data=weights,
         torchscript=scripted_bytes,
-        extra={**_export_extra(onnx_bytes, "dynamo", torch), **(extra or {})},
+        extra={**_export_extra(graph, "dynamo", torch), **(extra or {})},
     )
 
 
@@ -189,16 +192,17 @@ def _export_scripted(
     batch = _check_batch(torch, check_batch, preprocessing.input_size)
     expected = _forward(module, batch, torch, where)
     _check_width(expected, class_list)
-    onnx_bytes = _onnx_torchscript(module, batch, torch)
-    _check_onnx(onnx_bytes, batch, expected)
+    graph, weights = split_weights(_onnx_torchscript(module, batch, torch))
+    _check_onnx(graph, weights, batch, expected)
     return write_artifact(
         out_path,
         classes=class_list,
         preprocessing=preprocessing,
-        onnx=onnx_bytes,
+        onnx=graph,
+        onnx_data=weights,
         torchscript=scripted_bytes if keep_torchscript else None,
         torchscript_name=torchscript_name,
-        extra=_export_extra(onnx_bytes, "torchscript", torch),
+        extra=_export_extra(graph, "torchscript", torch),
     )
 
 
@@ -334,20 +338,14 @@ def _onnx_torchscript(module: Any, batch: torch.Tensor, torch: Any) -> bytes:
     return buffer.getvalue()
 
 
-def _check_onnx(onnx_bytes: bytes, batch: Any, expected: np.ndarray) -> None:
-    """ONNX Runtime must reproduce the model on the whole batch and on a batch of one (the batch
-    axis must really be dynamic)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 2
-    options.log_severity_level = 3
+def _check_onnx(graph: bytes, weights: bytes | None, batch: Any, expected: np.ndarray) -> None:
+    """ONNX Runtime must reproduce the model, in the form the artifact stores it, on the whole
+    batch and on a batch of one (the batch axis must really be dynamic)."""
     inputs = batch.numpy()
     try:
-        session = ort.InferenceSession(onnx_bytes, options, providers=["CPUExecutionProvider"])
-        name = session.get_inputs()[0].name
-        logits: np.ndarray = session.run(None, {name: inputs})[0]
-        single: np.ndarray = session.run(None, {name: inputs[:1]})[0]
+        backend = OnnxBackend(graph, "the exported model", threads=2, weights=weights)
+        logits = backend.run(inputs)
+        single = backend.run(inputs[:1])
     except Exception as exc:
         raise ExportError(f"ONNX Runtime cannot run the exported model: {first_line(exc)}") from exc
     _require_agreement("ONNX", expected, logits)

@@ -5,16 +5,24 @@ loads model.onnx by path, with no gunzip and no copy of the weights in Python (a
 memory fell from 350 to 185 MB that way). `package --bundle-model` ships one in the zip; a model on
 S3 is gunzipped *while it downloads* into one under the temp dir, keyed by bucket, key and ETag,
 so a warm container (or a second environment on the same machine) never downloads it twice.
-boto3 is imported only when the model is on S3: a bundled model's cold start does not pay for it.
+
+With credentials in the environment (as Lambda sets them), the object is read with one signed GET
+on the standard library (`core.s3get`): no boto3 import, no client, no HEAD — the ETag of the GET's
+answer names the cache folder, and on a cache hit the body is never read. Without them (or with a
+proxy, FIPS or dual-stack endpoint asked for), boto3 reads it (profiles, config files, roles).
+The download runs in a thread while this one imports ONNX Runtime, so the two overlap; boto3 is
+never imported for a bundled model.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import logging
 import os
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Mapping
@@ -22,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lambdavision.backends import backend_for
+from lambdavision.core import s3get
 from lambdavision.core.artifact import (
     MANIFEST_NAME,
     Artifact,
@@ -82,16 +91,44 @@ def _s3_client(environ: Mapping[str, str]) -> Any:
     return boto3.client("s3", region_name=region, config=config)
 
 
+def _cached_folder(environ: Mapping[str, str], bucket: str, key: str, etag: str) -> Path:
+    return cache_dir(environ) / hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:32]
+
+
 def open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
     """Read an artifact from S3 through the ETag-keyed disk cache (memory only if the disk fails)."""
+    bucket, key = split_s3_uri(uri)
+    request = s3get.build_get(bucket, key, environ)
+    if request is None:  # no credentials in the environment: boto3 finds them
+        return _open_with_boto3(uri, bucket, key, environ)
+    with s3get.open_get(request) as s3_object:
+        # Real S3 always sends an ETag; some S3-compatible servers may not.
+        version = s3_object.etag or f"{s3_object.last_modified}/{s3_object.content_length}"
+        cached = _cached_folder(environ, bucket, key, version)
+        if (cached / MANIFEST_NAME).is_file():
+            log.info("model %s: using the unpacked copy in %s", uri, cached)
+            return read_serving_dir(cached, source=uri)  # leaving `with` drops the unread body
+        try:
+            artifact = unpack_for_serving(s3_object.stream, cached)  # gunzips while the bytes arrive
+        except CacheWriteError as exc:
+            log.warning("model %s: the disk cache is unusable (%s); loading from memory", uri, exc.message)
+            artifact = None
+    if artifact is None:
+        # The first body may be partly read: a second GET (signed afresh), into memory this time.
+        with s3get.open_get(s3get.build_get(bucket, key, environ) or request) as s3_object:
+            artifact = read_artifact(s3_object.stream)
+    artifact.source = uri
+    return artifact
+
+
+def _open_with_boto3(uri: str, bucket: str, key: str, environ: Mapping[str, str]) -> Artifact:
     from botocore.exceptions import BotoCoreError, ClientError
 
-    bucket, key = split_s3_uri(uri)
     client = _s3_client(environ)
     try:
         head = client.head_object(Bucket=bucket, Key=key)
         etag = str(head["ETag"]).strip('"')
-        cached = cache_dir(environ) / hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:32]
+        cached = _cached_folder(environ, bucket, key, etag)
         if (cached / MANIFEST_NAME).is_file():
             log.info("model %s: using the unpacked copy in %s", uri, cached)
             return read_serving_dir(cached, source=uri)
@@ -109,6 +146,41 @@ def open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
         raise ArtifactError(f"{uri}: cannot read from S3: {exc}") from None
     artifact.source = uri
     return artifact
+
+
+def _open_s3_while_importing_runtime(uri: str, environ: Mapping[str, str]) -> Artifact:
+    """`open_s3_artifact` in a thread while this one imports ONNX Runtime and numpy.
+
+    The download and unpack spend their time in socket reads, zlib, hashlib and file writes, which
+    all release the GIL, so the imports (~0.1-0.2 s) mostly vanish into the download. The
+    thread's exception, if any, is raised here as it was raised there.
+    """
+    artifacts: list[Artifact] = []
+    failures: list[BaseException] = []
+
+    def download() -> None:
+        try:
+            artifacts.append(open_s3_artifact(uri, environ))
+        except BaseException as exc:  # handed to the caller's thread below
+            failures.append(exc)
+
+    thread = threading.Thread(target=download, name="lambdavision-model-download", daemon=True)
+    thread.start()
+    try:
+        _import_inference_runtime()
+    finally:
+        thread.join()
+    if failures:
+        raise failures[0]
+    return artifacts[0]
+
+
+def _import_inference_runtime() -> None:
+    for name in ("numpy", "onnxruntime"):
+        try:
+            importlib.import_module(name)
+        except Exception:  # the backend imports it again and reports what is wrong
+            return
 
 
 def _read_bytes(data: bytes, source: str) -> Artifact:
@@ -137,13 +209,15 @@ def load_classifier(
 ) -> Classifier:
     """A ready Classifier from `source`, or from the environment as the Lambda function does.
 
-    `parts_ms`, when given, receives how long reading the artifact (incl. any download) and
-    creating the inference session took, for the cold-start breakdown in the logs.
+    `parts_ms`, when given, receives how long reading the artifact took (incl. any download, and
+    for a model on S3 the runtime import that overlaps it) and creating the inference session
+    after it, for the cold-start breakdown in the logs.
     """
     env = os.environ if environ is None else environ
     uri = os.fspath(source) if source is not None else resolve_model_uri(env)
     started = time.perf_counter()
-    artifact = open_artifact(uri, env)
+    s3 = uri.startswith("s3://")
+    artifact = _open_s3_while_importing_runtime(uri, env) if s3 else open_artifact(uri, env)
     read = time.perf_counter()
     backend = backend_for(artifact, env)
     if parts_ms is not None:

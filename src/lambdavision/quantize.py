@@ -20,6 +20,7 @@ from lambdavision.core.artifact import Manifest, read_artifact, write_artifact
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.export import ExportError, first_line, quiet_torch
+from lambdavision.onnx_weights import join_weights, split_weights
 
 
 @dataclass(frozen=True)
@@ -96,14 +97,15 @@ def quantize_int8(
     if extra.get("quantized"):
         raise ExportError(f"{artifact.source}: is already quantised ({extra['quantized']})")
 
-    int8 = _quantize_static(artifact.onnx, np.stack(calibration))
+    float_model = join_weights(artifact.onnx, artifact.onnx_data)
+    int8 = _quantize_static(float_model, np.stack(calibration))
     held = np.stack(held_out)
-    float_session, int8_session = _session(artifact.onnx), _session(int8)
+    float_session, int8_session = _session(float_model), _session(int8)
     float_top1 = _top1(float_session, held)
     int8_top1 = _top1(int8_session, held)
     agreement = float((float_top1 == int8_top1).mean())
     report = QuantizeReport(
-        float_bytes=len(artifact.onnx),
+        float_bytes=len(float_model),
         int8_bytes=len(int8),
         float_ms=_median_ms(float_session, held[:1]),
         int8_ms=_median_ms(int8_session, held[:1]),
@@ -128,11 +130,13 @@ def quantize_int8(
             "top1_agreement": round(agreement, 4),
         },
     )
+    int8_graph, int8_weights = split_weights(int8)
     manifest = write_artifact(
         out_path,
         classes=artifact.classes,
         preprocessing=artifact.preprocessing,
-        onnx=int8,
+        onnx=int8_graph,
+        onnx_data=int8_weights,
         torchscript=artifact.torchscript if torchscript else None,
         torchscript_name=artifact.torchscript_name or "model.pth",
         extra=extra,

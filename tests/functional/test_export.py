@@ -14,6 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 import torch
@@ -21,7 +22,14 @@ from click.testing import CliRunner
 from torch import nn
 
 from lambdavision.cli import cli
-from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_NAME, read_artifact
+from lambdavision.core.artifact import (
+    CLASSES_NAME,
+    MANIFEST_NAME,
+    ONNX_DATA_NAME,
+    ONNX_NAME,
+    Artifact,
+    read_artifact,
+)
 from lambdavision.core.errors import ArtifactError
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.export import ExportError, convert, export, measure_agreement
@@ -31,9 +39,14 @@ from lambdavision.zoo import resnet50, small_cnn
 from tests.fixtures.models import REPO, TINY_CLASSES, TINY_INPUT_SIZE
 
 
-def onnx_logits(onnx: bytes | None, batch: np.ndarray) -> np.ndarray:
-    assert onnx is not None
-    session = ort.InferenceSession(onnx, providers=["CPUExecutionProvider"])
+def onnx_logits(artifact: Artifact, batch: np.ndarray) -> np.ndarray:
+    """The artifact's ONNX model run by ONNX Runtime directly, its weights file given in memory."""
+    assert artifact.onnx is not None
+    options = ort.SessionOptions()
+    if artifact.onnx_data is not None:
+        weights = np.frombuffer(artifact.onnx_data, dtype=np.uint8)
+        options.add_external_initializers_from_files_in_memory([ONNX_DATA_NAME], [weights], [len(weights)])
+    session = ort.InferenceSession(artifact.onnx, options, providers=["CPUExecutionProvider"])
     result: np.ndarray = session.run(None, {session.get_inputs()[0].name: batch})[0]
     return result
 
@@ -70,7 +83,7 @@ def member_names(path: Path) -> list[str]:
 
 
 def test_export_writes_the_full_layout(tiny_artifact: Path, tiny_model: nn.Module) -> None:
-    assert member_names(tiny_artifact) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, "model.pth"]
+    assert member_names(tiny_artifact) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME, "model.pth"]
     artifact = read_artifact(tiny_artifact, want_torchscript=True)
     assert artifact.classes == TINY_CLASSES
     assert artifact.manifest is not None
@@ -83,18 +96,27 @@ def test_export_writes_the_full_layout(tiny_artifact: Path, tiny_model: nn.Modul
     for n in (1, 5):
         batch = random_batch(n, TINY_INPUT_SIZE)
         expected = eager_logits(tiny_model, batch)
-        assert_agree(expected, onnx_logits(artifact.onnx, batch))
+        assert_agree(expected, onnx_logits(artifact, batch))
         assert_agree(expected, torchscript_logits(artifact.torchscript, batch))
 
 
-def test_export_onnx_is_self_contained(tmp_path: Path, tiny_model: nn.Module) -> None:
-    """No `.onnx.data` side file anywhere: the ONNX bytes alone load (torch 2.13's default would not)."""
+def test_export_keeps_the_weights_in_the_artifacts_own_data_file(tmp_path: Path, tiny_model: nn.Module) -> None:
+    """Format 2: the graph refers to its weights as `model.onnx.data`, a member of the tarball, and
+    nothing is left beside the artifact (torch 2.13's exporter writes a side file by default)."""
     out = tmp_path / "out" / "model.tar.gz"
-    export(tiny_model, TINY_CLASSES, out, input_size=TINY_INPUT_SIZE, torchscript=False)
+    manifest = export(tiny_model, TINY_CLASSES, out, input_size=TINY_INPUT_SIZE, torchscript=False)
+    assert manifest.format_version == 2
     assert sorted(p.name for p in out.parent.iterdir()) == ["model.tar.gz"]
-    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME]
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME]
     artifact = read_artifact(out)
-    assert onnx_logits(artifact.onnx, random_batch(2, TINY_INPUT_SIZE)).shape == (2, 3)
+    assert artifact.onnx is not None and artifact.onnx_data is not None
+    graph = onnx.load_from_string(artifact.onnx)
+    external = [t for t in graph.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    assert external, "no initializer was moved out of the graph"
+    locations = {e.value for t in external for e in t.external_data if e.key == "location"}
+    assert locations == {ONNX_DATA_NAME}
+    assert len(artifact.onnx_data) > len(artifact.onnx)  # the weights, not the graph, are the bulk
+    assert onnx_logits(artifact, random_batch(2, TINY_INPUT_SIZE)).shape == (2, 3)
 
 
 def test_export_leaves_the_callers_model_alone(tmp_path: Path) -> None:
@@ -174,11 +196,11 @@ def test_export_resnet50_random_weights(tmp_path: Path) -> None:
     assert manifest.preprocessing == Preprocessing()
     assert out.stat().st_size > 150_000_000  # two ~95 MB copies of the weights, incompressible
     artifact = read_artifact(out, want_torchscript=True)
-    assert artifact.onnx is not None
-    assert len(artifact.onnx) > 90_000_000
+    assert artifact.onnx is not None and artifact.onnx_data is not None
+    assert len(artifact.onnx_data) > 90_000_000 > 1_000_000 > len(artifact.onnx)
     batch = random_batch(3, 224)
     expected = eager_logits(model, batch)
-    assert_agree(expected, onnx_logits(artifact.onnx, batch))
+    assert_agree(expected, onnx_logits(artifact, batch))
     assert_agree(expected, torchscript_logits(artifact.torchscript, batch))
 
 
@@ -188,7 +210,13 @@ def test_export_resnet50_random_weights(tmp_path: Path) -> None:
 def test_convert_adds_onnx_and_keeps_the_pth(classic_artifact: Path, converted_classic_artifact: Path) -> None:
     classic = read_artifact(classic_artifact)
     converted = read_artifact(converted_classic_artifact, want_torchscript=True)
-    assert member_names(converted_classic_artifact) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, "resnet50_jit.pth"]
+    assert member_names(converted_classic_artifact) == [
+        MANIFEST_NAME,
+        CLASSES_NAME,
+        ONNX_NAME,
+        ONNX_DATA_NAME,
+        "resnet50_jit.pth",
+    ]
     assert converted.torchscript == classic.torchscript
     assert converted.classes == classic.classes == TINY_CLASSES
     assert converted.manifest is not None
@@ -196,13 +224,13 @@ def test_convert_adds_onnx_and_keeps_the_pth(classic_artifact: Path, converted_c
     assert converted.preprocessing == Preprocessing()  # the guide's Resize(256) + CenterCrop(224)
     for n in (1, 4):
         batch = random_batch(n, 224)
-        assert_agree(torchscript_logits(classic.torchscript, batch), onnx_logits(converted.onnx, batch))
+        assert_agree(torchscript_logits(classic.torchscript, batch), onnx_logits(converted, batch))
 
 
 def test_convert_without_torchscript(tmp_path: Path, classic_artifact: Path) -> None:
     out = tmp_path / "serving.tar.gz"
     convert(classic_artifact, out, torchscript=False)
-    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME]
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME]
 
 
 def test_convert_refuses_a_wrong_class_count(tmp_path: Path, wrong_class_count_classic_artifact: Path) -> None:
@@ -268,7 +296,7 @@ def test_cli_export_no_torchscript(tmp_path: Path, loose_torchscript: tuple[Path
         ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), "--no-torchscript"],
     )
     assert result.exit_code == 0, result.output
-    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME]
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME]
 
 
 def test_cli_convert(tmp_path: Path, classic_artifact: Path) -> None:

@@ -18,6 +18,7 @@ from lambdavision.core.artifact import (
     CLASSES_NAME,
     FORMAT_VERSION,
     MANIFEST_NAME,
+    ONNX_DATA_NAME,
     ONNX_NAME,
     Limits,
     read_artifact,
@@ -387,7 +388,7 @@ def test_bad_sha256_is_refused(tmp_path: Path) -> None:
         (b"{not json", r"not valid JSON"),
         (b"\xff\xfe", r"not valid JSON"),
         (b"[1, 2]", r"expected a JSON object, got list"),
-        ({"format_version": 99}, r"format_version 99 is newer than this lambdavision reads \(1\)"),
+        ({"format_version": 99}, r"format_version 99 is newer than this lambdavision reads \(2\)"),
         ({"format_version": "1"}, r"field 'format_version' must be int, got str"),
         ({"num_classes": True}, r"field 'num_classes' must be int, got bool"),
         ({"num_classes": 0}, r"num_classes must be >= 1"),
@@ -490,3 +491,65 @@ def test_write_refusals_leave_nothing_behind(tmp_path: Path, overrides: dict[str
     with pytest.raises(ArtifactError, match=message.replace(".", r"\.")):
         write_full(tmp_path / "model.tar.gz", **overrides)
     assert list(tmp_path.iterdir()) == []
+
+
+# --- format 2: the weights in model.onnx.data ---------------------------------------------------
+
+WEIGHTS_BYTES = incompressible(200_000, seed=3)
+
+
+def test_format_2_round_trip_in_memory_and_streamed(tmp_path: Path) -> None:
+    path = write_full(tmp_path / "m.tar.gz", onnx_data=WEIGHTS_BYTES)
+    with tarfile.open(path, "r:gz") as tar:
+        assert tar.getnames() == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME, "model.pth"]
+    artifact = read_artifact(path)
+    assert artifact.manifest is not None and artifact.manifest.format_version == 2
+    assert (artifact.onnx, artifact.onnx_data, artifact.torchscript) == (ONNX_BYTES, WEIGHTS_BYTES, None)
+    streamed = read_artifact(path, onnx_dir=tmp_path)
+    assert streamed.onnx is None and streamed.onnx_data is None
+    assert streamed.onnx_path == tmp_path / ONNX_NAME
+    assert (tmp_path / ONNX_NAME).read_bytes() == ONNX_BYTES
+    assert (tmp_path / ONNX_DATA_NAME).read_bytes() == WEIGHTS_BYTES
+
+
+def test_without_weights_the_artifact_stays_format_1(tmp_path: Path) -> None:
+    """Older lambdavision versions refuse format 2, so an artifact that does not need it is written as 1."""
+    artifact = read_artifact(write_full(tmp_path / "m.tar.gz"))
+    assert artifact.manifest is not None and artifact.manifest.format_version == 1
+    assert artifact.onnx_data is None
+
+
+def test_corrupt_weights_are_refused(tmp_path: Path) -> None:
+    manifest = manifest_dict({CLASSES_NAME: classes_bytes(), ONNX_NAME: ONNX_BYTES, ONNX_DATA_NAME: WEIGHTS_BYTES})
+    members = [
+        (MANIFEST_NAME, json.dumps(manifest).encode()),
+        (CLASSES_NAME, classes_bytes()),
+        (ONNX_NAME, ONNX_BYTES),
+        (ONNX_DATA_NAME, WEIGHTS_BYTES[:-1] + b"\x00"),
+    ]
+    path = make_tar(tmp_path / "m.tar.gz", members)
+    for onnx_dir in (None, tmp_path / "out"):
+        (tmp_path / "out").mkdir(exist_ok=True)
+        with pytest.raises(ArtifactError, match=r"member 'model\.onnx\.data' is corrupt"):
+            read_artifact(path, onnx_dir=onnx_dir)
+
+
+def test_listed_weights_that_are_missing_are_refused(tmp_path: Path) -> None:
+    manifest = manifest_dict({CLASSES_NAME: classes_bytes(), ONNX_NAME: ONNX_BYTES, ONNX_DATA_NAME: WEIGHTS_BYTES})
+    members = [(MANIFEST_NAME, json.dumps(manifest).encode()), (CLASSES_NAME, classes_bytes()), (ONNX_NAME, ONNX_BYTES)]
+    with pytest.raises(ArtifactError, match=r"member 'model\.onnx\.data' listed in lambdavision\.json is missing"):
+        read_artifact(make_tar(tmp_path / "m.tar.gz", members))
+
+
+def test_weights_without_a_graph_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ArtifactError, match=r"model\.onnx\.data without the model\.onnx"):
+        write_full(tmp_path / "w.tar.gz", onnx=None, onnx_data=WEIGHTS_BYTES)
+    manifest = manifest_dict({CLASSES_NAME: classes_bytes(), ONNX_DATA_NAME: WEIGHTS_BYTES, "model.pth": PTH_BYTES})
+    members = [
+        (MANIFEST_NAME, json.dumps(manifest).encode()),
+        (CLASSES_NAME, classes_bytes()),
+        (ONNX_DATA_NAME, WEIGHTS_BYTES),
+        ("model.pth", PTH_BYTES),
+    ]
+    with pytest.raises(ArtifactError, match=r"lists model\.onnx\.data but no model\.onnx"):
+        read_artifact(make_tar(tmp_path / "r.tar.gz", members))

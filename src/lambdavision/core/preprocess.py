@@ -104,7 +104,9 @@ def decode_image(data: bytes, prep: Preprocessing, max_pixels: int = DEFAULT_MAX
             if scale < 1:
                 source.draft("RGB", (math.ceil(width * scale), math.ceil(height * scale)))
         source.load()  # first frame of a GIF/WebP animation
-        image = _to_rgb(ImageOps.exif_transpose(source) or source)
+        # In place: without an orientation tag the default returns a copy (0.4 ms for 640x480).
+        ImageOps.exif_transpose(source, in_place=True)
+        image = _to_rgb(source)
         image.info["original_size"] = (width, height)  # before draft reduction, for logs
         return image
     except LambdaVisionError:

@@ -1,0 +1,156 @@
+"""Where a warm request's time goes, and a cold start's: pyinstrument over the real handler.
+
+Runs lambdavision's handler in this process (no runtime client, so nothing but our own code and its
+libraries is sampled) on a model folder or artifact, with images fetched by URL from a loopback
+server as the function would. It prints, per image:
+
+- the handler's own phases (Server-Timing: fetch, decode + preprocess, forward) and the total;
+- the forward floor: ONNX Runtime `run` alone on an already preprocessed input, same session;
+- pyinstrument's call tree of the warm requests (the frames that take >= 1 % of the time);
+
+and, with --cold, a call tree of loading the model (App.from_env). Text reports go to --out.
+
+    .venv/bin/python benchmarks/profile_warm.py --model benchmarks/.cache/functions/bundled/model
+    .venv/bin/python benchmarks/profile_warm.py --model M --image a.jpg --requests 50 --cold
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import os
+import statistics
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pyinstrument import Profiler
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))
+
+from lambdavision.bench import ImageServer  # noqa: E402
+from lambdavision.handler import App  # noqa: E402
+
+DEFAULT_IMAGES = [
+    REPO / "benchmarks/.cache/images/photo-640x480.jpg",
+    REPO / "benchmarks/.cache/images/photo-4032x3024.jpg",
+]
+DEFAULT_OUT = REPO / "benchmarks" / "results" / "profiles"
+
+
+def function_env(model: Path, memory_mb: int) -> dict[str, str]:
+    return {
+        **os.environ,
+        "MODEL_URI": str(model),
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
+        "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1",  # the images come from a loopback server
+        "LOG_LEVEL": "WARNING",
+    }
+
+
+def load_app(env: dict[str, str], cold: bool, out: Path) -> App:
+    profiler = Profiler(interval=0.0005) if cold else None
+    if profiler:
+        profiler.start()
+    with contextlib.redirect_stdout(io.StringIO()):
+        app = App.from_env(env)
+    if profiler:
+        profiler.stop()
+        write_report(out / "cold-start.txt", profiler.output_text(unicode=True, show_all=False))
+    return app
+
+
+def floor_ms(app: App, runs: int) -> float:
+    size = app.classifier.preprocessing.input_size
+    batch = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
+    app.classifier.backend.run(batch)
+    times = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        app.classifier.backend.run(batch)
+        times.append((time.perf_counter() - started) * 1000)
+    return statistics.median(times)
+
+
+def warm_requests(app: App, url: str, requests: int) -> tuple[list[float], list[dict[str, float]], Profiler]:
+    event = {"url": url}
+    with contextlib.redirect_stdout(io.StringIO()):
+        for _ in range(3):
+            app(event)  # warm: first-touch page faults and arena growth are not what this measures
+    profiler = Profiler(interval=0.0005)
+    totals: list[float] = []
+    phases: list[dict[str, float]] = []
+    sink = io.StringIO()
+    profiler.start()
+    for _ in range(requests):
+        with contextlib.redirect_stdout(sink):
+            started = time.perf_counter()
+            answer = app(event)
+            totals.append((time.perf_counter() - started) * 1000)
+        if answer["statusCode"] != 200:
+            raise SystemExit(f"the function answered {answer['statusCode']}: {answer['body']}")
+        phases.append(server_timing(answer["headers"]["Server-Timing"]))
+        sink.seek(0)
+        sink.truncate()
+    profiler.stop()
+    return totals, phases, profiler
+
+
+def server_timing(header: str) -> dict[str, float]:
+    parts = (item.strip().split(";dur=") for item in header.split(","))
+    return {name: float(value) for name, value in parts}
+
+
+def write_report(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(f"  call tree: {path.relative_to(REPO) if path.is_relative_to(REPO) else path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--model", type=Path, required=True, help="a serving folder or a model.tar.gz")
+    parser.add_argument("--image", type=Path, action="append", help="JPEG(s) to fetch (default: the benchmark's two)")
+    parser.add_argument("--requests", type=int, default=100, help="warm requests profiled per image (default 100)")
+    parser.add_argument("--memory", type=int, default=3008, help="the function's memory, MB: sets the threads")
+    parser.add_argument("--cold", action="store_true", help="also profile loading the model")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the call trees go")
+    args = parser.parse_args(argv)
+    images = args.image or DEFAULT_IMAGES
+    for image in images:
+        if not image.is_file():
+            parser.error(f"no image at {image} (run benchmarks/compare.py once to generate the defaults)")
+    if args.requests < 1:
+        parser.error("--requests must be at least 1")
+
+    app = load_app(function_env(args.model, args.memory), args.cold, args.out)
+    served = {image.name: image.read_bytes() for image in images}
+    with ImageServer(served) as web:
+        for name in served:
+            totals, phases, profiler = warm_requests(app, web.url_for(name), args.requests)
+            floor = floor_ms(app, 50)
+            summary: dict[str, Any] = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
+            total = statistics.median(totals)
+            print(f"{name}: {args.requests} warm requests in process, medians")
+            print(
+                f"  total {total:.1f} ms = fetch {summary['fetch']:.1f} + decode {summary['decode']:.1f} + "
+                f"forward {summary['inference']:.1f} + the rest {total - sum(summary.values()):.1f}"
+            )
+            print(
+                f"  floor (run alone) {floor:.1f} ms; "
+                f"overhead above it {total - floor:.1f} ms = {(total - floor) / floor:.0%}"
+            )
+            write_report(
+                args.out / f"warm-{Path(name).stem}.txt",
+                profiler.output_text(unicode=True, show_all=False, timeline=False),
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
