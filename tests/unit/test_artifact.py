@@ -8,6 +8,7 @@ import io
 import json
 import random
 import tarfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from lambdavision.core.artifact import (
     MANIFEST_NAME,
     ONNX_DATA_NAME,
     ONNX_NAME,
+    CacheWriteError,
     Limits,
     read_artifact,
     write_artifact,
@@ -553,3 +555,15 @@ def test_weights_without_a_graph_are_refused(tmp_path: Path) -> None:
     ]
     with pytest.raises(ArtifactError, match=r"lists model\.onnx\.data but no model\.onnx"):
         read_artifact(make_tar(tmp_path / "r.tar.gz", members))
+
+
+def test_a_write_failing_midway_is_a_cache_write_error(tmp_path: Path) -> None:
+    """The writer thread's ENOSPC reaches the reader as a CacheWriteError, and nothing hangs."""
+    path = write_full(tmp_path / "m.tar.gz", onnx_data=incompressible(6 * 1024 * 1024, seed=4))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ONNX_DATA_NAME).symlink_to("/dev/full")  # every write: "No space left on device"
+    threads_before = threading.active_count()
+    with pytest.raises(CacheWriteError, match=r"cannot write .*model\.onnx\.data .*No space left"):
+        read_artifact(path, onnx_dir=out)
+    assert threading.active_count() == threads_before  # the writer thread was joined
