@@ -9,9 +9,18 @@ warm for the next request. Each request prints one JSON log line and one EMF met
 
 from __future__ import annotations
 
+import os
+
+from lambdavision import model_source
+
+# Inside a Lambda runtime, a model on S3 starts downloading now, before the heavy imports below
+# (numpy, Pillow, then ONNX Runtime in the loader): the download and unpack overlap them.
+if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+    model_source.start_prefetch(os.environ)
+
+# (The imports below come after the prefetch on purpose.)
 import json
 import logging
-import os
 import sys
 import time
 from collections.abc import Callable, Mapping

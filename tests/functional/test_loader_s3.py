@@ -8,7 +8,7 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdavision import loader
+from lambdavision import model_source
 from lambdavision.core.artifact import write_artifact
 from lambdavision.core.errors import ArtifactError
 from lambdavision.loader import load_classifier, resolve_model_uri
@@ -26,14 +26,14 @@ def s3(aws_env: dict[str, str]) -> Any:
 def get_object_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every GetObject the loader sends, counted by a botocore event hook."""
     calls: list[str] = []
-    real = loader._s3_client
+    real = model_source._s3_client
 
     def counting_client(environ: Any) -> Any:
         client = real(environ)
         client.meta.events.register("before-call.s3.GetObject", lambda **kw: calls.append(kw["model"].name))
         return client
 
-    monkeypatch.setattr(loader, "_s3_client", counting_client)
+    monkeypatch.setattr(model_source, "_s3_client", counting_client)
     return calls
 
 

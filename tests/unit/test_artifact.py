@@ -567,3 +567,81 @@ def test_a_write_failing_midway_is_a_cache_write_error(tmp_path: Path) -> None:
     with pytest.raises(CacheWriteError, match=r"cannot write .*model\.onnx\.data .*No space left"):
         read_artifact(path, onnx_dir=out)
     assert threading.active_count() == threads_before  # the writer thread was joined
+
+
+# --- the gzip layer: what gzip itself accepts, from any stream ----------------------------------
+
+
+class Trickle(io.RawIOBase):
+    """A stream that hands out at most `step` bytes per read, as a slow socket may."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self._data = memoryview(data)
+        self._step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        n = self._step if size < 0 else min(size, self._step)
+        chunk, self._data = bytes(self._data[:n]), self._data[n:]
+        return chunk
+
+
+def tar_bytes(members: list[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def full_members_bytes() -> bytes:
+    manifest = manifest_dict({CLASSES_NAME: classes_bytes(), ONNX_NAME: ONNX_BYTES})
+    return tar_bytes(
+        [(MANIFEST_NAME, json.dumps(manifest).encode()), (CLASSES_NAME, classes_bytes()), (ONNX_NAME, ONNX_BYTES)]
+    )
+
+
+@pytest.mark.parametrize("step", [1, 7, 65536])
+def test_short_reads_of_any_size_are_fine(step: int) -> None:
+    artifact = read_artifact(Trickle(gzip.compress(full_members_bytes()), step))  # type: ignore[arg-type]
+    assert artifact.onnx == ONNX_BYTES and artifact.classes == CLASSES
+
+
+def test_concatenated_members_and_zero_padding_read_as_one_stream() -> None:
+    """What `gzip -c a >> b` and padded tapes produce, and Python's gzip reads."""
+    raw = full_members_bytes()
+    half = len(raw) // 2
+    data = gzip.compress(raw[:half]) + b"\0" * 100 + gzip.compress(raw[half:]) + b"\0" * 10
+    assert gzip.decompress(data) == raw
+    artifact = read_artifact(Trickle(data, 4096))  # type: ignore[arg-type]
+    assert artifact.onnx == ONNX_BYTES
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        pytest.param(lambda d: d[:-4] + b"\0\0\0\0", r"corrupt gzip data", id="wrong length in the trailer"),
+        pytest.param(lambda d: d[:-8] + b"\0\0\0\0" + d[-4:], r"corrupt gzip data", id="wrong CRC"),
+        pytest.param(
+            lambda d: gzip.compress(gzip.decompress(d)[:30_000]) + b"garbage!",
+            r"not a gzip-compressed tarball \(it starts with b'ga'\)",
+            id="garbage where the next member should start",
+        ),
+        pytest.param(lambda d: d[: len(d) // 2], r"truncated or corrupt gzip data", id="truncated"),
+        pytest.param(lambda d: b"\x1f", r"not a gzip-compressed tarball", id="one byte"),
+    ],
+)
+def test_damaged_gzip_is_refused(damage: Any, message: str) -> None:
+    """Read to the end (a classic artifact), so the trailer and what follows it are checked too."""
+    data = damage(gzip.compress(tar_bytes([("model.pth", PTH_BYTES[:50_000]), ("classes.txt", classes_bytes())])))
+    with pytest.raises(ArtifactError, match=message):
+        read_artifact(io.BytesIO(data))
+
+
+def test_an_empty_file_is_not_an_artifact() -> None:
+    with pytest.raises(ArtifactError, match=r"not a valid tar archive|holds no files"):
+        read_artifact(io.BytesIO(b""))

@@ -54,6 +54,7 @@ RUNTIME_PARTS: tuple[str, ...] = (
     "handler.py",
     "backends.py",
     "loader.py",
+    "model_source.py",
     "resources",
 )
 OPTIONAL_RUNTIME_PARTS: frozenset[str] = frozenset({"py.typed", "resources"})
@@ -66,7 +67,7 @@ TASK_ROOT = "/var/task"
 LAYER_ROOT = "/opt/python"  # a layer's python/ folder, which Lambda puts on sys.path
 MAX_LAYERS = 5
 # Bump when staging changes in a way the cache key does not capture.
-STAGING_FORMAT = 2
+STAGING_FORMAT = 3
 
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 SAM_FUNCTION = "AWS::Serverless::Function"
