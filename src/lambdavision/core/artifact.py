@@ -36,7 +36,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
 from lambdavision.core.errors import ArtifactError
 
@@ -58,6 +58,12 @@ _CHUNK = 1024 * 1024
 _HEADER_SLACK_BYTES = 16 * 1024 * 1024
 # ...and each long-name or PAX record alone, which tarfile reads into memory whole.
 _MAX_HEADER_RECORD_BYTES = 1024 * 1024
+
+
+class ByteStream(Protocol):
+    """What the reader needs of a source: `read(n)` (a file, a socket body, an S3 download)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class CacheWriteError(ArtifactError):
@@ -164,7 +170,7 @@ class Artifact:
 
 
 def read_artifact(
-    source: str | os.PathLike[str] | IO[bytes],
+    source: str | os.PathLike[str] | ByteStream,
     *,
     want_torchscript: bool = False,
     limits: Limits = DEFAULT_LIMITS,
@@ -189,7 +195,7 @@ def read_artifact(
 
 
 def unpack_for_serving(
-    source: str | os.PathLike[str] | IO[bytes], dest: Path, limits: Limits = DEFAULT_LIMITS
+    source: str | os.PathLike[str] | ByteStream, dest: Path, limits: Limits = DEFAULT_LIMITS
 ) -> Artifact:
     """Verify an artifact and write what a server needs into the folder `dest`, atomically.
 
@@ -347,7 +353,7 @@ class _Gunzip:
 
     _MAGIC = b"\x1f\x8b"
 
-    def __init__(self, raw: IO[bytes], cap: int, source: str) -> None:
+    def __init__(self, raw: ByteStream, cap: int, source: str) -> None:
         self._raw = raw
         self._left = cap
         self._cap = cap
@@ -421,7 +427,7 @@ class _Scan:
     skipped: set[str] = field(default_factory=set)
 
 
-def _read(fileobj: IO[bytes], source: str, want_torchscript: bool, limits: Limits, onnx_dir: Path | None) -> Artifact:
+def _read(fileobj: ByteStream, source: str, want_torchscript: bool, limits: Limits, onnx_dir: Path | None) -> Artifact:
     scan = _Scan()
     cap = limits.max_total_bytes + _HEADER_SLACK_BYTES
     try:

@@ -24,17 +24,20 @@ endpoints and S3 Express directory buckets are left to boto3.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import hmac
 import http.client
 import io
+import queue
 import re
+import socket
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
 from urllib.parse import quote, urlsplit
 
 from lambdavision.core.errors import ArtifactError, ConfigError
@@ -244,10 +247,27 @@ class _Body(io.RawIOBase):
         return True
 
     def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
+        # read1: what has arrived, without waiting to fill the buffer (the count stays exact).
+        data = self._take(self._response.read1, len(buffer))
+        memoryview(buffer)[: len(data)] = data
+        return len(data)
+
+    def fetch(self, size: int) -> bytes:
+        """Up to `size` bytes, waiting for all of them unless the body ends first; b"" at its end."""
+        parts: list[bytes] = []
+        got = 0
+        while got < size:
+            data = self._take(self._response.read1, size - got)  # counted piece by piece, for errors
+            if not data:
+                break
+            parts.append(data)
+            got += len(data)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _take(self, read: Callable[[int], bytes], size: int) -> bytes:
         uri = self._request.uri
         try:
-            # read1: what has arrived, without waiting to fill the buffer (the count stays exact).
-            data = self._response.read1(len(buffer))
+            data = read(size)
         except TimeoutError as exc:
             raise ArtifactError(
                 f"{uri}: cannot read from S3: no data for {self._request.timeout:g} s after "
@@ -260,15 +280,20 @@ class _Body(io.RawIOBase):
                 f"{uri}: cannot read from S3: the connection failed after {self.bytes_read} of "
                 f"{self._of()} bytes ({_describe(exc)})"
             ) from exc
-        count = len(data)
-        memoryview(buffer)[:count] = data
-        self.bytes_read += count
-        if count == 0 and len(buffer) > 0 and self.length is not None and self.bytes_read < self.length:
+        self.bytes_read += len(data)
+        if not data and size > 0 and self.length is not None and self.bytes_read < self.length:
             raise ArtifactError(
                 f"{uri}: cannot read from S3: the body is truncated: the connection closed after "
                 f"{self.bytes_read} of {self.length} bytes"
             )
-        return count
+        return data
+
+    def interrupt(self) -> None:
+        """Wake a read blocked in another thread (it then fails) before the connection is closed."""
+        sock = self._connection.sock
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
 
     def _of(self) -> str:
         return "?" if self.length is None else str(self.length)
@@ -280,6 +305,83 @@ class _Body(io.RawIOBase):
         super().close()
 
 
+class _ReadAhead:
+    """The body as a file object whose `read` is served by a thread reading 1 MiB blocks ahead.
+
+    The download then overlaps what the caller does with each block (gunzip, tar, hashing): the
+    thread spends its time in socket reads, which release the GIL. It starts on the first read,
+    so a body never read (a cache hit) is never downloaded, and it keeps at most `DEPTH` blocks
+    ahead. A failure in the thread is raised by the read that reaches it, in the body's words.
+    """
+
+    DEPTH = 4
+
+    def __init__(self, body: _Body) -> None:
+        self._body = body
+        self.name = body.name
+        self._blocks: queue.Queue[bytes | BaseException] = queue.Queue(maxsize=self.DEPTH)
+        self._current = b""
+        self._offset = 0
+        self._ended = False
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def read(self, size: int = -1) -> bytes:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="lambdavision-s3-read", daemon=True)
+            self._thread.start()
+        if self._offset >= len(self._current) and not self._next_block():
+            return b""
+        if size < 0 or size >= len(self._current) - self._offset:
+            data = self._current[self._offset :] if self._offset else self._current  # no copy if whole
+            self._current, self._offset = b"", 0
+            return data
+        data = self._current[self._offset : self._offset + size]
+        self._offset += size
+        return data
+
+    def _next_block(self) -> bool:
+        if self._ended:
+            return False
+        block = self._blocks.get()
+        if isinstance(block, BaseException):
+            self._ended = True
+            raise block
+        if not block:
+            self._ended = True
+            return False
+        self._current, self._offset = block, 0
+        return True
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                block = self._body.fetch(CHUNK_BYTES)
+            except BaseException as exc:  # handed to the reader by read()
+                self._put(exc)
+                return
+            self._put(block)
+            if not block:
+                return
+
+    def _put(self, item: bytes | BaseException) -> None:
+        while not self._stopping.is_set():
+            try:
+                self._blocks.put(item, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+
+    def close(self) -> None:
+        """Stop the thread (waking it if it waits on the socket) and let it finish."""
+        if self._thread is None:
+            return
+        self._stopping.set()
+        self._body.interrupt()
+        self._thread.join()
+        self._thread = None
+
+
 class S3Object:
     """An S3 object being read: `stream` (file-like, `read(n)`), its ETag and length. Close it."""
 
@@ -289,7 +391,7 @@ class S3Object:
         self.last_modified = response.getheader("Last-Modified")
         self._body = _Body(request, connection, response)
         self.content_length = self._body.length
-        self.stream: BinaryIO = io.BufferedReader(self._body, buffer_size=CHUNK_BYTES)
+        self.stream = _ReadAhead(self._body)
 
     @property
     def bytes_read(self) -> int:
@@ -303,6 +405,7 @@ class S3Object:
     def close(self) -> None:
         """Close without reading the rest: the connection is dropped, the body never downloaded."""
         self.stream.close()
+        self._body.close()
 
     def __enter__(self) -> S3Object:
         return self
