@@ -24,7 +24,6 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
-from importlib import resources
 from typing import Any, TextIO
 
 from lambdavision.core.classify import Classifier, Prediction, Timings
@@ -52,6 +51,8 @@ def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _page() -> str:
+    from importlib import resources  # only GET / needs it: not imported at cold start
+
     return resources.files("lambdavision").joinpath("resources/index.html").read_text(encoding="utf-8")
 
 

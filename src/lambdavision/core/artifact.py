@@ -34,7 +34,6 @@ import threading
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
 
@@ -790,6 +789,8 @@ def _check_class_names(classes: Sequence[str], where: str) -> None:
 
 
 def _own_version() -> str:
+    from importlib import metadata  # only writers need it: not imported on the serving path
+
     try:
         return metadata.version("lambdavision")
     except metadata.PackageNotFoundError:  # running from a source tree that is not installed
