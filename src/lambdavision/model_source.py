@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import sys
 import tempfile
 import threading
 import urllib.parse
@@ -155,18 +154,11 @@ def _read_bytes(data: bytes, source: str) -> Artifact:
 class S3Download:
     """`open_s3_artifact` running in a thread; `result()` waits and returns or raises what it did."""
 
-    # While it runs, Python hands the GIL over every 1 ms instead of 5: the download's threads
-    # hold it only briefly between socket reads, inflating and hashing (all GIL-free), and with the
-    # default they waited up to 5 ms each time for the imports running meanwhile (-20 ms measured).
-    SWITCH_INTERVAL_S = 0.001
-
     def __init__(self, uri: str, environ: Mapping[str, str]) -> None:
         self.uri = uri
         self.environ = environ
         self._artifact: Artifact | None = None
         self._failure: BaseException | None = None
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, self.SWITCH_INTERVAL_S))
         self._thread = threading.Thread(target=self._run, name="lambdavision-model-download", daemon=True)
         self._thread.start()
 
@@ -178,7 +170,6 @@ class S3Download:
 
     def result(self) -> Artifact:
         self._thread.join()
-        sys.setswitchinterval(self._switch_interval)
         if self._failure is not None:
             raise self._failure
         assert self._artifact is not None
