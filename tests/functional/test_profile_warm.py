@@ -1,0 +1,64 @@
+"""`benchmarks/profile_warm.py` end to end on the demo model: the phases, the floor and the call trees
+it promises are all there and consistent (no timing is judged)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_profile_warm_prints_the_phases_and_writes_call_trees(
+    demo_artifact: Path, demo_samples: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    images = [demo_samples[0][0], demo_samples[1][0]]
+    args = [sys.executable, str(REPO / "benchmarks" / "profile_warm.py"), "--model", str(demo_artifact)]
+    for image in images:
+        args += ["--image", str(image)]
+    result = subprocess.run(
+        [*args, "--requests", "3", "--cold", "--out", str(tmp_path / "profiles")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for image in images:
+        block = out.split(f"{image.name}: 3 warm requests in process, medians", 1)[1]
+        total = re.search(
+            r"total ([\d.]+) ms = fetch ([\d.]+) \+ decode ([\d.]+) \+ forward ([\d.]+) \+ the rest (-?[\d.]+)", block
+        )
+        assert total, block
+        figures = [float(v) for v in total.groups()]
+        assert all(v > 0 for v in figures[:4])
+        assert abs(figures[0] - sum(figures[1:])) < 0.15  # the parts add up to the total shown
+        floor = re.search(r"floor \(run alone\) ([\d.]+) ms; overhead above it (-?[\d.]+) ms", block)
+        assert floor and float(floor.group(1)) > 0
+        assert abs(float(floor.group(2)) - (figures[0] - float(floor.group(1)))) < 0.15
+        tree = (tmp_path / "profiles" / f"warm-{image.stem}.txt").read_text()
+        assert "App.__call__" in tree and "OnnxBackend.run" in tree
+    cold = (tmp_path / "profiles" / "cold-start.txt").read_text()
+    assert "App.from_env" in cold and "load_classifier" in cold
+
+
+def test_profile_warm_refuses_a_missing_image(tmp_path: Path, demo_artifact: Path) -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(REPO / "benchmarks" / "profile_warm.py"),
+            "--model",
+            str(demo_artifact),
+            "--image",
+            str(tmp_path / "nope.jpg"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 2
+    assert "no image at" in result.stderr
