@@ -186,7 +186,13 @@ def test_x86_package_holds_only_what_runs(x86_build: dict[str, Any]) -> None:
     names = zip_names(x86_build["zip"])
     files = [n for n in names if not n.endswith("/")]
     # The bundled model arrives unpacked for serving: no gunzip and no TorchScript copy at cold start.
-    assert {"model/lambdavision.json", "model/classes.txt", "model/model.onnx", "app.py"} <= set(files)
+    assert {
+        "model/lambdavision.json",
+        "model/classes.txt",
+        "model/model.onnx",
+        "model/model.onnx.data",
+        "app.py",
+    } <= set(files)
     assert not [n for n in files if n.endswith((".pth", ".tar.gz"))]
     assert "lambdavision/handler.py" in files and "lambdavision/core/preprocess.py" in files
     tops = {n.split("/")[0] for n in files}
