@@ -69,9 +69,12 @@ class OnnxBackend:
         # No pre-planned block for all activations: a ResNet-50's peak memory fell 190 -> 177 MB,
         # warm latency unchanged (the arena still reuses buffers between requests).
         options.enable_mem_pattern = False
-        if weights is not None:
-            buffer = np.frombuffer(weights, dtype=np.uint8)
-            options.add_external_initializers_from_files_in_memory([ONNX_DATA_NAME], [buffer], [len(weights)])
+        if not isinstance(model, Path):
+            # From bytes, ONNX Runtime would look for external data relative to the working
+            # directory (and accept `../` inside it): give it the only file a graph may name, from
+            # memory, so it never reads the disk; empty for a self-contained (format 1) graph.
+            buffer = np.frombuffer(weights, dtype=np.uint8) if weights else np.zeros(1, dtype=np.uint8)
+            options.add_external_initializers_from_files_in_memory([ONNX_DATA_NAME], [buffer], [len(weights or b"")])
         try:
             model_arg = str(model) if isinstance(model, Path) else model
             self.session = ort.InferenceSession(model_arg, sess_options=options, providers=["CPUExecutionProvider"])

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import shutil
 import tempfile
 import threading
 import urllib.parse
@@ -81,11 +82,29 @@ def _s3_client(environ: Mapping[str, str]) -> Any:
 
     # Short timeouts: botocore's default of 60 s per read would outlast Lambda's 10 s INIT, and an
     # unreachable S3 must fail the cold start clearly so the next invocation can retry.
-    timeout = float(environ.get("LAMBDAVISION_S3_TIMEOUT", "5"))
+    timeout = s3get.timeout_from_env(environ)
     config = Config(connect_timeout=timeout, read_timeout=timeout, retries={"max_attempts": 2, "mode": "standard"})
     # boto3 honours AWS_ENDPOINT_URL itself (how tests reach moto).
     region = environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION")
     return boto3.client("s3", region_name=region, config=config)
+
+
+def _cached_copy(cached: Path, uri: str) -> Artifact | None:
+    """The unpacked copy of this object version, if the cache holds a whole one.
+
+    A damaged copy (a file removed by a /tmp cleaner, a truncated weights file) is removed, so
+    this load downloads the model again instead of every later load failing on it.
+    """
+    if not (cached / MANIFEST_NAME).is_file():
+        return None
+    try:
+        artifact = read_serving_dir(cached, source=uri)
+    except ArtifactError as exc:
+        log.warning("model %s: the unpacked copy in %s is damaged (%s); downloading again", uri, cached, exc.message)
+        shutil.rmtree(cached, ignore_errors=True)
+        return None
+    log.info("model %s: using the unpacked copy in %s", uri, cached)
+    return artifact
 
 
 def _cached_folder(environ: Mapping[str, str], bucket: str, key: str, etag: str) -> Path:
@@ -102,9 +121,9 @@ def open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
         # Real S3 always sends an ETag; some S3-compatible servers may not.
         version = s3_object.etag or f"{s3_object.last_modified}/{s3_object.content_length}"
         cached = _cached_folder(environ, bucket, key, version)
-        if (cached / MANIFEST_NAME).is_file():
-            log.info("model %s: using the unpacked copy in %s", uri, cached)
-            return read_serving_dir(cached, source=uri)  # leaving `with` drops the unread body
+        hit = _cached_copy(cached, uri)
+        if hit is not None:
+            return hit  # leaving `with` drops the unread body
         try:
             artifact = unpack_for_serving(s3_object.stream, cached)  # gunzips while the bytes arrive
         except CacheWriteError as exc:
@@ -126,9 +145,9 @@ def _open_with_boto3(uri: str, bucket: str, key: str, environ: Mapping[str, str]
         head = client.head_object(Bucket=bucket, Key=key)
         etag = str(head["ETag"]).strip('"')
         cached = _cached_folder(environ, bucket, key, etag)
-        if (cached / MANIFEST_NAME).is_file():
-            log.info("model %s: using the unpacked copy in %s", uri, cached)
-            return read_serving_dir(cached, source=uri)
+        hit = _cached_copy(cached, uri)
+        if hit is not None:
+            return hit
         body = client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
         try:
             artifact = unpack_for_serving(body, cached)  # gunzips while the bytes arrive

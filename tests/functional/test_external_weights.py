@@ -77,3 +77,43 @@ def test_a_graph_pointing_outside_its_folder_is_refused(tiny_artifact: Path, tmp
     unpack_for_serving(out, tmp_path / "served")
     with pytest.raises(ArtifactError, match=r"model\.onnx cannot be loaded by ONNX Runtime"):
         load_classifier(tmp_path / "served", environ={})
+
+
+@pytest.mark.parametrize("location", ["secret.bin", ONNX_DATA_NAME])
+def test_a_model_read_into_memory_never_takes_weights_from_the_working_directory(
+    tiny_artifact: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, location: str
+) -> None:
+    """From bytes ONNX Runtime resolves a graph's external data against the working directory: a
+    (format 1) artifact naming a file there, which it does not carry, must not load it."""
+    source = read_artifact(tiny_artifact)
+    assert source.onnx is not None and source.onnx_data is not None
+    graph = onnx.load_from_string(source.onnx)
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    hostile = tmp_path / "hostile.tar.gz"
+    write_artifact(
+        hostile,
+        classes=source.classes,
+        preprocessing=source.preprocessing,
+        onnx=graph.SerializeToString(),
+        torchscript=None,  # and no model.onnx.data member: a format 1 manifest
+    )
+    workdir = tmp_path / "cwd"
+    workdir.mkdir()
+    (workdir / location).write_bytes(source.onnx_data)  # the real weights, where the graph points
+    monkeypatch.chdir(workdir)
+    with pytest.raises(ArtifactError, match=r"model\.onnx cannot be loaded by ONNX Runtime"):
+        load_classifier(hostile, environ={})
+
+
+def test_unpacking_over_a_folder_that_holds_another_model_is_refused(
+    tiny_artifact: Path, demo_artifact: Path, tmp_path: Path
+) -> None:
+    unpack_for_serving(tiny_artifact, tmp_path / "model")
+    again = unpack_for_serving(tiny_artifact, tmp_path / "model")  # the same model: that copy serves
+    assert again.classes == read_artifact(tiny_artifact).classes
+    with pytest.raises(ArtifactError, match=r"already holds another model"):
+        unpack_for_serving(demo_artifact, tmp_path / "model")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no staging folder left behind

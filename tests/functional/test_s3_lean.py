@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,8 +24,9 @@ from typing import Any
 import boto3
 import pytest
 
+from lambdavision import model_source
 from lambdavision.core import s3get
-from lambdavision.core.errors import ArtifactError
+from lambdavision.core.errors import ArtifactError, ConfigError
 from lambdavision.loader import load_classifier
 from lambdavision.local.simulated_aws import moto_server
 from tests.fixtures.colour import colour_image
@@ -398,14 +400,53 @@ def test_the_read_ahead_serves_reads_of_any_size_in_order(tmp_path: Path, script
 
 @pytest.mark.timeout(30)
 def test_closing_early_stops_the_read_ahead_even_on_a_stalled_body(tmp_path: Path, scripted: ScriptedS3) -> None:
-    """The reader stops before the .pth: closing must not wait for the rest (nor for a timeout)."""
+    """The reader stops before the .pth: closing must not wait for the rest (nor for a timeout), even
+    with `Connection: close`, where http.client lets go of the connection's socket."""
     body = b"x" * (3 << 20)
     scripted.replies.append(answer("200 OK", body, length=len(body) * 4, close=False))  # then stalls
-    request = s3get.build_get(BUCKET, KEY, endpoint_env(tmp_path, scripted.url, LAMBDAVISION_S3_TIMEOUT="20"))
+    request = s3get.build_get(BUCKET, KEY, endpoint_env(tmp_path, scripted.url, LAMBDAVISION_S3_TIMEOUT="60"))
     assert request is not None
     threads = threading.active_count()
     with s3get.open_get(request) as s3_object:
         assert s3_object.stream.read(1 << 20) == b"x" * (1 << 20)
-    # Leaving `with` closed it: the read-ahead thread, blocked on the silent socket, was woken and
-    # joined (the test's 30 s timeout would catch a wait for the 20 s read timeout instead).
+        wait_until(lambda: s3_object.bytes_read == len(body))  # the read-ahead now waits on a silent socket
+    # Leaving `with` woke and joined it: waiting for the 60 s read timeout would trip the 30 s limit.
     assert threading.active_count() == threads
+    with pytest.raises(ValueError, match="read of a closed S3 body"):
+        s3_object.stream.read(10)  # not a hang on a queue nobody fills any more
+
+
+def wait_until(condition: Callable[[], bool], limit_s: float = 10.0) -> None:
+    deadline = time.monotonic() + limit_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {limit_s} s")
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("bundle", ["missing", "not a certificate"])
+def test_an_unusable_ca_bundle_is_a_config_error(tmp_path: Path, bundle: str) -> None:
+    path = tmp_path / "ca.pem"
+    if bundle != "missing":
+        path.write_text("this is not a PEM certificate\n")
+    env = endpoint_env(tmp_path, "https://127.0.0.1:9", AWS_CA_BUNDLE=str(path))
+    request = s3get.build_get(BUCKET, KEY, env)
+    assert request is not None
+    with pytest.raises(ConfigError, match=r"AWS_CA_BUNDLE '.*ca\.pem' cannot be used as a CA bundle"):
+        s3get.open_get(request)
+
+
+def test_a_damaged_cached_copy_is_downloaded_again(uploaded: Any, lean_env: dict[str, str]) -> None:
+    """A /tmp cleaner removed a file of the unpacked copy: the next load heals it, not fails forever."""
+    first = load_classifier(environ=lean_env)
+    assert first.classify([colour_image("red")])[0].label == "red"
+    [folder] = [p.parent for p in (Path(lean_env["LAMBDAVISION_CACHE_DIR"])).glob("*/lambdavision.json")]
+    (folder / "model.onnx").unlink()
+    again = load_classifier(environ=lean_env)
+    assert again.classify([colour_image("green")])[0].label == "green"
+    assert (folder / "model.onnx").is_file()
+
+
+def test_a_bad_timeout_is_a_config_error_on_the_boto3_path_too() -> None:
+    with pytest.raises(ConfigError, match="LAMBDAVISION_S3_TIMEOUT"):
+        model_source._s3_client({"LAMBDAVISION_S3_TIMEOUT": "abc"})

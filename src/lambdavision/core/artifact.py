@@ -199,9 +199,10 @@ def unpack_for_serving(
     """Verify an artifact and write what a server needs into the folder `dest`, atomically.
 
     `dest` gets lambdavision.json, classes.txt, model.onnx and model.onnx.data when the model has
-    one (never the TorchScript copy); a
-    crash leaves no half-written folder. Used for the S3 disk cache and for a model bundled in a
-    Lambda package, which then load with `read_serving_dir` by path, without gunzipping.
+    one (never the TorchScript copy); a crash leaves no half-written folder. Used for the S3 disk
+    cache and for a model bundled in a Lambda package, which then load with `read_serving_dir` by
+    path, without gunzipping. If `dest` already holds this same model (another process unpacked it
+    first), that copy is used; if it holds another model, that is an error, never a silent swap.
     A classic artifact (no ONNX) is returned as read, and nothing is written.
     """
     try:
@@ -220,7 +221,10 @@ def unpack_for_serving(
         except OSError as exc:
             if not (dest / MANIFEST_NAME).is_file():  # not another process that got there first
                 raise CacheWriteError(f"cannot write the unpacked model to {dest} ({exc})") from exc
-        return read_serving_dir(dest, source=artifact.source)
+        served = read_serving_dir(dest, source=artifact.source)
+        if served.manifest is None or served.manifest.sha256 != artifact.manifest.sha256:
+            raise ArtifactError(f"{dest} already holds another model; remove it or unpack elsewhere")
+        return served
     finally:
         if staging.exists():
             for child in staging.iterdir():

@@ -231,11 +231,20 @@ def build_get(bucket: str, key: str, environ: Mapping[str, str], now: dt.datetim
 class _Body(io.RawIOBase):
     """The response body: socket failures and a short body become ArtifactError naming the URI."""
 
-    def __init__(self, request: GetRequest, connection: http.client.HTTPConnection, response: http.client.HTTPResponse):
+    def __init__(
+        self,
+        request: GetRequest,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        sock: socket.socket | None,
+    ):
         super().__init__()
         self._request = request
         self._connection = connection
         self._response = response
+        # Kept from before getresponse(): with `Connection: close` http.client drops connection.sock,
+        # and interrupt() still has to reach the socket the body is read from.
+        self._sock = sock
         self.length = response.length  # None when chunked or close-delimited
         self.bytes_read = 0
 
@@ -290,10 +299,9 @@ class _Body(io.RawIOBase):
 
     def interrupt(self) -> None:
         """Wake a read blocked in another thread (it then fails) before the connection is closed."""
-        sock = self._connection.sock
-        if sock is not None:
+        if self._sock is not None:
             with contextlib.suppress(OSError):
-                sock.shutdown(socket.SHUT_RDWR)
+                self._sock.shutdown(socket.SHUT_RDWR)
 
     def _of(self) -> str:
         return "?" if self.length is None else str(self.length)
@@ -327,6 +335,8 @@ class _ReadAhead:
         self._thread: threading.Thread | None = None
 
     def read(self, size: int = -1) -> bytes:
+        if self._stopping.is_set():
+            raise ValueError(f"{self.name}: read of a closed S3 body")
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name="lambdavision-s3-read", daemon=True)
             self._thread.start()
@@ -385,11 +395,17 @@ class _ReadAhead:
 class S3Object:
     """An S3 object being read: `stream` (file-like, `read(n)`), its ETag and length. Close it."""
 
-    def __init__(self, request: GetRequest, connection: http.client.HTTPConnection, response: http.client.HTTPResponse):
+    def __init__(
+        self,
+        request: GetRequest,
+        connection: http.client.HTTPConnection,
+        response: http.client.HTTPResponse,
+        sock: socket.socket | None = None,
+    ):
         self.uri = request.uri
         self.etag = (response.getheader("ETag") or "").strip().strip('"')
         self.last_modified = response.getheader("Last-Modified")
-        self._body = _Body(request, connection, response)
+        self._body = _Body(request, connection, response, sock)
         self.content_length = self._body.length
         self.stream = _ReadAhead(self._body)
 
@@ -422,7 +438,10 @@ def _connection(request: GetRequest) -> http.client.HTTPConnection:
     if parts.scheme == "https":
         import ssl  # only an https endpoint needs it
 
-        context = ssl.create_default_context(cafile=request.ca_bundle)
+        try:
+            context = ssl.create_default_context(cafile=request.ca_bundle)
+        except OSError as exc:  # a missing file, or ssl.SSLError (an OSError) for one that holds no certificate
+            raise ConfigError(f"AWS_CA_BUNDLE {request.ca_bundle!r} cannot be used as a CA bundle ({exc})") from exc
         return http.client.HTTPSConnection(host, parts.port, timeout=request.timeout, context=context)
     return http.client.HTTPConnection(host, parts.port, timeout=request.timeout)
 
@@ -456,6 +475,7 @@ def open_get(request: GetRequest) -> S3Object:
             connection.putheader("Accept-Encoding", "identity")
             connection.putheader("User-Agent", USER_AGENT)
             connection.endheaders()
+            sock = connection.sock
             response = connection.getresponse()
         except TimeoutError as exc:
             connection.close()
@@ -469,7 +489,7 @@ def open_get(request: GetRequest) -> S3Object:
                 continue
             raise ArtifactError(f"{request.uri}: cannot read from S3 at {where}: {_describe(exc)}") from exc
         if response.status == 200:
-            return S3Object(request, connection, response)
+            return S3Object(request, connection, response, sock)
         try:
             if response.status >= 500 and attempt == 1:
                 time.sleep(RETRY_PAUSE_S)  # S3's 503 SlowDown asks for a pause
