@@ -59,7 +59,7 @@ from lambdavision.bench import (
     threads_for_memory,
     url_event,
 )
-from lambdavision.core.artifact import unpack_for_serving
+from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
 from lambdavision.loader import BUNDLED_DIR
 from lambdavision.local import simulated_aws
 from lambdavision.local.template import FunctionSpec
@@ -104,8 +104,12 @@ def build_models(cache: Path, quick: bool) -> Models:
     name = "small_cnn" if quick else "resnet50"
     folder = cache / "models" / name
     guide, full, serving = folder / "guide-model.tar.gz", folder / "lambdavision-full.tar.gz", folder / "model.tar.gz"
-    if not all(p.is_file() for p in (guide, full, serving)):
+    # Exported by this artifact format: models cached by an older lambdavision are exported again.
+    stamp = folder / f"exported-format-{FORMAT_VERSION}"
+    if not all(p.is_file() for p in (guide, full, serving, stamp)):
         _export_models(folder, quick, guide, full, serving)
+        (folder / "model-int8.tar.gz").unlink(missing_ok=True)  # made from the old serving model
+        stamp.touch()
     else:
         log(f"models: reusing {folder}")
     int8, note = build_int8(serving, folder / "model-int8.tar.gz", cache)
@@ -281,6 +285,12 @@ def _spec(logical_id: str, handler: str, code_dir: Path, environment: dict[str, 
     )
 
 
+def fresh_serving_folder(artifact: Path, folder: Path) -> None:
+    """Unpacked anew each run: a folder left by an older model or artifact format is never measured."""
+    shutil.rmtree(folder, ignore_errors=True)
+    unpack_for_serving(artifact, folder)
+
+
 def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
     functions = cache / "functions"
     s3_dir = functions / "s3"
@@ -289,8 +299,7 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
     bundled_dir.mkdir(parents=True, exist_ok=True)
     # As `package --bundle-model` ships it: unpacked for serving, loaded by path.
     bundled_model = bundled_dir / BUNDLED_DIR
-    if not bundled_model.is_dir():
-        unpack_for_serving(models.serving, bundled_model)
+    fresh_serving_folder(models.serving, bundled_model)
     lv_env = {"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}
 
     def s3_function(logical_id: str, key: str) -> BenchFunction:
@@ -331,8 +340,7 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
     else:
         int8_dir = functions / "bundled-int8"
         int8_dir.mkdir(parents=True, exist_ok=True)
-        if not (int8_dir / BUNDLED_DIR).is_dir():
-            unpack_for_serving(models.int8, int8_dir / BUNDLED_DIR)
+        fresh_serving_folder(models.int8, int8_dir / BUNDLED_DIR)
         spec = _spec("LambdaVisionInt8", HANDLER, int8_dir, {}, memory_mb)
         variants.append(
             Variant(
