@@ -98,16 +98,17 @@ def export(
             reloaded = torch.jit.load(io.BytesIO(scripted_bytes), map_location="cpu")
         _require_agreement("TorchScript", expected, _forward(reloaded, batch, torch, "TorchScript"))
 
-    graph, weights = split_weights(_onnx_dynamo(model, batch, torch))
-    _check_onnx(graph, weights, batch, expected)
-    return write_artifact(
+    return _write_checked(
+        _onnx_dynamo(model, batch, torch),
+        "dynamo",
+        torch,
+        batch,
+        expected,
         out_path,
         classes=class_list,
         preprocessing=preprocessing,
-        onnx=graph,
-        onnx_data=weights,
         torchscript=scripted_bytes,
-        extra={**_export_extra(graph, "dynamo", torch), **(extra or {})},
+        extra=extra,
     )
 
 
@@ -192,17 +193,47 @@ def _export_scripted(
     batch = _check_batch(torch, check_batch, preprocessing.input_size)
     expected = _forward(module, batch, torch, where)
     _check_width(expected, class_list)
-    graph, weights = split_weights(_onnx_torchscript(module, batch, torch))
-    _check_onnx(graph, weights, batch, expected)
-    return write_artifact(
+    return _write_checked(
+        _onnx_torchscript(module, batch, torch),
+        "torchscript",
+        torch,
+        batch,
+        expected,
         out_path,
         classes=class_list,
         preprocessing=preprocessing,
-        onnx=graph,
-        onnx_data=weights,
         torchscript=scripted_bytes if keep_torchscript else None,
         torchscript_name=torchscript_name,
-        extra=_export_extra(graph, "torchscript", torch),
+    )
+
+
+def _write_checked(
+    onnx_model: bytes,
+    exporter: str,
+    torch: Any,
+    batch: Any,
+    expected: np.ndarray,
+    out_path: str | Path,
+    *,
+    classes: list[str],
+    preprocessing: Preprocessing,
+    torchscript: bytes | None,
+    torchscript_name: str = "model.pth",
+    extra: dict[str, Any] | None = None,
+) -> Manifest:
+    """The artifact, with the weights in model.onnx.data, once ONNX Runtime reproduces the model
+    from exactly the graph and weights written."""
+    graph, weights = split_weights(onnx_model)
+    _check_onnx(graph, weights, batch, expected)
+    return write_artifact(
+        out_path,
+        classes=classes,
+        preprocessing=preprocessing,
+        onnx=graph,
+        onnx_data=weights,
+        torchscript=torchscript,
+        torchscript_name=torchscript_name,
+        extra={**_export_extra(graph, exporter, torch), **(extra or {})},
     )
 
 

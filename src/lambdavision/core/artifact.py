@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 import threading
 import zlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Protocol, cast
@@ -559,22 +559,14 @@ def _stream_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, sou
     parsing): sha256, file writes, zlib and socket reads all release the GIL, so on two cores a
     100 MB model unpacks in about the time of the slower half instead of the sum (129 -> ~80 ms).
     """
-    extracted = tar.extractfile(member)
-    if extracted is None:  # pragma: no cover - only regular files reach here
-        raise ArtifactError(f"{source}: member {name!r} has no data")
     try:
         out = open(target, "wb")  # noqa: SIM115 - closed by the writer; write errors must be told apart
     except OSError as exc:
         raise CacheWriteError(f"{source}: cannot write {target} ({exc})") from exc
     writer = _HashingWriter(out, f"{source}: cannot write {target}")
     try:
-        left = member.size
-        while left > 0:
-            chunk = extracted.read(min(_CHUNK, left))
-            if not chunk:
-                raise ArtifactError(f"{source}: member {name!r} is truncated")
+        for chunk in _member_chunks(tar, member, name, source):
             writer.put(chunk)
-            left -= len(chunk)
     finally:
         writer.close()
     return writer.hexdigest()
@@ -627,18 +619,21 @@ class _HashingWriter:
 
 
 def _read_member(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, source: str) -> bytes:
+    return b"".join(_member_chunks(tar, member, name, source))
+
+
+def _member_chunks(tar: tarfile.TarFile, member: tarfile.TarInfo, name: str, source: str) -> Iterator[bytes]:
+    """A member's data in chunks of up to 1 MiB; ArtifactError if the archive ends inside it."""
     extracted = tar.extractfile(member)
     if extracted is None:  # pragma: no cover - only regular files reach here
         raise ArtifactError(f"{source}: member {name!r} has no data")
-    chunks = []
     left = member.size
     while left > 0:
         chunk = extracted.read(min(_CHUNK, left))
         if not chunk:
             raise ArtifactError(f"{source}: member {name!r} is truncated")
-        chunks.append(chunk)
+        yield chunk
         left -= len(chunk)
-    return b"".join(chunks)
 
 
 def _verify(name: str, data: bytes, manifest: Manifest, source: str) -> None:
