@@ -92,8 +92,8 @@ def _s3_client(environ: Mapping[str, str]) -> Any:
 def _cached_copy(cached: Path, uri: str) -> Artifact | None:
     """The unpacked copy of this object version, if the cache holds a whole one.
 
-    A damaged copy (a file removed by a /tmp cleaner, a truncated weights file) is removed, so
-    this load downloads the model again instead of every later load failing on it.
+    A copy that lost a file (a /tmp cleaner) is removed, so this load downloads the model again
+    instead of every later load failing on it.
     """
     if not (cached / MANIFEST_NAME).is_file():
         return None
