@@ -1,5 +1,9 @@
 """Fixtures shared across the suite live in tests/fixtures/, one module per area."""
 
+import signal
+
+import pytest
+
 pytest_plugins = [
     "tests.fixtures.colour",
     "tests.fixtures.image_server",
@@ -7,3 +11,11 @@ pytest_plugins = [
     "tests.fixtures.moto_server",
     "tests.fixtures.pools",
 ]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Started from a background shell (`bash .ci/run &`, nohup), the runner inherits SIGINT
+    # *ignored*, and so would every process a test starts: Ctrl-C tests of start-api and
+    # `logs --tail` would then wait in vain. A handler here is reset to the default on exec, so the
+    # processes the tests start get Ctrl-C as a terminal would deliver it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
