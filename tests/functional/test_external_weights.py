@@ -12,6 +12,7 @@ import pytest
 from lambdavision.core.artifact import (
     ONNX_DATA_NAME,
     ONNX_NAME,
+    Artifact,
     read_artifact,
     read_serving_dir,
     unpack_for_serving,
@@ -20,6 +21,25 @@ from lambdavision.core.artifact import (
 from lambdavision.core.errors import ArtifactError
 from lambdavision.loader import load_classifier
 from tests.fixtures.models import TINY_INPUT_SIZE
+
+
+def write_repointed(source: Artifact, out: Path, location: str, *, weights: bytes | None) -> Path:
+    """`source` written again with every external tensor of its graph pointing at `location`."""
+    assert source.onnx is not None
+    graph = onnx.load_from_string(source.onnx)
+    for tensor in graph.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = location
+    write_artifact(
+        out,
+        classes=source.classes,
+        preprocessing=source.preprocessing,
+        onnx=graph.SerializeToString(),
+        onnx_data=weights,
+        torchscript=None,
+    )
+    return out
 
 
 def random_inputs(n: int) -> np.ndarray:
@@ -58,22 +78,8 @@ def test_a_serving_folder_without_its_weights_is_refused(tiny_artifact: Path, tm
 def test_a_graph_pointing_outside_its_folder_is_refused(tiny_artifact: Path, tmp_path: Path, location: str) -> None:
     """The graph names its weights file; ONNX Runtime refuses one outside the model's folder."""
     source = read_artifact(tiny_artifact)
-    assert source.onnx is not None
-    graph = onnx.load_from_string(source.onnx)
-    for tensor in graph.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = location
     (tmp_path / "outside.bin").write_bytes(source.onnx_data or b"")
-    out = tmp_path / "evil.tar.gz"
-    write_artifact(
-        out,
-        classes=source.classes,
-        preprocessing=source.preprocessing,
-        onnx=graph.SerializeToString(),
-        onnx_data=source.onnx_data,
-        torchscript=None,
-    )
+    out = write_repointed(source, tmp_path / "evil.tar.gz", location, weights=source.onnx_data)
     unpack_for_serving(out, tmp_path / "served")
     with pytest.raises(ArtifactError, match=r"model\.onnx cannot be loaded by ONNX Runtime"):
         load_classifier(tmp_path / "served", environ={})
@@ -86,20 +92,9 @@ def test_a_model_read_into_memory_never_takes_weights_from_the_working_directory
     """From bytes ONNX Runtime resolves a graph's external data against the working directory: a
     (format 1) artifact naming a file there, which it does not carry, must not load it."""
     source = read_artifact(tiny_artifact)
-    assert source.onnx is not None and source.onnx_data is not None
-    graph = onnx.load_from_string(source.onnx)
-    for tensor in graph.graph.initializer:
-        for entry in tensor.external_data:
-            if entry.key == "location":
-                entry.value = location
-    hostile = tmp_path / "hostile.tar.gz"
-    write_artifact(
-        hostile,
-        classes=source.classes,
-        preprocessing=source.preprocessing,
-        onnx=graph.SerializeToString(),
-        torchscript=None,  # and no model.onnx.data member: a format 1 manifest
-    )
+    assert source.onnx_data is not None
+    # No model.onnx.data member: a format 1 manifest whose graph still names an external file.
+    hostile = write_repointed(source, tmp_path / "hostile.tar.gz", location, weights=None)
     workdir = tmp_path / "cwd"
     workdir.mkdir()
     (workdir / location).write_bytes(source.onnx_data)  # the real weights, where the graph points
