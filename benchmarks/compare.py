@@ -60,9 +60,9 @@ from lambdavision.bench import (
     url_event,
 )
 from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
-from lambdavision.loader import BUNDLED_DIR
 from lambdavision.local import simulated_aws
 from lambdavision.local.template import FunctionSpec
+from lambdavision.model_source import BUNDLED_DIR
 from lambdavision.pricing import Prices, cost_per_million, load_prices
 
 REPO = Path(__file__).resolve().parents[1]

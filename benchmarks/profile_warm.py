@@ -33,7 +33,7 @@ from pyinstrument import Profiler
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from lambdavision.bench import ImageServer  # noqa: E402
+from lambdavision.bench import ImageServer, parse_server_timing  # noqa: E402
 from lambdavision.handler import App  # noqa: E402
 
 DEFAULT_IMAGES = [
@@ -94,16 +94,11 @@ def warm_requests(app: App, url: str, requests: int) -> tuple[list[float], list[
             totals.append((time.perf_counter() - started) * 1000)
         if answer["statusCode"] != 200:
             raise SystemExit(f"the function answered {answer['statusCode']}: {answer['body']}")
-        phases.append(server_timing(answer["headers"]["Server-Timing"]))
+        phases.append(parse_server_timing(answer["headers"]["Server-Timing"]))
         sink.seek(0)
         sink.truncate()
     profiler.stop()
     return totals, phases, profiler
-
-
-def server_timing(header: str) -> dict[str, float]:
-    parts = (item.strip().split(";dur=") for item in header.split(","))
-    return {name: float(value) for name, value in parts}
 
 
 def write_report(path: Path, text: str) -> None:

@@ -148,8 +148,10 @@ class TorchScriptBackend:
 def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend | TorchScriptBackend:
     model = artifact.onnx_path if artifact.onnx_path is not None else artifact.onnx
     if model is not None:
-        weights = artifact.onnx_data if artifact.onnx_path is None else None
-        return OnnxBackend(model, artifact.source, threads_for(environ), artifact.preprocessing.input_size, weights)
+        # onnx_data is set only for a model read into memory (streamed to disk, it is in the folder).
+        return OnnxBackend(
+            model, artifact.source, threads_for(environ), artifact.preprocessing.input_size, artifact.onnx_data
+        )
     if artifact.torchscript is not None:
         return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_size)
     raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")

@@ -19,27 +19,9 @@ from lambdavision.backends import backend_for
 from lambdavision.core.artifact import MANIFEST_NAME, Artifact, read_artifact, read_serving_dir
 from lambdavision.core.classify import Classifier
 from lambdavision.core.errors import ArtifactError
-from lambdavision.model_source import (
-    BUNDLED_DIR,
-    BUNDLED_NAME,
-    S3Download,
-    cache_dir,
-    open_s3_artifact,
-    resolve_model_uri,
-    split_s3_uri,
-    take_prefetch,
-)
+from lambdavision.model_source import S3Download, open_s3_artifact, resolve_model_uri, take_prefetch
 
-__all__ = [
-    "BUNDLED_DIR",
-    "BUNDLED_NAME",
-    "cache_dir",
-    "load_classifier",
-    "open_artifact",
-    "open_s3_artifact",
-    "resolve_model_uri",
-    "split_s3_uri",
-]
+__all__ = ["load_classifier", "open_artifact"]
 
 
 def _import_inference_runtime() -> None:

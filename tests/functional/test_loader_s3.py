@@ -11,7 +11,8 @@ import pytest
 from lambdavision import model_source
 from lambdavision.core.artifact import write_artifact
 from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier, resolve_model_uri
+from lambdavision.loader import load_classifier
+from lambdavision.model_source import resolve_model_uri
 from tests.fixtures.colour import COLOUR_PREP, COLOURS, colour_image, colour_onnx
 
 

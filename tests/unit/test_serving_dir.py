@@ -9,7 +9,8 @@ import pytest
 
 from lambdavision.core.artifact import CacheWriteError, read_artifact, read_serving_dir, unpack_for_serving
 from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier, resolve_model_uri
+from lambdavision.loader import load_classifier
+from lambdavision.model_source import resolve_model_uri
 from tests.fixtures.colour import colour_image
 
 
