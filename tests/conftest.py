@@ -10,6 +10,7 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.moto_server",
     "tests.fixtures.pools",
+    "tests.memory.client",
 ]
 
 

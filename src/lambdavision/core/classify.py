@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from lambdavision.core.decode import DEFAULT_MEMORY_BUDGET, MemoryBudget
 from lambdavision.core.errors import ArtifactError, BadRequest, LambdaVisionError
 from lambdavision.core.preprocess import DEFAULT_MAX_PIXELS, Preprocessing, preprocess
 
@@ -75,6 +76,7 @@ class Classifier:
         backend: Backend,
         source: str = "model",
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        memory_budget: int = DEFAULT_MEMORY_BUDGET,
     ) -> None:
         width = backend.output_width
         if width is not None and width != len(classes):
@@ -88,14 +90,23 @@ class Classifier:
         self.backend = backend
         self.source = source
         self.max_pixels = max_pixels
+        self.memory_budget = memory_budget
 
     def check_topk(self, topk: int) -> int:
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
             raise BadRequest("topk must be a positive integer")
         return min(topk, len(self.classes))
 
-    def preprocess(self, data: bytes, sizes: list[tuple[int, int]] | None = None) -> np.ndarray:
-        return preprocess(data, self.preprocessing, self.max_pixels, sizes)
+    def preprocess(
+        self, data: bytes, sizes: list[tuple[int, int]] | None = None, budget: MemoryBudget | None = None
+    ) -> np.ndarray:
+        return preprocess(data, self.preprocessing, self.max_pixels, sizes, budget)
+
+    def request_budget(self, images: Sequence[bytes | LambdaVisionError]) -> MemoryBudget:
+        """The memory budget of one request, already charged with its images' bytes (all held at once)."""
+        budget = MemoryBudget(self.memory_budget)
+        budget.charge(sum(len(i) for i in images if isinstance(i, bytes)), "holding this request's images")
+        return budget
 
     def predict_arrays(self, batch: np.ndarray, topk: int = 3) -> list[Prediction]:
         """(N, 3, H, W) normalised inputs -> one Prediction each, in one forward pass."""
@@ -117,7 +128,8 @@ class Classifier:
         """Image bytes -> predictions; the first bad image raises its error."""
         started = time.perf_counter()
         sizes = timings.image_sizes if timings is not None else None
-        batch = np.stack([self.preprocess(data, sizes) for data in images])
+        budget = self.request_budget(images)
+        batch = np.stack([self.preprocess(data, sizes, budget) for data in images])
         decoded = time.perf_counter()
         results = self.predict_arrays(batch, topk)
         if timings is not None:
@@ -133,12 +145,13 @@ class Classifier:
         inputs: list[np.ndarray] = []
         slots: list[int] = []
         results: list[Prediction | LambdaVisionError | None] = []
+        budget = self.request_budget(images)
         for index, item in enumerate(images):
             if isinstance(item, LambdaVisionError):
                 results.append(item)
                 continue
             try:
-                inputs.append(self.preprocess(item, timings.image_sizes if timings is not None else None))
+                inputs.append(self.preprocess(item, timings.image_sizes if timings is not None else None, budget))
             except LambdaVisionError as exc:
                 results.append(exc)
                 continue
