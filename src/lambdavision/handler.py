@@ -31,9 +31,11 @@ from lambdavision.core.errors import ConfigError, LambdaVisionError, MethodNotAl
 from lambdavision.core.events import ApiRequest, DirectInvoke, EventSource, Response, error_response, parse_event
 from lambdavision.core.fetch import FetchPolicy, fetch, fetch_many
 from lambdavision.core.payload import DEFAULT_MAX_BATCH, ClassifyRequest, parse_request
+from lambdavision.core.redact import RedactingFilter, redact_text
 from lambdavision.core.telemetry import RequestRecord
 
 log = logging.getLogger("lambdavision")
+log.addFilter(RedactingFilter())  # no URL's query string reaches the logs (SECURITY.md)
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
 
 
@@ -225,7 +227,7 @@ class App:
     def _print(self, record: dict[str, Any]) -> None:
         # stdout, one line each: Lambda's runtime sends it to CloudWatch Logs (EMF needs exactly that).
         out = self.out or sys.stdout
-        out.write(json.dumps(record, separators=(",", ":"), default=str) + "\n")
+        out.write(redact_text(json.dumps(record, separators=(",", ":"), default=str)) + "\n")
         out.flush()
 
 

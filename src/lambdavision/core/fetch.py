@@ -1,21 +1,17 @@
 """Fetch an image from a URL without letting the URL reach anything it should not.
 
-A Lambda function that fetches user-given URLs is a server-side request forgery target: the
-instance-metadata service (169.254.169.254, fd00:ec2::254) hands out credentials, and loopback or
-VPC addresses reach services that trust their callers. So, for the URL and every redirect:
+Where a fetch may go is `core.urlpolicy` (schemes, ports, the address policy); this module
+applies it to the URL and to every redirect, and does the socket work:
 
-- only http and https, no credentials in the URL;
 - the host is resolved once (getaddrinfo, within the deadline) and EVERY address it resolves to is
-  checked (`address_refusal`); IPv4 hidden in IPv6 (mapped, NAT64, 6to4) is checked as IPv4;
-- the connection goes to an address that was checked, never through a second DNS lookup (which an
-  attacker's DNS server could answer differently), while the Host header, TLS SNI and the
-  certificate check still use the host name;
+  checked; the connection goes to an address that was checked, never through a second DNS lookup
+  (which an attacker's DNS server could answer differently), while the Host header, TLS SNI and
+  the certificate check still use the host name;
 - one total deadline covers DNS, connect, headers and body (a server trickling bytes cannot
-  stretch it), and the body is read in chunks and refused as soon as it passes the byte cap.
-
-`FetchPolicy.allow_private` (env `LAMBDAVISION_ALLOW_PRIVATE_URLS=1`, for local testing) opens
-loopback, private (RFC 1918), carrier-grade NAT and unique-local addresses. It never opens
-link-local, multicast, unspecified or reserved addresses, nor the cloud instance-metadata addresses.
+  stretch it), and the body is read in chunks and refused as soon as it passes the byte cap;
+- errors say what failed and the status code an image host answered, never bytes it sent (a
+  banner, a reason phrase) and never whether a port was closed or filtered: the fetcher must not
+  be a port scanner or a banner grabber. URLs in messages are redacted (`core.redact`).
 
 Hand-written on http.client on purpose: no well-kept library connects to the exact address it
 checked (requests/urllib3 resolve again at connect time), and the core stays stdlib-only.
@@ -26,18 +22,16 @@ from __future__ import annotations
 import functools
 import http.client
 import io
-import ipaddress
-import math
 import os
 import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
-from urllib.parse import quote, urljoin, urlsplit
+from urllib.parse import urljoin
 
 from lambdavision.core.errors import (
     BadRequest,
@@ -46,71 +40,24 @@ from lambdavision.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from lambdavision.core.redact import redact_url
+from lambdavision.core.urlpolicy import (
+    FetchPolicy,
+    IPAddress,
+    Target,
+    address_refusal,
+    check_addresses,
+    is_ip_literal,
+    parse_url,
+)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 # host name -> the IP addresses it resolves to (as text). The default asks getaddrinfo.
 Resolver = Callable[[str], Sequence[str]]
 
 CHUNK_BYTES = 64 * 1024
-MAX_URL_LENGTH = 8192
 USER_AGENT = "lambdavision-fetch/1"
-ALLOW_PRIVATE_ENV = "LAMBDAVISION_ALLOW_PRIVATE_URLS"
-MAX_BYTES_ENV = "LAMBDAVISION_MAX_FETCH_BYTES"
-TIMEOUT_ENV = "LAMBDAVISION_FETCH_TIMEOUT"
 
 _REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
-_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-_FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
-
-
-@dataclass(frozen=True)
-class FetchPolicy:
-    """Limits of one fetch. `total_timeout` (seconds) covers every redirect hop together."""
-
-    allow_private: bool = False
-    max_bytes: int = 10 * 1024 * 1024
-    connect_timeout: float = 3.0
-    total_timeout: float = 10.0
-    max_redirects: int = 3
-
-    def __post_init__(self) -> None:
-        if self.max_bytes < 1:
-            raise ValueError(f"max_bytes must be at least 1, got {self.max_bytes}")
-        for name in ("connect_timeout", "total_timeout"):
-            value = getattr(self, name)
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
-        if self.max_redirects < 0:
-            raise ValueError(f"max_redirects must be 0 or more, got {self.max_redirects}")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> FetchPolicy:
-        """The policy set by `LAMBDAVISION_*` variables; defaults where a variable is unset."""
-        allow_text = environ.get(ALLOW_PRIVATE_ENV, "").strip().lower()
-        if allow_text not in _TRUE_WORDS | _FALSE_WORDS:
-            raise ValueError(f"{ALLOW_PRIVATE_ENV} must be 1 or 0, got {environ[ALLOW_PRIVATE_ENV]!r}")
-        max_bytes = cls.max_bytes
-        if (text := environ.get(MAX_BYTES_ENV)) is not None:
-            try:
-                max_bytes = int(text)
-            except ValueError:
-                max_bytes = 0
-            if max_bytes < 1:
-                raise ValueError(f"{MAX_BYTES_ENV} must be a positive whole number of bytes, got {text!r}")
-        total = cls.total_timeout
-        if (text := environ.get(TIMEOUT_ENV)) is not None:
-            try:
-                total = float(text)
-            except ValueError:
-                total = math.nan
-            if not (math.isfinite(total) and total > 0):
-                raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
-        return cls(
-            allow_private=allow_text in _TRUE_WORDS,
-            max_bytes=max_bytes,
-            connect_timeout=min(cls.connect_timeout, total),
-            total_timeout=total,
-        )
 
 
 @dataclass(frozen=True)
@@ -119,215 +66,6 @@ class Fetched:
     content: bytes
     content_type: str | None
     elapsed_ms: float
-
-
-# --- The address policy (pure) -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Range:
-    network: ipaddress.IPv4Network | ipaddress.IPv6Network
-    phrase: str  # completes "X is ..."
-    private: bool  # opened by allow_private
-
-
-def _ranges(private: bool, phrase: str, *cidrs: str) -> list[_Range]:
-    return [_Range(ipaddress.ip_network(cidr), phrase, private) for cidr in cidrs]
-
-
-# Never opened, whatever the policy: AWS IMDS/ECS/EKS (IPv4 and its fd00:ec2::/32 IPv6 services),
-# Alibaba's metadata service inside the CGNAT range.
-_METADATA = [
-    *_ranges(
-        False,
-        "a link-local address (cloud instance metadata)",
-        "169.254.169.254/32",
-        "169.254.170.2/32",
-        "169.254.170.23/32",
-    ),
-    *_ranges(False, "a cloud instance-metadata address", "fd00:ec2::/32", "100.100.100.200/32"),
-]
-
-# IANA's special-purpose registries, written out so the answer does not depend on the Python
-# version (ipaddress's is_global/is_private changed between patch releases).
-_IPV4_RANGES = [
-    *_ranges(False, "an unspecified ('this network') address", "0.0.0.0/8"),
-    *_ranges(True, "a loopback address", "127.0.0.0/8"),
-    *_ranges(True, "a private address", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"),
-    *_ranges(True, "a carrier-grade NAT (shared) address", "100.64.0.0/10"),
-    *_ranges(False, "a link-local address", "169.254.0.0/16"),
-    *_ranges(False, "a multicast address", "224.0.0.0/4"),
-    *_ranges(
-        False,
-        "a reserved address",
-        "192.0.0.0/24",
-        "192.0.2.0/24",
-        "192.88.99.0/24",
-        "198.18.0.0/15",
-        "198.51.100.0/24",
-        "203.0.113.0/24",
-        "240.0.0.0/4",
-    ),
-]
-_IPV6_RANGES = [
-    *_ranges(False, "an unspecified address", "::/128"),
-    *_ranges(True, "a loopback address", "::1/128"),
-    *_ranges(False, "a link-local address", "fe80::/10"),
-    *_ranges(False, "a multicast address", "ff00::/8"),
-    *_ranges(True, "a unique-local (private) address", "fc00::/7"),
-    *_ranges(True, "a local-use NAT64 address", "64:ff9b:1::/48"),
-    *_ranges(False, "a Teredo tunnel address", "2001::/32"),
-    *_ranges(False, "a reserved address", "2001::/23", "2001:db8::/32", "3fff::/20"),
-]
-_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
-_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address stands for: IPv4-mapped, NAT64 (64:ff9b::/96) or 6to4."""
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address in _NAT64 or address in _LOCAL_NAT64:  # the IPv4 address sits in the last 32 bits
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return address.sixtofour
-
-
-def address_refusal(address: IPAddress, *, allow_private: bool) -> str | None:
-    """Why a fetch may not connect to `address` ("a loopback address", ...), or None if it may."""
-    if isinstance(address, ipaddress.IPv6Address):
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            inner = address_refusal(embedded, allow_private=allow_private)
-            return None if inner is None else f"an IPv6 form of {embedded}, {inner}"
-    for known in _METADATA:
-        if address in known.network:
-            return known.phrase
-    for known in _IPV4_RANGES if address.version == 4 else _IPV6_RANGES:
-        if address in known.network:
-            return None if known.private and allow_private else known.phrase
-    if address.version == 6 and address not in _GLOBAL_UNICAST:
-        return "a reserved address (outside IPv6 global unicast)"
-    if not address.is_global:  # belt and braces: anything Python knows to be special
-        return "a reserved address"
-    return None
-
-
-def check_addresses(host: str, addresses: Sequence[str], *, allow_private: bool) -> list[IPAddress]:
-    """Every address `host` resolved to, parsed; BadRequest if any one of them is refused.
-
-    One bad address refuses the host: which address the connection would use is not ours to pick.
-    """
-    if not addresses:
-        raise UpstreamError(f"host {host} resolved to no address")
-    parsed: list[IPAddress] = []
-    for text in addresses:
-        try:
-            address = ipaddress.ip_address(text.split("%")[0])
-        except ValueError as exc:
-            raise UpstreamError(f"host {host} resolved to a malformed address {text!r}") from exc
-        reason = address_refusal(address, allow_private=allow_private)
-        if reason is not None:
-            if host == str(address):
-                raise BadRequest(f"URL refused: {address} is {reason}{_hint(reason)}")
-            raise BadRequest(f"URL refused: {host} resolves to {address}, {reason}{_hint(reason)}")
-        if address not in parsed:
-            parsed.append(address)
-    return parsed
-
-
-def _hint(reason: str) -> str:
-    opened = {known.phrase for known in (*_IPV4_RANGES, *_IPV6_RANGES) if known.private}
-    if any(reason.endswith(phrase) for phrase in opened):
-        return f" (set {ALLOW_PRIVATE_ENV}=1 to allow it for local testing)"
-    return ""
-
-
-# --- URLs (pure) ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """A checked URL: what to resolve, where to connect and what to ask for."""
-
-    url: str
-    scheme: str
-    host: str  # ASCII (IDNA) host name or IP literal, no brackets
-    port: int
-    request_target: str  # path + query, percent-encoded
-
-    @property
-    def display(self) -> str:
-        """host[:port] as a person would name the image host in an error message."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        default = 443 if self.scheme == "https" else 80
-        return host if self.port == default else f"{host}:{self.port}"
-
-
-def parse_url(url: object) -> Target:
-    """Check a URL's form (scheme, host, port, no credentials); BadRequest saying what is wrong."""
-    if not isinstance(url, str):
-        raise BadRequest(f"URL must be a string, got {type(url).__name__}")
-    url = url.strip()
-    if not url:
-        raise BadRequest("URL is empty")
-    if len(url) > MAX_URL_LENGTH:
-        raise BadRequest(f"URL is longer than {MAX_URL_LENGTH} characters")
-    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in url):
-        raise BadRequest("URL contains control characters")
-    try:
-        url.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: valid JSON, not valid text
-        raise BadRequest("malformed URL: not valid Unicode text") from None
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise BadRequest(f"malformed URL: {exc}") from exc
-    scheme = parts.scheme.lower()
-    # "example.com/cat.jpg" has no scheme; "localhost:8080/cat.jpg" parses as scheme "localhost"
-    if not scheme or ("://" not in url and scheme not in ("http", "https")):
-        raise BadRequest("URL must start with http:// or https://")
-    if scheme not in ("http", "https"):
-        raise BadRequest(f"URL refused: scheme '{scheme}' is not allowed (only http and https)")
-    if "@" in parts.netloc:
-        raise BadRequest("URL refused: credentials (user:password@) are not allowed in the URL")
-    host = _ascii_host(parts.hostname or "")
-    if port is None:
-        port = 443 if scheme == "https" else 80
-    if port == 0:
-        raise BadRequest("malformed URL: port 0")
-    path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
-    query = quote(parts.query, safe="/?%:@!$&'()*+,;=-._~")
-    return Target(
-        url=url,
-        scheme=scheme,
-        host=host,
-        port=port,
-        request_target=f"{path}?{query}" if query else path,
-    )
-
-
-def _ascii_host(host: str) -> str:
-    if not host:
-        raise BadRequest("malformed URL: no host")
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        pass
-    try:
-        ascii_host = host.encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
-        raise BadRequest(f"malformed URL: host {host!r} is not a valid host name") from exc
-    labels = ascii_host.removesuffix(".").split(".")
-    if len(ascii_host) > 253 or not all(_valid_label(label) for label in labels):
-        raise BadRequest(f"malformed URL: host {host!r} is not a valid host name")
-    return ascii_host
-
-
-def _valid_label(label: str) -> bool:
-    allowed = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
-    return 0 < len(label) <= 63 and set(label) <= allowed
 
 
 # --- Reading with a cap (pure over any stream) -----------------------------------------------------
@@ -417,12 +155,9 @@ class _Pin:
             sock.settimeout(max(_remaining(self.deadline), 0.001))  # TLS handshake, request
             self.sock = sock
             return sock
-        if failure is None or isinstance(failure, TimeoutError):
-            raise UpstreamTimeout(
-                f"could not connect to image host {self.target.display} in time "
-                f"(connect timeout {self.connect_timeout:g} s)"
-            ) from failure
-        raise failure
+        # One answer whether the port was closed (refused), filtered (timed out) or unreachable:
+        # telling them apart would make the fetcher a port scanner.
+        raise UpstreamError(f"could not connect to image host {self.target.display}") from failure
 
     def close(self) -> None:
         if self.sock is not None:
@@ -507,7 +242,8 @@ class _Answer:
 
 def _get(target: Target, policy: FetchPolicy, deadline: float, resolver: Resolver) -> _Answer:
     """One GET of one URL: resolve, check, connect to the checked address, read with the caps."""
-    if _is_ip_literal(target.host):
+    policy.check_port(target)
+    if is_ip_literal(target.host):
         names: Sequence[str] = [target.host]
     else:
         names = _resolve(target.host, resolver, deadline, policy.total_timeout)
@@ -527,16 +263,21 @@ def _get(target: Target, policy: FetchPolicy, deadline: float, resolver: Resolve
         return _read_answer(target, policy, response)
     except TimeoutError as exc:
         raise _timeout(target, policy) from exc
-    except ssl.SSLCertVerificationError as exc:
+    except ssl.SSLCertVerificationError as exc:  # OpenSSL's words about the certificate, not the host's bytes
         raise UpstreamError(
             f"image host {target.display} failed the TLS certificate check: {exc.verify_message}"
         ) from exc
-    except ConnectionRefusedError as exc:
-        raise UpstreamError(f"image host {target.display} refused the connection") from exc
-    except (OSError, http.client.HTTPException) as exc:
+    except ssl.SSLError as exc:
+        raise UpstreamError(f"the TLS handshake with image host {target.display} failed") from exc
+    except http.client.HTTPException as exc:
+        # Never the exception's text: BadStatusLine carries what the port sent (an SSH banner...).
         if _remaining(deadline) <= 0:
             raise _timeout(target, policy) from exc
-        raise UpstreamError(f"fetching from image host {target.display} failed: {_describe(exc)}") from exc
+        raise UpstreamError(f"image host {target.display} did not answer with valid HTTP") from exc
+    except OSError as exc:
+        if _remaining(deadline) <= 0:
+            raise _timeout(target, policy) from exc
+        raise UpstreamError(f"the connection to image host {target.display} failed") from exc
     finally:
         connection.close()
         pin.close()
@@ -549,9 +290,8 @@ def _read_answer(target: Target, policy: FetchPolicy, response: http.client.HTTP
         if not location:
             raise UpstreamError(f"image host {target.display} answered HTTP {status} without a Location")
         return _Answer(location=location)
-    if not 200 <= status < 300:
-        reason = response.reason[:100]  # the server's words, kept short
-        raise UpstreamError(f"image host {target.display} answered HTTP {status} {reason}".rstrip())
+    if not 200 <= status < 300:  # the status code only: the reason phrase is the host's own words
+        raise UpstreamError(f"image host {target.display} answered HTTP {status}")
     declared = response.length
     if declared is not None and declared > policy.max_bytes:
         raise PayloadTooLarge(
@@ -565,24 +305,8 @@ def _read_answer(target: Target, policy: FetchPolicy, response: http.client.HTTP
     return _Answer(content=content, content_type=response.getheader("Content-Type"))
 
 
-def _is_ip_literal(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 def _timeout(target: Target, policy: FetchPolicy) -> UpstreamTimeout:
     return UpstreamTimeout(f"image host {target.display} did not answer within {policy.total_timeout:g} s")
-
-
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, http.client.HTTPException):
-        return f"malformed response ({type(exc).__name__}: {exc})" if str(exc) else "malformed response"
-    if isinstance(exc, OSError) and exc.strerror:
-        return exc.strerror
-    return str(exc) or type(exc).__name__
 
 
 # --- The public entry points ---------------------------------------------------------------------
@@ -623,14 +347,14 @@ def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver | None = None) ->
         except BadRequest as exc:
             raise _refused_redirect(next_url, exc) from exc
         if target.url in visited:
-            raise UpstreamError(f"redirect loop at {target.url}")
+            raise UpstreamError(f"redirect loop at {redact_url(target.url)}")
         visited.add(target.url)
-    raise UpstreamError(f"too many redirects (more than {policy.max_redirects}) from {url}")
+    raise UpstreamError(f"too many redirects (more than {policy.max_redirects}) from {redact_url(url)}")
 
 
 def _refused_redirect(url: str, refusal: BadRequest) -> BadRequest:
     detail = refusal.message.removeprefix("URL refused: ")
-    return BadRequest(f"URL refused: redirected to {url}, but {detail}")
+    return BadRequest(f"URL refused: redirected to {redact_url(url)}, but {detail}")
 
 
 def fetch_many(urls: Sequence[str], policy: FetchPolicy, max_workers: int = 8) -> list[Fetched | LambdaVisionError]:
@@ -646,7 +370,7 @@ def fetch_many(urls: Sequence[str], policy: FetchPolicy, max_workers: int = 8) -
         except LambdaVisionError as exc:
             return exc
         except Exception as exc:  # a bug; one image must not fail the batch
-            error = LambdaVisionError(f"internal error while fetching {url!r}: {type(exc).__name__}")
+            error = LambdaVisionError(f"internal error while fetching {redact_url(url)}: {type(exc).__name__}")
             error.__cause__ = exc
             return error
 
