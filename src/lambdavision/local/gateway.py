@@ -10,6 +10,7 @@ function's answer (or failure) into what API Gateway would send. The HTTP shell
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,9 @@ LAMBDA_REQUEST_ID_HEADER = "Lambda-Runtime-Aws-Request-Id"
 
 # Hop-by-hop and framing headers belong to the HTTP shell, never to the function's answer.
 _SHELL_OWNED_HEADERS = frozenset({"content-length", "transfer-encoding", "connection", "keep-alive"})
+
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 Invoke = Callable[[str, dict[str, Any]], Invocation]
 Log = Callable[[str], None]
@@ -300,8 +304,9 @@ def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     """Drop framing headers the shell sets itself; refuse ones that would split the response."""
     cleaned: list[tuple[str, str]] = []
     for name, value in headers:
-        if any(char in name for char in "\r\n:") or any(char in value for char in "\r\n\0"):
-            raise ValueError(f"header {name!r} has a control character")
+        # RFC 9110: a name is a token; a value is visible characters, spaces and tabs (no CR, LF, NUL...).
+        if not _TOKEN.fullmatch(name) or _FIELD_VALUE_FORBIDDEN.search(value):
+            raise ValueError(f"header {name!r} has a control character or is not a valid header")
         try:  # HTTP/1.1 sends header bytes as Latin-1; anything else cannot go on the wire
             name.encode("latin-1")
             value.encode("latin-1")

@@ -1,19 +1,34 @@
 """The thin HTTP shell around `LocalGateway`: bytes in, `HttpRequest`; `HttpResponse`, bytes out.
 
+HTTP/1.1 is parsed by h11 (a small, strict, well-kept parser of RFC 9112) rather than by hand:
+strict Content-Length digits and chunk-size hex, no control characters in the request line, one
+Content-Length. On top of it this shell refuses what h11 tolerates but API Gateway would not:
+Transfer-Encoding together with Content-Length (a request-smuggling shape; the connection is then
+closed, so nothing pipelined behind it is served) and obs-fold header continuations. A refused
+request gets a short JSON error that never echoes its bytes, and the connection is closed.
+
 One thread per connection (daemon threads, so a stuck client never keeps the process alive),
-HTTP/1.1 keep-alive, `TCP_NODELAY` on every accepted socket (without it a small answer waits
-for Nagle's delayed ACK), and a per-connection socket timeout so a client that stops sending
-mid-request is dropped instead of holding its thread forever. One log line per request on the
-log stream, in the format SAM CLI's server prints.
+keep-alive, `TCP_NODELAY` on every accepted socket (without it a small answer waits for Nagle's
+delayed ACK), and a per-connection socket timeout so a client that stops sending mid-request is
+dropped instead of holding its thread forever. One log line per request, in the format SAM CLI's
+server prints, with every control or non-ASCII character escaped (nothing a client sends can
+forge a log line or move the terminal's cursor).
 """
 
 from __future__ import annotations
 
+import json
+import re
+import socket
+import socketserver
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import time
+from http import HTTPStatus
 from typing import Any, TextIO
 from urllib.parse import parse_qsl, urlsplit
+
+import h11
 
 from lambdavision.local.gateway import (
     MAX_REQUEST_BODY_BYTES,
@@ -29,13 +44,25 @@ DEFAULT_CLIENT_TIMEOUT_S = 60.0
 # client reads our answer instead of a connection reset; past it the connection is closed.
 _MAX_DISCARD_BYTES = 64 * 1024 * 1024
 _READ_CHUNK = 256 * 1024
+_MAX_HEAD_BYTES = 64 * 1024  # request line + headers (h11 answers 431 past it)
+_OBS_FOLD = re.compile(rb"\n[ \t]")  # a header line that starts with whitespace continues the previous one
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
 
 
-class BadBody(Exception):
-    """The request's framing (Content-Length / chunked encoding) cannot be read."""
+class _Closed(Exception):
+    """The client went away (or stayed silent past the timeout): drop the connection."""
 
 
-class GatewayHTTPServer(ThreadingHTTPServer):
+class _Refused(Exception):
+    """The request is malformed: answer `status` with `reason` and close the connection."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class GatewayHTTPServer(socketserver.ThreadingTCPServer):
     """A threading HTTP server that hands every request to one `LocalGateway`."""
 
     daemon_threads = True
@@ -54,8 +81,8 @@ class GatewayHTTPServer(ThreadingHTTPServer):
         self.gateway = gateway
         self.log_stream = log_stream if log_stream is not None else sys.stderr
         self.log_lock = threading.Lock()
-        handler = type("BoundGatewayRequestHandler", (GatewayRequestHandler,), {"timeout": client_timeout_s})
-        super().__init__(address, handler)
+        self.client_timeout_s = client_timeout_s
+        super().__init__(address, _Connection)
 
     @property
     def url(self) -> str:
@@ -69,7 +96,7 @@ class GatewayHTTPServer(ThreadingHTTPServer):
         # A client that vanished or stalled is routine: one line, not a traceback.
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
-            self.log_line(f"{client_address[0]} - connection dropped: {exc!r}")
+            self.log_line(f"{client_address[0]} - connection dropped: {printable(repr(exc))}")
             return
         super().handle_error(request, client_address)
 
@@ -79,135 +106,193 @@ class GatewayHTTPServer(ThreadingHTTPServer):
             self.log_stream.flush()
 
 
-class GatewayRequestHandler(BaseHTTPRequestHandler):
-    """Converts one HTTP exchange to and from the gateway's dataclasses."""
+def printable(text: str) -> str:
+    """`text` safe for a one-line log: control, non-ASCII, quote and backslash characters escaped."""
+    out = []
+    for char in text:
+        code = ord(char)
+        if char in '"\\':
+            out.append("\\" + char)
+        elif 0x20 <= code < 0x7F:
+            out.append(char)
+        elif code <= 0xFF:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+    return "".join(out)
+
+
+class _Connection(socketserver.BaseRequestHandler):
+    """One client connection: h11 parses, the gateway answers, until either side closes."""
 
     server: GatewayHTTPServer
-    protocol_version = "HTTP/1.1"  # keep-alive
-    # An unparseable request line is answered with a status line and headers, not HTTP/0.9's bare body.
-    default_request_version = "HTTP/1.0"
-    disable_nagle_algorithm = True  # TCP_NODELAY on the accepted socket
-    server_version = "lambdavision"
+    request: socket.socket
 
-    def version_string(self) -> str:
-        return self.server_version
+    def setup(self) -> None:
+        self.request.settimeout(self.server.client_timeout_s)
+        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=_MAX_HEAD_BYTES)
+        self.head = bytearray()  # the raw bytes of the request being read, until its headers end
 
-    def _serve(self) -> None:
+    def handle(self) -> None:
         try:
-            body = self._read_body()
-        except BadBody as exc:
-            self.close_connection = True
-            self.send_error(400, str(exc))
-            return
-        except TimeoutError:
-            self.close_connection = True
-            return
-        if body is None:
-            self._write(request_too_long())
-            return
-        split = urlsplit(self.path)
+            while self._serve_one():
+                self.h11.start_next_cycle()
+                self.head = bytearray(self.h11.trailing_data[0])
+        except _Closed:
+            pass
+        except _Refused as refused:
+            self._refuse(refused.status, refused.reason)
+
+    # ---- one request ----
+
+    def _serve_one(self) -> bool:
+        """Read one request, answer it; True if the connection stays open for another."""
+        try:
+            event = self._next_event()
+        except h11.RemoteProtocolError as exc:
+            raise _Refused(exc.error_status_hint, "malformed request") from None
+        if isinstance(event, h11.ConnectionClosed):
+            return False
+        assert isinstance(event, h11.Request)
+        self._check_framing(event)
+        method = event.method.decode("ascii")
+        target = event.target.decode("ascii")
+        request_line = f"{method} {target} HTTP/{event.http_version.decode('ascii')}"
+        length = _content_length(event)
+        if length is not None and length > MAX_REQUEST_BODY_BYTES:
+            return self._too_long(request_line, discard=length)
+        if self.h11.they_are_waiting_for_100_continue:
+            self._send(h11.InformationalResponse(status_code=100, headers=[]))
+        body = self._read_body(MAX_REQUEST_BODY_BYTES)
+        if body is None:  # a chunked body past the limit: its end is unknown, so close
+            return self._too_long(request_line, discard=None)
+        split = urlsplit(target)
         request = HttpRequest(
-            method=self.command,
+            method=method,
             path=split.path or "/",
             query=parse_qsl(split.query, keep_blank_values=True),
-            headers=list(self.headers.items()),
+            headers=[(name.decode("latin-1"), value.decode("latin-1")) for name, value in event.headers.raw_items()],
             body=body,
-            source_ip=self.client_address[0],
+            source_ip=str(self.client_address[0]),
         )
-        self._write(self.server.gateway.handle(request))
+        response = self.server.gateway.handle(request)
+        self._respond(response, head_only=method == "HEAD")
+        self._log(request_line, response.status)
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
 
-    def _read_body(self) -> bytes | None:
-        """The request body, or None when it is over API Gateway's 10 MB limit."""
-        encoding = (self.headers.get("Transfer-Encoding") or "").strip().lower()
-        if encoding:
-            if encoding != "chunked":
-                raise BadBody(f"unsupported Transfer-Encoding: {encoding}")
-            return self._read_chunked()
-        length_text = self.headers.get("Content-Length")
-        if length_text is None:
-            return b""
-        if len(self.headers.get_all("Content-Length") or []) > 1:
-            raise BadBody("more than one Content-Length header")
-        try:
-            length = int(length_text.strip())
-        except ValueError:
-            raise BadBody(f"bad Content-Length: {length_text!r}") from None
-        if length < 0:
-            raise BadBody(f"bad Content-Length: {length_text!r}")
-        if length > MAX_REQUEST_BODY_BYTES:
-            self._discard(length)
-            return None
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise BadBody("the body is shorter than its Content-Length")
-        return body
+    def _check_framing(self, event: h11.Request) -> None:
+        names = {name for name, _ in event.headers}
+        if b"transfer-encoding" in names and b"content-length" in names:
+            raise _Refused(400, "Transfer-Encoding and Content-Length together")
+        end = _HEAD_END.search(self.head)
+        if _OBS_FOLD.search(self.head[: end.start() if end else len(self.head)]):
+            raise _Refused(400, "folded (obs-fold) header line")
 
-    def _read_chunked(self) -> bytes | None:
-        parts: list[bytes] = []
-        total = 0
+    def _too_long(self, request_line: str, discard: int | None) -> bool:
+        """413 as API Gateway words it; keep the connection only if the body could be read past."""
+        keep = discard is not None and discard <= _MAX_DISCARD_BYTES and not self.h11.they_are_waiting_for_100_continue
+        if keep:
+            self._read_body(None)
+        self._respond(request_too_long(), head_only=False, close=not keep)
+        self._log(request_line, 413)
+        return keep and self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    # ---- reading ----
+
+    def _next_event(self) -> Any:
         while True:
-            size_line = self.rfile.readline(1024)
+            event = self.h11.next_event()
+            if event is not h11.NEED_DATA:
+                return event
             try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadBody("bad chunk size") from None
-            if size < 0:
-                raise BadBody("bad chunk size")
-            if size == 0:
-                break
-            total += size
-            if total > MAX_REQUEST_BODY_BYTES:
-                self.close_connection = True
-                return None
-            chunk = self.rfile.read(size)
-            if len(chunk) != size or self.rfile.read(2) != b"\r\n":
-                raise BadBody("truncated chunk")
-            parts.append(chunk)
-        while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):  # trailers
-            pass
-        return b"".join(parts)
+                data = self.request.recv(_READ_CHUNK)
+            except (TimeoutError, ConnectionError, OSError):
+                raise _Closed() from None
+            if len(self.head) <= _MAX_HEAD_BYTES and self.h11.their_state is h11.IDLE:
+                self.head += data
+            self.h11.receive_data(data)
 
-    def _discard(self, length: int) -> None:
-        if length > _MAX_DISCARD_BYTES:
-            self.close_connection = True
-            return
-        remaining = length
-        while remaining > 0:
-            chunk = self.rfile.read(min(_READ_CHUNK, remaining))
-            if not chunk:
-                self.close_connection = True
-                return
-            remaining -= len(chunk)
+    def _read_body(self, limit: int | None) -> bytes | None:
+        """The body, or None once it passes `limit` (None: read and drop all of it)."""
+        parts: list[bytes] = []
+        size = 0
+        while True:
+            try:
+                event = self._next_event()
+            except h11.RemoteProtocolError as exc:
+                raise _Refused(exc.error_status_hint, "malformed body") from None
+            if isinstance(event, h11.EndOfMessage):
+                return b"".join(parts)
+            if not isinstance(event, h11.Data):
+                raise _Closed()  # the client closed the connection mid-body
+            size += len(event.data)
+            if limit is not None:
+                if size > limit:
+                    return None
+                parts.append(bytes(event.data))
 
-    def handle_expect_100(self) -> bool:
-        # Refuse an oversized upload before the client sends it.
+    # ---- writing ----
+
+    def _respond(self, response: HttpResponse, *, head_only: bool, close: bool = False) -> None:
+        headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in response.headers]
+        headers += [(b"Server", b"lambdavision"), (b"Date", _http_date().encode())]
+        no_body = response.status in (204, 304)
+        if not no_body:
+            headers.append((b"Content-Length", str(len(response.body)).encode()))
+        if close:
+            headers.append((b"Connection", b"close"))
+        self._send(h11.Response(status_code=response.status, headers=headers, reason=_reason(response.status)))
+        if response.body and not head_only and not no_body:
+            self._send(h11.Data(data=response.body))
+        self._send(h11.EndOfMessage())
+
+    def _send(self, event: Any) -> None:
+        data = self.h11.send(event)
+        if data:
+            try:
+                self.request.sendall(data)
+            except OSError:
+                raise _Closed() from None
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """A fixed answer to a malformed request (never its bytes), then the connection closes.
+
+        Written directly: h11 will not send a response to a request it could not parse.
+        """
+        body = json.dumps({"message": f"{_reason(status).decode()}: {reason}"}).encode()
+        head = (
+            f"HTTP/1.1 {status} {_reason(status).decode()}\r\nServer: lambdavision\r\nDate: {_http_date()}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        )
         try:
-            length = int(self.headers.get("Content-Length") or 0)
-        except ValueError:
-            length = 0
-        if length > MAX_REQUEST_BODY_BYTES:
-            self.close_connection = True
-            self._write(request_too_long())
-            return False
-        return super().handle_expect_100()
+            self.request.sendall(head.encode("ascii") + body)
+        except OSError:
+            return
+        self._log("<malformed request>", status)
 
-    def _write(self, response: HttpResponse) -> None:
-        self.send_response(response.status)
-        for name, value in response.headers:
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(response.body)))
-        if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and response.body:
-            self.wfile.write(response.body)
-
-    # Every method goes through the gateway, which answers 403 for those no route declares.
-    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        # The base class formats `127.0.0.1 - - [time] "POST /path HTTP/1.1" 200 -`, as SAM does.
-        self.server.log_line(f"{self.address_string()} - - [{self.log_date_time_string()}] {format % args}")
+    def _log(self, request_line: str, status: int) -> None:
+        # `127.0.0.1 - - [time] "POST /path HTTP/1.1" 200 -`, as SAM CLI's server prints it.
+        stamp = time.strftime("%d/%b/%Y %H:%M:%S")
+        self.server.log_line(f'{self.client_address[0]} - - [{stamp}] "{printable(request_line)}" {status} -')
 
 
-__all__ = ["DEFAULT_CLIENT_TIMEOUT_S", "GatewayHTTPServer", "GatewayRequestHandler"]
+def _content_length(event: h11.Request) -> int | None:
+    for name, value in event.headers:
+        if name == b"content-length":
+            return int(value)  # h11 checked it: digits only, one value
+    return None
+
+
+def _reason(status: int) -> bytes:
+    try:
+        return HTTPStatus(status).phrase.encode("ascii")
+    except ValueError:
+        return b""
+
+
+def _http_date() -> str:
+    return time.strftime("%a, %d %b %Y %H:%M:%S GMT", time.gmtime())
+
+
+__all__ = ["DEFAULT_CLIENT_TIMEOUT_S", "GatewayHTTPServer", "printable"]
