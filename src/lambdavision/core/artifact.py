@@ -31,13 +31,13 @@ import re
 import tarfile
 import tempfile
 import threading
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, Protocol, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from lambdavision.core.errors import ArtifactError
+from lambdavision.core.tarstream import HEADER_SLACK_BYTES, ByteStream, CappedTarInfo, Gunzip
 
 if TYPE_CHECKING:
     # Imported where used at run time: core.preprocess brings numpy and Pillow, and this module
@@ -51,18 +51,9 @@ ONNX_DATA_NAME = "model.onnx.data"  # the weights; model.onnx refers to it by th
 FORMAT_VERSION = 2  # the newest this code reads; artifacts without external data are written as 1
 
 _GIB = 1024**3
+_MIB = 1024**2
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1024 * 1024
-# tar headers (and PAX records) come on top of the members' data; this bounds them in total...
-_HEADER_SLACK_BYTES = 16 * 1024 * 1024
-# ...and each long-name or PAX record alone, which tarfile reads into memory whole.
-_MAX_HEADER_RECORD_BYTES = 1024 * 1024
-
-
-class ByteStream(Protocol):
-    """What the reader needs of a source: `read(n)` (a file, a socket body, an S3 download)."""
-
-    def read(self, size: int = -1, /) -> bytes: ...
 
 
 class CacheWriteError(ArtifactError):
@@ -76,6 +67,12 @@ class Limits:
     max_member_bytes: int = 1 * _GIB
     max_total_bytes: int = 2 * _GIB
     max_members: int = 64
+    # Read into memory, so capped at what a real model needs (21,843 ImageNet-21k names: ~0.4 MB).
+    max_manifest_bytes: int = 1 * _MIB
+    max_classes_bytes: int = 4 * _MIB
+    # Members passed over before the needed ones are all read: each is still gunzipped to skip it
+    # (1 GiB took ~1.1 s here), so they are capped well inside Lambda's 10 s INIT.
+    max_skipped_bytes: int = 256 * _MIB
 
 
 DEFAULT_LIMITS = Limits()
@@ -326,97 +323,6 @@ def write_artifact(
 # --- reading ------------------------------------------------------------------------------------
 
 
-class _CappedTarInfo(tarfile.TarInfo):
-    """Refuses a GNU long-name/long-link or PAX header record larger than 1 MiB before tarfile reads it."""
-
-    def _proc_gnulong(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
-        self._check_record()
-        return super()._proc_gnulong(tarfile)  # type: ignore[misc,no-any-return]
-
-    def _proc_pax(self, tarfile: tarfile.TarFile) -> tarfile.TarInfo:
-        self._check_record()
-        return super()._proc_pax(tarfile)  # type: ignore[misc,no-any-return]
-
-    def _check_record(self) -> None:
-        if self.size > _MAX_HEADER_RECORD_BYTES:
-            raise ArtifactError(
-                f"a tar header record of {self.size} bytes (over {_MAX_HEADER_RECORD_BYTES}); refusing the artifact"
-            )
-
-
-class _Gunzip:
-    """gzip decompression as a file object for tarfile, refusing to yield more than `cap` bytes.
-
-    Written on zlib instead of using gzip.GzipFile because this read is on the cold-start path of
-    every model fetched from S3: GzipFile computes the CRC in a second pass and copies each chunk
-    twice more through its buffers, ~60 ms of a ResNet-50's 140 ms unpack; zlib checks the gzip
-    header, CRC and length itself in the same pass (wbits=31). Concatenated members are read as
-    one stream, as gzip does. The cap is the gzip bomb guard.
-    """
-
-    _MAGIC = b"\x1f\x8b"
-
-    def __init__(self, raw: ByteStream, cap: int, source: str) -> None:
-        self._raw = raw
-        self._left = cap
-        self._cap = cap
-        self._source = source
-        self._inflate = zlib.decompressobj(wbits=31)
-        self._pending = b""  # compressed bytes read but not yet given to zlib
-        self._started = False
-        self._done = False
-
-    def read(self, size: int = -1) -> bytes:
-        want = min(_CHUNK if size < 0 else size, self._left + 1)
-        out = b""
-        try:
-            while not out and not self._done and want > 0:
-                out = self._inflate_some(want)
-        except zlib.error as exc:  # raised as is, tarfile would call it "not a valid tar archive"
-            raise ArtifactError(f"truncated or corrupt gzip data ({exc})") from None
-        self._left -= len(out)
-        if self._left < 0:
-            raise ArtifactError(f"{self._source}: decompresses to more than {self._cap} bytes (limit); refusing it")
-        return out
-
-    def _inflate_some(self, want: int) -> bytes:
-        if self._inflate.eof and not self._next_member():
-            self._done = True
-            return b""
-        data = self._inflate.unconsumed_tail or self._pending or self._raw.read(_CHUNK)
-        self._pending = b""
-        if not self._started:
-            while 0 < len(data) < len(self._MAGIC) and (more := self._raw.read(_CHUNK)):
-                data += more  # a short first read: the magic number needs two bytes
-            if not data:
-                self._done = True  # an empty file: tarfile says so
-                return b""
-            self._check_magic(data)
-            self._started = True
-        if not data:
-            raise ArtifactError("truncated or corrupt gzip data (the compressed stream ended inside a member)")
-        return self._inflate.decompress(data, want)
-
-    def _next_member(self) -> bool:
-        """After a member's end: start the next one (gzip allows concatenation), or tell the end."""
-        rest = self._inflate.unused_data.lstrip(b"\0")  # gzip tolerates zero padding after a member
-        while not rest:
-            chunk = self._raw.read(_CHUNK)
-            if not chunk:
-                return False
-            rest = chunk.lstrip(b"\0")
-        while len(rest) < len(self._MAGIC) and (more := self._raw.read(_CHUNK)):
-            rest += more
-        self._check_magic(rest)
-        self._inflate = zlib.decompressobj(wbits=31)
-        self._pending = rest
-        return True
-
-    def _check_magic(self, data: bytes) -> None:
-        if data[: len(self._MAGIC)] != self._MAGIC:
-            raise ArtifactError(f"not a gzip-compressed tarball (it starts with {data[:2]!r})")
-
-
 @dataclass
 class _Scan:
     """What has been read so far."""
@@ -428,15 +334,16 @@ class _Scan:
     onnx_path: Path | None = None
     seen: set[str] = field(default_factory=set)
     skipped: set[str] = field(default_factory=set)
+    skipped_bytes: int = 0
 
 
 def _read(fileobj: ByteStream, source: str, want_torchscript: bool, limits: Limits, onnx_dir: Path | None) -> Artifact:
     scan = _Scan()
-    cap = limits.max_total_bytes + _HEADER_SLACK_BYTES
+    cap = limits.max_total_bytes + HEADER_SLACK_BYTES
     try:
         # 1 MiB reads: tarfile's default 10 KiB record turns a 100 MB model into 10,000 calls.
         with tarfile.open(
-            None, "r|", fileobj=cast(IO[bytes], _Gunzip(fileobj, cap, source)), bufsize=_CHUNK, tarinfo=_CappedTarInfo
+            None, "r|", fileobj=cast(IO[bytes], Gunzip(fileobj, cap, source)), bufsize=_CHUNK, tarinfo=CappedTarInfo
         ) as tar:
             _scan_members(tar, scan, source, want_torchscript, limits, onnx_dir)
     except ArtifactError as exc:
@@ -481,6 +388,12 @@ def _scan_members(
             )
         if not _wanted(name, scan, count, want_torchscript):
             scan.skipped.add(name)
+            scan.skipped_bytes += member.size
+            if scan.skipped_bytes > limits.max_skipped_bytes:
+                raise ArtifactError(
+                    f"{source}: members the model does not use take more than {limits.max_skipped_bytes} bytes "
+                    f"(at {name!r}; limit)"
+                )
             continue
         if name in (ONNX_NAME, ONNX_DATA_NAME) and onnx_dir is not None:
             if name == ONNX_NAME:
@@ -491,6 +404,7 @@ def _scan_members(
             if scan.manifest is not None and _have_all_needed(scan, scan.manifest, want_torchscript):
                 return
             continue
+        _check_in_memory_size(name, member.size, limits, source)
         data = _read_member(tar, member, name, source)
         if name == MANIFEST_NAME:
             scan.manifest = Manifest.from_json(data, where=f"{source}: {MANIFEST_NAME}")
@@ -502,6 +416,18 @@ def _scan_members(
             scan.files[name] = data
         if scan.manifest is not None and _have_all_needed(scan, scan.manifest, want_torchscript):
             return  # the rest (the TorchScript copy) is never decompressed
+
+
+def _check_in_memory_size(name: str, size: int, limits: Limits, source: str) -> None:
+    """The manifest and a class list are read into memory: refuse them over their caps, unread."""
+    if name == MANIFEST_NAME:
+        cap, what = limits.max_manifest_bytes, "manifest"
+    elif name.endswith(".txt"):
+        cap, what = limits.max_classes_bytes, "class list"
+    else:
+        return
+    if size > cap:
+        raise ArtifactError(f"{source}: member {name!r} is {size} bytes, over the {cap}-byte limit for a {what}")
 
 
 def _safe_name(member: tarfile.TarInfo, source: str) -> str:
