@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import os
 import shutil
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from lambdavision.core.artifact import (
     unpack_for_serving,
 )
 from lambdavision.core.errors import ArtifactError, LambdaVisionError
+from lambdavision.core.seal import UnsafeFolder, check_seal, ensure_private_dir
 
 log = logging.getLogger("lambdavision")
 
@@ -73,7 +75,11 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def cache_dir(environ: Mapping[str, str]) -> Path:
-    return Path(environ.get("LAMBDAVISION_CACHE_DIR") or Path(tempfile.gettempdir()) / "lambdavision-cache")
+    """LAMBDAVISION_CACHE_DIR, else a folder of this user's in the temp dir (created 0700 when used)."""
+    if environ.get("LAMBDAVISION_CACHE_DIR"):
+        return Path(environ["LAMBDAVISION_CACHE_DIR"])
+    user = f"-{os.getuid()}" if hasattr(os, "getuid") else ""
+    return Path(tempfile.gettempdir()) / f"lambdavision-cache{user}"
 
 
 def _s3_client(environ: Mapping[str, str]) -> Any:
@@ -90,12 +96,24 @@ def _s3_client(environ: Mapping[str, str]) -> Any:
 
 
 def _cached_copy(cached: Path, uri: str) -> Artifact | None:
-    """The unpacked copy of this object version, if the cache holds a whole one.
+    """The unpacked copy of this object version, if the cache holds a whole one, unchanged.
 
-    A copy that lost a file (a /tmp cleaner) is removed, so this load downloads the model again
-    instead of every later load failing on it.
+    The cache folder must be this user's alone (0700, core.seal), and the copy must match the
+    record written with it: sizes and times of every file, sha256 of the manifest, the class list
+    and a format-2 graph. A copy that changed or lost a file (an edit, a /tmp cleaner) is removed,
+    so this load downloads the model again instead of serving it, or of every later load failing.
     """
     if not (cached / MANIFEST_NAME).is_file():
+        return None
+    try:
+        ensure_private_dir(cached.parent)
+    except UnsafeFolder as exc:
+        log.warning("model %s: not using the disk cache: %s", uri, exc)
+        return None
+    problem = check_seal(cached)
+    if problem is not None:
+        log.warning("model %s: the unpacked copy in %s cannot be trusted (%s); downloading again", uri, cached, problem)
+        shutil.rmtree(cached, ignore_errors=True)
         return None
     try:
         artifact = read_serving_dir(cached, source=uri)
@@ -125,7 +143,7 @@ def open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
         if hit is not None:
             return hit  # leaving `with` drops the unread body
         try:
-            artifact = unpack_for_serving(s3_object.stream, cached)  # gunzips while the bytes arrive
+            artifact = unpack_for_serving(s3_object.stream, cached, seal=True)  # gunzips while the bytes arrive
         except CacheWriteError as exc:
             log.warning("model %s: the disk cache is unusable (%s); loading from memory", uri, exc.message)
             artifact = None
@@ -150,7 +168,7 @@ def _open_with_boto3(uri: str, bucket: str, key: str, environ: Mapping[str, str]
             return hit
         body = client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
         try:
-            artifact = unpack_for_serving(body, cached)  # gunzips while the bytes arrive
+            artifact = unpack_for_serving(body, cached, seal=True)  # gunzips while the bytes arrive
         except CacheWriteError as exc:
             log.warning("model %s: the disk cache is unusable (%s); loading from memory", uri, exc.message)
             data = client.get_object(Bucket=bucket, Key=key)["Body"].read()

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from lambdavision.core.errors import ArtifactError
+from lambdavision.core.seal import UnsafeFolder, ensure_private_dir, write_seal
 from lambdavision.core.tarstream import HEADER_SLACK_BYTES, ByteStream, CappedTarInfo, Gunzip
 
 if TYPE_CHECKING:
@@ -191,7 +192,7 @@ def read_artifact(
 
 
 def unpack_for_serving(
-    source: str | os.PathLike[str] | ByteStream, dest: Path, limits: Limits = DEFAULT_LIMITS
+    source: str | os.PathLike[str] | ByteStream, dest: Path, limits: Limits = DEFAULT_LIMITS, *, seal: bool = False
 ) -> Artifact:
     """Verify an artifact and write what a server needs into the folder `dest`, atomically.
 
@@ -200,11 +201,15 @@ def unpack_for_serving(
     cache and for a model bundled in a Lambda package, which then load with `read_serving_dir` by
     path, without gunzipping. If `dest` already holds this same model (another process unpacked it
     first), that copy is used; if it holds another model, that is an error, never a silent swap.
-    A classic artifact (no ONNX) is returned as read, and nothing is written.
+    A classic artifact (no ONNX) is returned as read, and nothing is written. `dest`'s parent is
+    created 0700 and must be this user's (core.seal); with `seal`, the folder also gets a record
+    of its files (`check_seal` finds any later change), written before it appears under `dest`.
     """
     try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        ensure_private_dir(dest.parent)
         staging = Path(tempfile.mkdtemp(prefix=".unpack-", dir=dest.parent))
+    except UnsafeFolder as exc:
+        raise CacheWriteError(str(exc)) from exc
     except OSError as exc:
         raise CacheWriteError(f"cannot create a folder under {dest.parent} ({exc})") from exc
     try:
@@ -214,6 +219,8 @@ def unpack_for_serving(
         try:
             (staging / MANIFEST_NAME).write_bytes(artifact.manifest.to_json())
             (staging / CLASSES_NAME).write_text("\n".join(artifact.classes) + "\n", encoding="utf-8")
+            if seal:
+                write_seal(staging)
             os.rename(staging, dest)
         except OSError as exc:
             if not (dest / MANIFEST_NAME).is_file():  # not another process that got there first
