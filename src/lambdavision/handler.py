@@ -33,6 +33,7 @@ from lambdavision.core.fetch import FetchPolicy, fetch, fetch_many
 from lambdavision.core.payload import DEFAULT_MAX_BATCH, ClassifyRequest, parse_request
 from lambdavision.core.redact import RedactingFilter, redact_text
 from lambdavision.core.telemetry import RequestRecord
+from lambdavision.page import NOSNIFF, load_page
 
 log = logging.getLogger("lambdavision")
 log.addFilter(RedactingFilter())  # no URL's query string reaches the logs (SECURITY.md)
@@ -50,12 +51,6 @@ def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, not {value}")
     return value
-
-
-def _page() -> str:
-    from importlib import resources  # only GET / needs it: not imported at cold start
-
-    return resources.files("lambdavision").joinpath("resources/index.html").read_text(encoding="utf-8")
 
 
 class App:
@@ -88,7 +83,6 @@ class App:
         self.out = out
         self.clock = clock
         self.cold = True
-        self._page: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> App:
@@ -154,6 +148,7 @@ class App:
 
     def _headers(self, request_id: str, timings: Timings, cold: bool) -> dict[str, str]:
         headers = {
+            **NOSNIFF,
             "X-Request-Id": request_id,
             "X-Cold-Start": "1" if cold else "0",
             "Server-Timing": (
@@ -191,10 +186,9 @@ class App:
                 },
             )
         if request.method in ("GET", "HEAD") and request.path.rstrip("/") == "" and self.serve_page:
-            if self._page is None:
-                self._page = _page()
+            page = load_page()
             record.input_kind = "page"
-            return Response(status=200, body=self._page, content_type="text/html; charset=utf-8")
+            return Response(status=200, body=page.html, content_type="text/html; charset=utf-8", headers=page.headers)
         raise MethodNotAllowed(f"{request.method} {request.path} is not supported: POST an image to /invocations")
 
     def _classify(self, req: ClassifyRequest, timings: Timings, record: RequestRecord) -> Response:
@@ -253,9 +247,12 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
     try:
         app = get_app()
     except LambdaVisionError as exc:
-        # The model or a setting is broken: a server-side misconfiguration, a 500 with the reason.
-        log.error("cannot start: %s", exc.message)
-        return DirectInvoke.render(Response(status=500, body={"error": f"function unavailable: {exc.message}"}))
+        # The model or a setting is broken: a server-side misconfiguration. The reason (paths,
+        # names of variables) goes to the log only; the caller gets a request id to quote.
+        request_id = str(getattr(context, "aws_request_id", "") or "local")
+        log.error("cannot start (request %s): %s", request_id, exc.message)
+        body = {"error": "function unavailable: it could not load its model or settings", "request_id": request_id}
+        return DirectInvoke.render(Response(status=500, body=body, headers={**NOSNIFF, "X-Request-Id": request_id}))
     return app(event, context)
 
 

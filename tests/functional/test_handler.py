@@ -374,7 +374,9 @@ def test_bad_settings_fail_before_the_model_loads(name: str, value: str, tmp_pat
         App.from_env({name: value, "MODEL_URI": str(tmp_path / "missing.tar.gz")})
 
 
-def test_a_bad_setting_answers_a_500_naming_it(monkeypatch: pytest.MonkeyPatch, colour_artifact: Path) -> None:
+def test_a_bad_setting_answers_a_500_and_logs_its_name(
+    monkeypatch: pytest.MonkeyPatch, colour_artifact: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     import lambdavision.handler as handler
 
     monkeypatch.setattr(handler, "_app", None)
@@ -382,7 +384,8 @@ def test_a_bad_setting_answers_a_500_naming_it(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setenv("LAMBDAVISION_THREADS", "two")
     result = handler.lambda_handler(rest_event(b'{"url": "http://x/"}'), CONTEXT)
     assert result["statusCode"] == 500
-    assert "LAMBDAVISION_THREADS" in json.loads(result["body"])["error"]
+    assert "LAMBDAVISION_THREADS" not in result["body"]  # the detail is for the log (issue 14.7)
+    assert "LAMBDAVISION_THREADS" in caplog.text and "req-123" in caplog.text
 
 
 def test_405_says_what_is_allowed(app: App) -> None:
