@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from lambdavision.core.decode import DEFAULT_MAX_PIXELS, MAX_ASPECT, MAX_JPEG_SCANS, MAX_SIDE
+from lambdavision.core.decode import DEFAULT_MAX_PIXELS, MAX_ASPECT, MAX_JPEG_SCAN_PIXELS, MAX_JPEG_SCANS, MAX_SIDE
 from tests.memory.client import MemoryProbe, stated_bound_mib
 from tests.memory.shapes import Shape
 
@@ -44,9 +44,14 @@ CASES: list[tuple[Shape, int]] = [
     (Shape("JPEG", UNDER_PIXELS, UNDER_PIXELS, "RGB", progressive=True, subsampling=0), 422),
     (Shape("WEBP", 4032, 3024, "RGBA"), 200),  # a 12 MP photo
     (Shape("WEBP", 4600, 3500, "RGB"), 422),
-    # Progressive scans: at the cap, and one past it.
-    (Shape("JPEG", 4032, 3024, "RGB", progressive=True, extra_scans=SCANS_TO_CAP), 200),
-    (Shape("JPEG", 4032, 3024, "RGB", progressive=True, extra_scans=SCANS_TO_CAP + 1), 422),
+    # Progressive scans: at the count cap (a 3 MP image), and one past it...
+    (Shape("JPEG", 2000, 1500, "RGB", progressive=True, extra_scans=SCANS_TO_CAP), 200),
+    (Shape("JPEG", 2000, 1500, "RGB", progressive=True, extra_scans=SCANS_TO_CAP + 1), 422),
+    # ...and scans times pixels: a 12 MP photo may have 61 scans, 50 MP 15.
+    (Shape("JPEG", 4032, 3024, "RGB", progressive=True, extra_scans=61 - 10), 200),
+    (Shape("JPEG", 4032, 3024, "RGB", progressive=True, extra_scans=61 - 10 + 1), 422),
+    (Shape("JPEG", UNDER_PIXELS, UNDER_PIXELS, "RGB", progressive=True, extra_scans=15 - 10), 200),
+    (Shape("JPEG", UNDER_PIXELS, UNDER_PIXELS, "RGB", progressive=True, extra_scans=15 - 10 + 1), 422),
     # An RLE BMP is decoded by Pillow in Python, a byte at a time (5 s for 29 KB): refused.
     (Shape("BMP", UNDER_PIXELS, UNDER_PIXELS, "RLE8"), 415),
 ]
@@ -55,6 +60,9 @@ CASES: list[tuple[Shape, int]] = [
 def test_the_cases_sit_on_the_caps() -> None:
     assert UNDER_PIXELS**2 <= DEFAULT_MAX_PIXELS < (UNDER_PIXELS + 1) * UNDER_PIXELS
     assert MAX_SIDE == MAX_ASPECT * ASPECT_SHORT
+    assert MAX_JPEG_SCAN_PIXELS // UNDER_PIXELS**2 == 15
+    assert MAX_JPEG_SCAN_PIXELS // (4032 * 3024) == 61
+    assert MAX_JPEG_SCAN_PIXELS // (2000 * 1500) > MAX_JPEG_SCANS
 
 
 @pytest.mark.parametrize(("shape", "status"), CASES, ids=[shape.name for shape, _ in CASES])

@@ -48,9 +48,14 @@ class Shape:
 
     @property
     def name(self) -> str:
-        flags = "".join(f for f, on in (("-interlaced", self.interlaced), ("-progressive", self.progressive)) if on)
-        scans = f"-{self.extra_scans}scans" if self.extra_scans else ""
-        return f"{self.fmt}-{self.mode}-{self.width}x{self.height}{flags}{scans}"
+        flags = "-interlaced" if self.interlaced else ""
+        if self.progressive:
+            flags += "-progressive"
+        if self.fmt == "JPEG" and self.subsampling == 0:
+            flags += "-444"
+        if self.extra_scans:
+            flags += f"+{self.extra_scans}scans"
+        return f"{self.fmt}-{self.mode}-{self.width}x{self.height}{flags}"
 
     def build(self) -> bytes:
         if self.fmt == "PNG":

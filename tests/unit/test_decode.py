@@ -145,6 +145,12 @@ def test_a_jpeg_of_too_many_scans_is_refused() -> None:
     decode(Shape("JPEG", 600, 400, "RGB", progressive=True, extra_scans=extra - 1).build(), TARGET)
 
 
+def test_a_big_progressive_jpeg_may_have_fewer_scans() -> None:
+    data = Shape("JPEG", 4000, 4000, "L", progressive=True, extra_scans=50).build()  # 16 MP, 6 + 50 scans
+    with pytest.raises(UnprocessableImage, match=r"56 scans of 4000x4000 pixels, over the cap .* \(46 scans"):
+        decode(data, TARGET)
+
+
 def test_rle_bmp_is_refused() -> None:
     with pytest.raises(UnsupportedMediaType, match="RLE"):
         decode(Shape("BMP", 300, 200, "RLE8").build(), TARGET)

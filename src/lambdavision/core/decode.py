@@ -44,8 +44,10 @@ MAX_ASPECT = 16  # longer side / shorter side; phone panoramas are ~4:1 to 10:1
 DEFAULT_MEMORY_BUDGET = 256 * 1024 * 1024
 # A progressive JPEG is refined scan by scan, each pass over the whole image: a file of thousands
 # of tiny scans costs minutes of CPU (libjpeg-turbo's own guidance caps scans at 500). Real
-# progressive JPEGs have about 10.
+# progressive JPEGs have about 10. Scans times pixels bounds one image's decoding time (100
+# scans of 12 MP took ~1.6 s here): a 12 MP photo may have 61 scans, 50 MP 15.
 MAX_JPEG_SCANS = 100
+MAX_JPEG_SCAN_PIXELS = 750_000_000
 
 # (width, height) of the source -> the smallest decoded (width, height) that leaves the model's
 # resize unchanged (`Preprocessing.min_decode_size`).
@@ -242,6 +244,11 @@ def _jpeg_cost(source: Image.Image, data: bytes, width: int, height: int) -> int
     single_pass = not source.info.get("progressive") and first_scan is not None and first_scan >= len(layers)
     if single_pass or not layers:
         return 0
+    if scans * width * height > MAX_JPEG_SCAN_PIXELS:
+        raise UnprocessableImage(
+            f"the progressive JPEG has {scans} scans of {width}x{height} pixels, over the cap of "
+            f"{MAX_JPEG_SCAN_PIXELS:,} scanned pixels ({MAX_JPEG_SCAN_PIXELS // (width * height)} scans at this size)"
+        )
     h_max = max(h for _, h, _, _ in layers)
     v_max = max(v for _, _, v, _ in layers)
     blocks = 0
@@ -363,6 +370,7 @@ __all__ = [
     "DEFAULT_MEMORY_BUDGET",
     "MAX_ASPECT",
     "MAX_JPEG_SCANS",
+    "MAX_JPEG_SCAN_PIXELS",
     "MAX_SIDE",
     "DecodePlan",
     "MemoryBudget",
