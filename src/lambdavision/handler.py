@@ -30,10 +30,10 @@ from lambdavision.core.classify import Classifier, Prediction, Timings
 from lambdavision.core.errors import ConfigError, LambdaVisionError, MethodNotAllowed
 from lambdavision.core.events import ApiRequest, DirectInvoke, EventSource, Response, error_response, parse_event
 from lambdavision.core.fetch import FetchPolicy, fetch, fetch_many
+from lambdavision.core.page import NOSNIFF, page_headers
 from lambdavision.core.payload import DEFAULT_MAX_BATCH, ClassifyRequest, parse_request
 from lambdavision.core.redact import RedactingFilter, redact_text
 from lambdavision.core.telemetry import RequestRecord
-from lambdavision.page import NOSNIFF, load_page
 
 log = logging.getLogger("lambdavision")
 log.addFilter(RedactingFilter())  # no URL's query string reaches the logs (SECURITY.md)
@@ -51,6 +51,12 @@ def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
     if value < 1:
         raise ConfigError(f"{name} must be at least 1, not {value}")
     return value
+
+
+def _page() -> str:
+    from importlib import resources  # only GET / needs it: not imported at cold start
+
+    return resources.files("lambdavision").joinpath("resources/index.html").read_text(encoding="utf-8")
 
 
 class App:
@@ -83,6 +89,7 @@ class App:
         self.out = out
         self.clock = clock
         self.cold = True
+        self._page: tuple[str, dict[str, str]] | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> App:
@@ -186,9 +193,12 @@ class App:
                 },
             )
         if request.method in ("GET", "HEAD") and request.path.rstrip("/") == "" and self.serve_page:
-            page = load_page()
+            if self._page is None:
+                html = _page()
+                self._page = html, page_headers(html)
             record.input_kind = "page"
-            return Response(status=200, body=page.html, content_type="text/html; charset=utf-8", headers=page.headers)
+            html, headers = self._page
+            return Response(status=200, body=html, content_type="text/html; charset=utf-8", headers=dict(headers))
         raise MethodNotAllowed(f"{request.method} {request.path} is not supported: POST an image to /invocations")
 
     def _classify(self, req: ClassifyRequest, timings: Timings, record: RequestRecord) -> Response:

@@ -61,6 +61,9 @@ def test_pasting_an_image_url_with_the_keyboard(
     page.keyboard.type(url)
     page.keyboard.press("Enter")
     assert top_class_shown(page) == expected
+    # The preview loaded (its Content-Security-Policy lets it), whenever the browser got to it.
+    page.wait_for_function("document.querySelector('#preview').complete")
+    assert page.evaluate("document.querySelector('#preview').naturalWidth") > 0
     # Fetched twice: by the function (to classify) and by the browser (the page's preview).
     agents = sorted(r.headers.get("User-Agent", "") for r in image_server.requests if r.path == "/shape.jpg")
     assert len(agents) == 2 and sum("Chrome" in agent for agent in agents) == 1

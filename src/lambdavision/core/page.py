@@ -1,4 +1,4 @@
-"""The upload page served at GET /, and the headers that lock it down.
+"""The headers that lock down the upload page served at GET / (resources/index.html).
 
 The page is self-contained (one inline <style>, one inline <script>), so its Content-Security-
 Policy allows exactly those two by their sha256 and nothing else: no other script, style, frame,
@@ -10,21 +10,13 @@ It may not be framed (clickjacking), and the browser may not sniff another conte
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import re
-from dataclasses import dataclass
 
 _INLINE = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)
 
 # On every answer of the function: a JSON body is never to be read as HTML or script.
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
-
-
-@dataclass(frozen=True)
-class Page:
-    html: str
-    headers: dict[str, str]
 
 
 def content_security_policy(html: str) -> str:
@@ -48,18 +40,14 @@ def content_security_policy(html: str) -> str:
     )
 
 
-@functools.lru_cache(maxsize=1)
-def load_page() -> Page:
-    from importlib import resources  # only GET / needs it: not imported at cold start
-
-    html = resources.files("lambdavision").joinpath("resources/index.html").read_text(encoding="utf-8")
-    headers = {
+def page_headers(html: str) -> dict[str, str]:
+    """What the page is served with: its CSP, no framing, no referrer, no sniffing."""
+    return {
         "Content-Security-Policy": content_security_policy(html),
         "X-Frame-Options": "DENY",
         "Referrer-Policy": "no-referrer",
         **NOSNIFF,
     }
-    return Page(html=html, headers=headers)
 
 
-__all__ = ["NOSNIFF", "Page", "content_security_policy", "load_page"]
+__all__ = ["NOSNIFF", "content_security_policy", "page_headers"]
