@@ -233,3 +233,85 @@ def test_manifest_json_is_what_old_readers_refuse(fastai_learners: dict[str, Tra
         "resample": "bilinear",
     }
     assert raw["head"] == {"activation": "softmax"}
+
+
+# --- what cannot be recorded is refused, by name ------------------------------------------------------
+
+
+def small_learner(fastai_all: Any, colour_folder: Path, **kwargs: Any) -> Any:
+    from tests.fixtures.fastai_models import _small_module
+
+    fv = fastai_all
+    item_tfms = kwargs.pop("item_tfms", fv.Resize(64))
+    batch_tfms = kwargs.pop("batch_tfms", None)
+    dls = fv.ImageDataLoaders.from_folder(
+        colour_folder, valid_pct=0.25, seed=0, item_tfms=item_tfms, batch_tfms=batch_tfms, bs=8, num_workers=0
+    )
+    return fv.Learner(dls, _small_module(3), **kwargs)
+
+
+def test_a_custom_transform_is_refused_by_name(fastai_all: Any, colour_folder: Path, tmp_path: Path) -> None:
+    fv = fastai_all
+
+    class Sharpen(fv.Transform):  # type: ignore[misc]
+        def encodes(self, x):  # type: ignore[no-untyped-def]  # untyped: fastai dispatches on real hints
+            return x
+
+    learn = small_learner(fastai_all, colour_folder, item_tfms=[fv.Resize(64), Sharpen()])
+    out = tmp_path / "m.tar.gz"
+    with pytest.raises(ExportError, match=r"after_item transform Sharpen runs at predict time .* split_idx=0"):
+        export(learn, out_path=out)
+    assert not out.exists()
+
+
+def test_a_batch_resize_is_refused_with_what_to_do(fastai_all: Any, colour_folder: Path, tmp_path: Path) -> None:
+    fv = fastai_all
+    learn = small_learner(fastai_all, colour_folder, batch_tfms=fv.aug_transforms(size=48))
+    with pytest.raises(ExportError, match=r"resizes the image on the batch .* item_tfms=Resize"):
+        export(learn, out_path=tmp_path / "m.tar.gz")
+
+
+def test_a_grey_scale_learner_is_refused(fastai_all: Any, colour_folder: Path, tmp_path: Path) -> None:
+    from tests.fixtures.fastai_models import _small_module
+
+    fv = fastai_all
+    block = fv.DataBlock(
+        blocks=(fv.ImageBlock(cls=fv.PILImageBW), fv.CategoryBlock),
+        get_items=fv.get_image_files,
+        get_y=fv.parent_label,
+        item_tfms=fv.Resize(64),
+    )
+    dls = block.dataloaders(colour_folder, bs=8, num_workers=0)
+    learn = fv.Learner(dls, _small_module(3))
+    with pytest.raises(ExportError, match=r"opens images as PILImageBW \(mode 'L'\); lambdavision serves RGB"):
+        export(learn, out_path=tmp_path / "m.tar.gz")
+
+
+def test_a_loss_without_activation_is_refused(fastai_all: Any, colour_folder: Path, tmp_path: Path) -> None:
+    import torch
+
+    learn = small_learner(fastai_all, colour_folder, loss_func=torch.nn.CrossEntropyLoss())
+    with pytest.raises(ExportError, match=r"loss function CrossEntropyLoss has no activation/decodes"):
+        export(learn, out_path=tmp_path / "m.tar.gz")
+
+
+def test_training_only_transforms_are_skipped_like_fastai_does(
+    fastai_all: Any, colour_folder: Path, tmp_path: Path
+) -> None:
+    fv = fastai_all
+
+    class Jitter(fv.RandTransform):  # type: ignore[misc]
+        split_idx = 0  # training set only
+
+        def encodes(self, x):  # type: ignore[no-untyped-def]
+            return x
+
+    learn = small_learner(
+        fastai_all, colour_folder, batch_tfms=[Jitter(), *fv.aug_transforms(), fv.Normalize.from_stats(*fv.imagenet_stats)]
+    )
+    with learn.no_bar(), learn.no_logging():
+        learn.fit(6, 1e-2)
+    out = tmp_path / "m.tar.gz"
+    manifest = export(learn, out_path=out, torchscript=False)
+    assert manifest.preprocessing.steps == (FastaiResize((64, 64), "crop", "reflection", "bilinear"),)
+    assert manifest.extra["photo_check"]["max_abs_dp"] <= 0.02
