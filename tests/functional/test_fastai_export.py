@@ -132,7 +132,7 @@ def test_multi_label_answers_carry_labels_over_the_threshold(
     _scene(rng, ["red", "blue"]).save(both, quality=92)
     answer = serve_without_torch(trained.artifact, [both])[str(both)]
     assert answer["threshold"] == pytest.approx(0.4)
-    decoded, _, probs = trained.source.predict(both)
+    decoded, _, _ = trained.source.predict(both)
     assert sorted(c["class"] for c in answer["labels"]) == sorted(str(c) for c in decoded)
     assert all(c["confidence"] > 0.4 for c in answer["labels"])
     assert len(answer["predictions"]) == 3  # topk is capped to the classes
@@ -307,7 +307,9 @@ def test_training_only_transforms_are_skipped_like_fastai_does(
             return x
 
     learn = small_learner(
-        fastai_all, colour_folder, batch_tfms=[Jitter(), *fv.aug_transforms(), fv.Normalize.from_stats(*fv.imagenet_stats)]
+        fastai_all,
+        colour_folder,
+        batch_tfms=[Jitter(), *fv.aug_transforms(), fv.Normalize.from_stats(*fv.imagenet_stats)],
     )
     with learn.no_bar(), learn.no_logging():
         learn.fit(6, 1e-2)

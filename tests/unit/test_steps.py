@@ -78,8 +78,7 @@ def test_torchvision_resize_and_center_crop_give_torchvisions_input(fastai_all: 
 
     mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
     theirs_tfm = T.Compose([T.Resize(resize), T.CenterCrop(224), T.ToTensor(), T.Normalize(mean, std)])
-    size = resize if isinstance(resize, int) else resize
-    prep = Preprocessing.pipeline((Resize(size), CenterCrop((224, 224))), mean, std)
+    prep = Preprocessing.pipeline((Resize(resize), CenterCrop((224, 224))), mean, std)
     for width, height in SHAPES:
         img = image(width, height)
         theirs = theirs_tfm(img).numpy()
@@ -159,6 +158,8 @@ def test_pipeline_or_sigmoid_in_an_older_format_is_refused() -> None:
         )
     with pytest.raises(ArtifactError, match="a sigmoid head needs a threshold between 0 and 1"):
         Manifest.from_json(
-            json.dumps({**base, "format_version": 3, "preprocessing": classic, "head": {"activation": "sigmoid"}}).encode(),
+            json.dumps(
+                {**base, "format_version": 3, "preprocessing": classic, "head": {"activation": "sigmoid"}}
+            ).encode(),
             where="m",
         )

@@ -44,8 +44,7 @@ def _summary(out: Path, manifest: Manifest) -> str:
 @click.option(
     "--check-images",
     type=click.Path(exists=True, file_okay=False, path_type=Path),
-    help="With --fastai: photos to compare lambdavision's answers with learn.predict's on "
-    "[default: generated photos].",
+    help="With --fastai: photos to compare lambdavision's answers with learn.predict's on [default: generated photos].",
 )
 @click.option(
     "--torchscript",

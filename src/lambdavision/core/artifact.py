@@ -23,7 +23,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import posixpath
 import queue

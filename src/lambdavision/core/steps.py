@@ -215,7 +215,7 @@ class CenterCrop:
             image = pad(image, (dw // 2, dh // 2, (dw + 1) // 2, (dh + 1) // 2), "zeros")
             if image.size == (crop_w, crop_h):
                 return image
-        top, left = int(round((image.height - crop_h) / 2.0)), int(round((image.width - crop_w) / 2.0))
+        top, left = round((image.height - crop_h) / 2.0), round((image.width - crop_w) / 2.0)
         return image.crop((left, top, left + crop_w, top + crop_h))
 
     def to_dict(self) -> dict[str, Any]:

@@ -127,8 +127,8 @@ def _compare(
 
 def _answer_change(ours: np.ndarray, theirs: np.ndarray, classes: Sequence[str], head: Head, name: str) -> str:
     if head.threshold is not None:
-        mine = {classes[i] for i in np.flatnonzero(ours > head.threshold)}
-        reference = {classes[i] for i in np.flatnonzero(theirs > head.threshold)}
+        mine = {classes[int(i)] for i in np.flatnonzero(ours > head.threshold)}
+        reference = {classes[int(i)] for i in np.flatnonzero(theirs > head.threshold)}
         if mine != reference:
             return f"{name} says labels {sorted(reference)}, lambdavision says {sorted(mine)}"
         return ""

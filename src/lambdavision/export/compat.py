@@ -57,10 +57,11 @@ def import_torchvision() -> ModuleType:
     try:
         with tolerant_fake_registrations(torch):
             import torchvision
-            import torchvision.transforms  # noqa: F401
+            import torchvision.transforms
     except ImportError as exc:
         raise ExportError(f"reading torchvision transforms needs torchvision: {FASTAI_INSTALL_HINT}") from exc
-    return torchvision
+    module: ModuleType = torchvision
+    return module
 
 
 def import_fastai_learner() -> ModuleType:
@@ -68,7 +69,8 @@ def import_fastai_learner() -> ModuleType:
     import_torchvision()
     try:
         import fastai.learner
-        import fastai.vision.all  # noqa: F401  (unpickling a vision Learner needs its classes)
+        import fastai.vision.all
     except ImportError as exc:
         raise ExportError(f"reading a fastai Learner needs fastai: {FASTAI_INSTALL_HINT}") from exc
-    return fastai.learner
+    learner: ModuleType = fastai.learner
+    return learner

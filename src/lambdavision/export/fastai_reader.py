@@ -50,9 +50,8 @@ def load_learner(path: str | Path) -> Any:
 def read_learner(learn: Any) -> ReadModel:
     """What `learn.predict` does, or an ExportError naming what cannot be recorded."""
     import torch
-
-    from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor  # type: ignore[import-not-found]
-    from fastai.vision import augment  # type: ignore[import-not-found]
+    from fastai.data.transforms import IntToFloatTensor, Normalize, ToTensor
+    from fastai.vision import augment
 
     dls = learn.dls
     if getattr(dls, "n_inp", 1) != 1:
@@ -148,7 +147,9 @@ def _resample(tfm: Any) -> str:
 def _resize(tfm: Any) -> FastaiResize:
     method, pad_mode = str(tfm.method), str(tfm.pad_mode)
     if method not in ("crop", "squish", "pad") or pad_mode not in ("zeros", "reflection", "border"):
-        raise ExportError(f"the Learner's Resize has method {method!r} / pad_mode {pad_mode!r}, unknown to lambdavision")
+        raise ExportError(
+            f"the Learner's Resize has method {method!r} / pad_mode {pad_mode!r}, unknown to lambdavision"
+        )
     return FastaiResize(_hw(tfm.size), method, pad_mode, _resample(tfm))
 
 
@@ -236,6 +237,6 @@ def _predict(learn: Any, path: Path) -> np.ndarray:
 
 
 def _fastai_version() -> str:
-    import fastai  # type: ignore[import-not-found]
+    import fastai
 
     return str(fastai.__version__)

@@ -97,7 +97,7 @@ def _compose(compose: Any, t: Any) -> Preprocessing:
 
 
 def _pipeline(steps: list[Step], mean: Any, std: Any) -> Preprocessing:
-    stats = []
+    stats: list[tuple[float, float, float] | None] = []
     for values in (mean, std):
         if values is None:
             stats.append(None)
