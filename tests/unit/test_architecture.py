@@ -20,7 +20,19 @@ def imported_after(statement: str) -> list[str]:
 
 
 def test_core_imports_no_adapter_library() -> None:
-    modules = ("artifact", "classify", "errors", "events", "fetch", "payload", "preprocess", "s3get", "telemetry")
+    modules = (
+        "artifact",
+        "classify",
+        "errors",
+        "events",
+        "fetch",
+        "manifest",
+        "payload",
+        "preprocess",
+        "s3get",
+        "steps",
+        "telemetry",
+    )
     assert imported_after("\n".join(f"import lambdavision.core.{m}" for m in modules)) == []
 
 
