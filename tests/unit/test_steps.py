@@ -163,3 +163,31 @@ def test_pipeline_or_sigmoid_in_an_older_format_is_refused() -> None:
             ).encode(),
             where="m",
         )
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_draft_decoded_phone_photo_keeps_the_geometry_of_the_full_one(orientation: int) -> None:
+    """A 4032x3024 JPEG is decoded at a reduced scale; the crop box is still fastai's on the full
+    size (and, for a photo stored sideways, on its upright size), so the input stays close to the
+    one from a full decode. A box computed on the reduced size instead shifts the picture."""
+    import io
+
+    from PIL import ImageOps
+
+    from lambdavision.core.preprocess import decode_image, preprocess
+
+    arr = photo_like(4032, 3024, seed=9)
+    arr[:, 1500:1520] = 255  # a sharp vertical line: any shift of the crop shows
+    source = Image.fromarray(arr)
+    exif = source.getexif()
+    exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    source.save(buffer, "JPEG", quality=92, exif=exif)
+    data = buffer.getvalue()
+    prep = Preprocessing.pipeline((FastaiResize((224, 160), "crop"),), None, None)
+    assert max(decode_image(data, prep).size) < 4032  # draft mode did reduce it
+    full = ImageOps.exif_transpose(Image.open(io.BytesIO(data)).convert("RGB"))
+    expected = run_pipeline(full, prep)
+    served = preprocess(data, prep)
+    assert served.shape == expected.shape == (3, 224, 160)
+    assert np.abs(served - expected).mean() < 0.01
