@@ -53,7 +53,7 @@ class OnnxBackend:
         model: bytes | Path,
         source: str,
         threads: int | None = None,
-        input_size: int | None = None,
+        input_shape: tuple[int, int] | None = None,
         weights: bytes | None = None,
     ) -> None:
         import onnxruntime as ort
@@ -84,7 +84,7 @@ class OnnxBackend:
         if len(inputs) != 1:
             raise ArtifactError(f"{source}: model.onnx must have exactly one input, it has {len(inputs)}")
         self.input_name = inputs[0].name
-        _check_input_shape(inputs[0].shape, source, input_size)
+        _check_input_shape(inputs[0].shape, source, input_shape)
         shape = self.session.get_outputs()[0].shape
         self._width = shape[-1] if shape and isinstance(shape[-1], int) else None
 
@@ -97,7 +97,7 @@ class OnnxBackend:
         return np.asarray(outputs[0])
 
 
-def _check_input_shape(shape: list[Any], source: str, input_size: int | None) -> None:
+def _check_input_shape(shape: list[Any], source: str, input_shape: tuple[int, int] | None) -> None:
     """Refuse at load what would fail every request: wrong rank, fixed batch, other image size."""
     if len(shape) != 4:
         raise ArtifactError(f"{source}: model.onnx takes a rank-{len(shape)} input, not (batch, 3, H, W)")
@@ -106,10 +106,12 @@ def _check_input_shape(shape: list[Any], source: str, input_size: int | None) ->
         raise ArtifactError(f"{source}: model.onnx has a fixed batch size {batch}; export it with a dynamic batch")
     if isinstance(channels, int) and channels != 3:
         raise ArtifactError(f"{source}: model.onnx takes {channels} channels, not 3 (RGB)")
-    for name, dim in (("height", height), ("width", width)):
-        if input_size is not None and isinstance(dim, int) and dim != input_size:
+    if input_shape is None:
+        return
+    for name, dim, expected in (("height", height, input_shape[0]), ("width", width, input_shape[1])):
+        if isinstance(dim, int) and dim != expected:
             raise ArtifactError(
-                f"{source}: model.onnx takes {name} {dim} but lambdavision.json says input_size {input_size}"
+                f"{source}: model.onnx takes {name} {dim} but lambdavision.json's preprocessing makes {expected}"
             )
 
 
@@ -118,7 +120,7 @@ class TorchScriptBackend:
 
     name = "torchscript"
 
-    def __init__(self, model: bytes, source: str, input_size: int) -> None:
+    def __init__(self, model: bytes, source: str, input_shape: tuple[int, int]) -> None:
         try:
             import torch
         except ImportError:
@@ -130,7 +132,7 @@ class TorchScriptBackend:
         try:
             self.module = torch.jit.load(io.BytesIO(model), map_location="cpu").eval()  # type: ignore[no-untyped-call]
             with torch.inference_mode():
-                probe = self.module(torch.zeros(1, 3, input_size, input_size))
+                probe = self.module(torch.zeros(1, 3, *input_shape))
         except Exception as exc:
             raise ArtifactError(f"{source}: the TorchScript model cannot be loaded or run: {exc}") from None
         self._width = int(probe.shape[-1]) if probe.ndim == 2 else None
@@ -150,8 +152,8 @@ def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend |
     if model is not None:
         # onnx_data is set only for a model read into memory (streamed to disk, it is in the folder).
         return OnnxBackend(
-            model, artifact.source, threads_for(environ), artifact.preprocessing.input_size, artifact.onnx_data
+            model, artifact.source, threads_for(environ), artifact.preprocessing.input_shape, artifact.onnx_data
         )
     if artifact.torchscript is not None:
-        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_size)
+        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_shape)
     raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")

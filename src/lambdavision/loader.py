@@ -72,4 +72,4 @@ def load_classifier(
     if parts_ms is not None:
         parts_ms["artifact_ms"] = round((read - started) * 1000, 1)
         parts_ms["session_ms"] = round((time.perf_counter() - read) * 1000, 1)
-    return Classifier(artifact.classes, artifact.preprocessing, backend, source=artifact.source)
+    return Classifier(artifact.classes, artifact.preprocessing, backend, source=artifact.source, head=artifact.head)

@@ -134,13 +134,14 @@ def test_export_leaves_the_callers_model_alone(tmp_path: Path) -> None:
 )
 def test_export_a_fastai_style_learner_takes_its_vocab(tmp_path: Path, learner: Any) -> None:
     out = tmp_path / "model.tar.gz"
+    fastai_was_imported = "fastai" in sys.modules  # by another test of this process
     manifest = export(
         learner(small_cnn(2, width=4)), out_path=out, input_size=16, mean=(0.5, 0.5, 0.5), torchscript=False
     )
     assert manifest.num_classes == 2
     assert manifest.preprocessing.mean == (0.5, 0.5, 0.5)
     assert read_artifact(out).classes == ["x", "y"]
-    assert "fastai" not in sys.modules
+    assert fastai_was_imported or "fastai" not in sys.modules  # a Learner-like object never imports fastai
 
 
 def test_export_refuses_a_class_count_other_than_the_output_width(tmp_path: Path, tiny_model: nn.Module) -> None:

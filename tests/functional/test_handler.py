@@ -411,9 +411,9 @@ def test_onnx_models_that_cannot_serve_are_refused_at_load() -> None:
         return bytes(m.SerializeToString())
 
     with pytest.raises(ArtifactError, match="fixed batch size 1"):
-        OnnxBackend(model([1, 3, 32, 32]), "m.tar.gz", input_size=32)
-    with pytest.raises(ArtifactError, match=r"height 64 but lambdavision\.json says input_size 32"):
-        OnnxBackend(model(["n", 3, 64, 64]), "m.tar.gz", input_size=32)
+        OnnxBackend(model([1, 3, 32, 32]), "m.tar.gz", input_shape=(32, 32))
+    with pytest.raises(ArtifactError, match=r"height 64 but lambdavision\.json's preprocessing makes 32"):
+        OnnxBackend(model(["n", 3, 64, 64]), "m.tar.gz", input_shape=(32, 32))
     with pytest.raises(ArtifactError, match="4 channels"):
-        OnnxBackend(model(["n", 4, 32, 32]), "m.tar.gz", input_size=32)
-    assert OnnxBackend(model(["n", 3, None, None]), "m.tar.gz", input_size=32).input_name == "input"
+        OnnxBackend(model(["n", 4, 32, 32]), "m.tar.gz", input_shape=(32, 32))
+    assert OnnxBackend(model(["n", 3, None, None]), "m.tar.gz", input_shape=(32, 32)).input_name == "input"

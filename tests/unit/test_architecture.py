@@ -21,8 +21,8 @@ def imported_after(statement: str) -> list[str]:
 
 def test_core_imports_no_adapter_library() -> None:
     modules = (
-        *("artifact", "classify", "decode", "errors", "events", "fetch", "page", "payload", "preprocess"),
-        *("redact", "s3get", "seal", "tarstream", "telemetry", "urlpolicy"),
+        *("artifact", "classify", "decode", "errors", "events", "fetch", "manifest", "page", "payload"),
+        *("preprocess", "redact", "s3get", "seal", "steps", "tarstream", "telemetry", "urlpolicy"),
     )
     assert imported_after("\n".join(f"import lambdavision.core.{m}" for m in modules)) == []
 

@@ -390,7 +390,7 @@ def test_bad_sha256_is_refused(tmp_path: Path) -> None:
         (b"{not json", r"not valid JSON"),
         (b"\xff\xfe", r"not valid JSON"),
         (b"[1, 2]", r"expected a JSON object, got list"),
-        ({"format_version": 99}, r"format_version 99 is newer than this lambdavision reads \(2\)"),
+        ({"format_version": 99}, r"format_version 99 is newer than this lambdavision reads \(3\)"),
         ({"format_version": "1"}, r"field 'format_version' must be int, got str"),
         ({"num_classes": True}, r"field 'num_classes' must be int, got bool"),
         ({"num_classes": 0}, r"num_classes must be >= 1"),

@@ -70,3 +70,36 @@ def test_threads_follow_lambda_vcpus(
 ) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
     assert threads_for(env) == expected
+
+
+def test_a_sigmoid_head_answers_every_label_over_its_threshold() -> None:
+    from lambdavision.core.classify import Classifier
+    from lambdavision.core.manifest import Head
+    from lambdavision.core.preprocess import Preprocessing
+
+    class Fixed:
+        name = "fixed"
+        output_width = 3
+
+        def run(self, batch: np.ndarray) -> np.ndarray:
+            return np.array([[2.0, -0.2, 0.1], [-3.0, -2.0, -4.0]])[: len(batch)]
+
+    classifier = Classifier(["cat", "dog", "fish"], Preprocessing(), Fixed(), head=Head("sigmoid", 0.5))
+    first, second = classifier.predict_arrays(np.zeros((2, 3, 4, 4), np.float32), topk=2)
+    assert first.to_dict() == {
+        "class": "cat",
+        "confidence": pytest.approx(1 / (1 + np.exp(-2.0))),
+        "predictions": [
+            {"class": "cat", "confidence": pytest.approx(1 / (1 + np.exp(-2.0)))},
+            {"class": "fish", "confidence": pytest.approx(1 / (1 + np.exp(-0.1)))},
+        ],
+        "labels": [
+            {"class": "cat", "confidence": pytest.approx(1 / (1 + np.exp(-2.0)))},
+            {"class": "fish", "confidence": pytest.approx(1 / (1 + np.exp(-0.1)))},
+        ],
+        "threshold": 0.5,
+    }
+    assert second.to_dict()["labels"] == []  # nothing over the threshold: no label, still a top class
+    assert second.label == "dog"
+    single = Classifier(["cat", "dog", "fish"], Preprocessing(), Fixed())
+    assert "labels" not in single.predict_arrays(np.zeros((1, 3, 4, 4), np.float32))[0].to_dict()

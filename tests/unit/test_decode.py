@@ -28,8 +28,8 @@ TARGET = PREP.min_decode_size
 
 
 def test_min_decode_size_follows_the_resize_on_the_shorter_side() -> None:
-    assert PREP.min_decode_size(4032, 3024) == (341, 256)
-    assert PREP.min_decode_size(3024, 4032) == (256, 341)
+    assert PREP.min_decode_size(4032, 3024) == (342, 256)  # ceil: at least one source pixel per output pixel
+    assert PREP.min_decode_size(3024, 4032) == (256, 342)
     assert PREP.min_decode_size(20000, 1250) == (4096, 256)
     assert PREP.min_decode_size(100, 50) == (100, 50)  # never more than the image itself
 

@@ -492,4 +492,4 @@ def test_runtime_part_is_exactly_the_listed_modules() -> None:
     assert tops <= set(package.RUNTIME_PARTS)
     assert {"__init__.py", "core", "handler.py", "backends.py", "loader.py", "model_source.py"} <= tops
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
-    assert not tops & {"cli", "aws", "local", "export.py", "zoo.py"}
+    assert not tops & {"cli", "aws", "local", "export", "export.py", "zoo.py"}

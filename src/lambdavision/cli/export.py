@@ -1,7 +1,7 @@
 """`lambdavision export` and `lambdavision convert`: make a full artifact (ONNX + manifest).
 
-Both need the `[export]` extra (torch); `lambdavision.export` imports it lazily, so a missing
-torch is one line telling what to install.
+Both need the `[export]` extra (torch), `--fastai` the `[fastai]` one; `lambdavision.export`
+imports them lazily, so a missing library is one line telling what to install.
 """
 
 from __future__ import annotations
@@ -19,13 +19,33 @@ _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 def _summary(out: Path, manifest: Manifest) -> str:
     members = ", ".join(manifest.sha256)
     size_kib = out.stat().st_size / 1024
-    return (
-        f"wrote {out} ({size_kib:,.0f} KiB): {manifest.num_classes} classes, input "
-        f"{manifest.preprocessing.input_size}x{manifest.preprocessing.input_size}; members {members}"
+    height, width = manifest.preprocessing.input_shape
+    line = (
+        f"wrote {out} ({size_kib:,.0f} KiB): {manifest.num_classes} classes, input {width}x{height}"
+        f"{', multi-label' if manifest.head.multi_label else ''}; members {members}"
     )
+    check = manifest.extra.get("photo_check")
+    if isinstance(check, dict):
+        line += (
+            f"\nchecked on {check.get('photos')} photos against the source library: max |Δp| "
+            f"{check.get('max_abs_dp')} (tolerance {check.get('tolerance')})"
+        )
+    return line
 
 
 @click.command("export")
+@click.option(
+    "--fastai",
+    "fastai_path",
+    type=_EXISTING_FILE,
+    help="A fastai Learner saved by learn.export() (export.pkl). It is UNPICKLED, which runs code "
+    "from the file: trusted files only. Needs lambdavision[fastai].",
+)
+@click.option(
+    "--check-images",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="With --fastai: photos to compare lambdavision's answers with learn.predict's on [default: generated photos].",
+)
 @click.option(
     "--torchscript",
     "torchscript_path",
@@ -47,7 +67,7 @@ def _summary(out: Path, manifest: Manifest) -> str:
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
 )
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=8), help="Model input side, px.")
+@click.option("--input-size", default=None, type=click.IntRange(min=8), help="Model input side, px [default: 224].")
 @click.option(
     "--resize-size",
     default=None,
@@ -79,31 +99,44 @@ def _summary(out: Path, manifest: Manifest) -> str:
     help="Refuse the int8 model below this top-1 agreement with the float one.",
 )
 def export_command(
+    fastai_path: Path | None,
+    check_images: Path | None,
     torchscript_path: Path | None,
     classes_path: Path | None,
     from_artifact: Path | None,
     out: Path,
-    input_size: int,
+    input_size: int | None,
     resize_size: int | None,
     no_torchscript: bool,
     quantize: str | None,
     calibration_dir: Path | None,
     min_agreement: float,
 ) -> None:
-    """Build model.tar.gz (ONNX + TorchScript + manifest) from a TorchScript file and a class list.
+    """Build model.tar.gz (ONNX + TorchScript + manifest) from a fastai Learner, or a TorchScript file
+    and a class list.
 
-    The ONNX copy is checked against the TorchScript model on random inputs before anything is
-    written. With --quantize int8 the ONNX model is quantised, calibrated on --calibration-dir, and
-    refused if its top-1 agreement with the float model drops below --min-agreement. From Python,
-    `lambdavision.export.export(model_or_learner, classes)` exports a live torch model or fastai
-    learner.
+    --fastai export.pkl reads the Learner's own predict-time pipeline (Resize, IntToFloatTensor,
+    Normalize) and head (softmax, or sigmoid + threshold) into the manifest, refuses what it cannot
+    record, and writes nothing unless lambdavision's answers match learn.predict's on photos.
+    The ONNX copy is checked against the model on random inputs before anything is written. With
+    --quantize int8 the ONNX model is quantised, calibrated on --calibration-dir, and refused if
+    its top-1 agreement with the float model drops below --min-agreement. From Python,
+    `lambdavision.export.export(learn)` (or `export(model, classes, transforms=weights.transforms())`)
+    does the same for a live Learner or torchvision model.
     """
-    from lambdavision.export import convert, export_torchscript
+    from lambdavision.export import convert, export_fastai, export_torchscript
 
-    if from_artifact is not None and (torchscript_path or classes_path):
-        raise click.UsageError("give either --from ARTIFACT or --torchscript + --classes, not both")
-    if from_artifact is None and not (torchscript_path and classes_path):
-        raise click.UsageError("give --torchscript MODEL.pth and --classes classes.txt (or --from ARTIFACT)")
+    sources = sum(x is not None for x in (fastai_path, from_artifact, torchscript_path or classes_path))
+    if sources > 1:
+        raise click.UsageError("give one of --fastai export.pkl, --from ARTIFACT, or --torchscript + --classes")
+    if fastai_path is None and from_artifact is None and not (torchscript_path and classes_path):
+        raise click.UsageError(
+            "give --fastai export.pkl, or --torchscript MODEL.pth and --classes classes.txt (or --from ARTIFACT)"
+        )
+    if fastai_path is not None and (input_size is not None or resize_size is not None):
+        raise click.UsageError("--fastai reads the sizes from the Learner: leave --input-size/--resize-size out")
+    if check_images is not None and fastai_path is None:
+        raise click.UsageError("--check-images only makes sense with --fastai")
     if quantize and calibration_dir is None:
         raise click.UsageError("--quantize int8 needs --calibration-dir DIR: images like the ones it will serve")
     if quantize is None and calibration_dir is not None:
@@ -111,7 +144,10 @@ def export_command(
 
     with tempfile.TemporaryDirectory(prefix="lambdavision-export-") as tmp:
         float_out = Path(tmp) / "float.tar.gz" if quantize else out
-        if from_artifact is not None:
+        if fastai_path is not None:
+            manifest = export_fastai(fastai_path, float_out, torchscript=not no_torchscript, check_images=check_images)
+            source = float_out
+        elif from_artifact is not None:
             source = from_artifact
             if quantize is None or read_artifact(from_artifact).onnx is None:
                 manifest = convert(from_artifact, float_out, torchscript=not no_torchscript)
@@ -122,7 +158,7 @@ def export_command(
                 torchscript_path,
                 classes_path,
                 float_out,
-                input_size=input_size,
+                input_size=224 if input_size is None else input_size,
                 resize_size=resize_size,
                 torchscript=not no_torchscript,
             )

@@ -23,7 +23,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
-import json
 import os
 import posixpath
 import queue
@@ -37,6 +36,17 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 from lambdavision.core.errors import ArtifactError
+from lambdavision.core.manifest import (
+    CLASSES_NAME,
+    FORMAT_VERSION,
+    MANIFEST_NAME,
+    ONNX_DATA_NAME,
+    ONNX_NAME,
+    Head,
+    Manifest,
+    format_version_for,
+)
+from lambdavision.core.manifest import is_bare_name as _is_bare_name
 from lambdavision.core.seal import UnsafeFolder, ensure_private_dir, write_seal
 from lambdavision.core.tarstream import HEADER_SLACK_BYTES, ByteStream, CappedTarInfo, Gunzip
 
@@ -45,15 +55,8 @@ if TYPE_CHECKING:
     # must stay light enough for the model download to start before those imports (model_source).
     from lambdavision.core.preprocess import Preprocessing
 
-MANIFEST_NAME = "lambdavision.json"
-CLASSES_NAME = "classes.txt"
-ONNX_NAME = "model.onnx"
-ONNX_DATA_NAME = "model.onnx.data"  # the weights; model.onnx refers to it by this name
-FORMAT_VERSION = 2  # the newest this code reads; artifacts without external data are written as 1
-
 _GIB = 1024**3
 _MIB = 1024**2
-_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
 _CHUNK = 1024 * 1024
 
 
@@ -79,68 +82,6 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-@dataclass(frozen=True)
-class Manifest:
-    """`lambdavision.json`: how to feed the model, how many classes, and each member's digest."""
-
-    format_version: int
-    preprocessing: Preprocessing
-    num_classes: int
-    sha256: dict[str, str]
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "format_version": self.format_version,
-            "preprocessing": self.preprocessing.to_dict(),
-            "num_classes": self.num_classes,
-            "sha256": dict(self.sha256),
-            "extra": dict(self.extra),
-        }
-
-    def to_json(self) -> bytes:
-        return (json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n").encode("utf-8")
-
-    @classmethod
-    def from_json(cls, data: bytes, *, where: str) -> Manifest:
-        """Parse and validate; `where` prefixes every error ("ARTIFACT: lambdavision.json")."""
-        try:
-            raw = json.loads(data.decode("utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ArtifactError(f"{where}: not valid JSON ({exc})") from exc
-        if not isinstance(raw, dict):
-            raise ArtifactError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-        version = _field(raw, "format_version", int, where)
-        if version < 1:
-            raise ArtifactError(f"{where}: format_version must be >= 1, got {version}")
-        if version > FORMAT_VERSION:
-            raise ArtifactError(
-                f"{where}: format_version {version} is newer than this lambdavision reads "
-                f"({FORMAT_VERSION}); upgrade lambdavision"
-            )
-        num_classes = _field(raw, "num_classes", int, where)
-        if num_classes < 1:
-            raise ArtifactError(f"{where}: num_classes must be >= 1, got {num_classes}")
-        digests = _field(raw, "sha256", dict, where)
-        for name, digest in digests.items():
-            if not _is_bare_name(name):
-                raise ArtifactError(f"{where}: sha256 names a member {name!r} that is not a bare file name")
-            if not isinstance(digest, str) or not _SHA256_HEX.fullmatch(digest):
-                raise ArtifactError(f"{where}: sha256 of {name!r} is not 64 lowercase hex digits")
-        if CLASSES_NAME not in digests:
-            raise ArtifactError(f"{where}: sha256 does not list {CLASSES_NAME}")
-        extra = raw.get("extra", {})
-        if not isinstance(extra, dict):
-            raise ArtifactError(f"{where}: 'extra' must be an object, got {type(extra).__name__}")
-        return cls(
-            format_version=version,
-            preprocessing=_parse_preprocessing(_field(raw, "preprocessing", dict, where), where),
-            num_classes=num_classes,
-            sha256=dict(digests),
-            extra=dict(extra),
-        )
-
-
 @dataclass
 class Artifact:
     """What a server needs from a `model.tar.gz`, read and verified."""
@@ -164,6 +105,11 @@ class Artifact:
         from lambdavision.core.preprocess import Preprocessing
 
         return self.manifest.preprocessing if self.manifest is not None else Preprocessing()
+
+    @property
+    def head(self) -> Head:
+        """The manifest's, or softmax (a classic tarball is a single-label classifier)."""
+        return self.manifest.head if self.manifest is not None else Head()
 
 
 def read_artifact(
@@ -266,10 +212,12 @@ def write_artifact(
     torchscript_name: str = "model.pth",
     extra: Mapping[str, Any] | None = None,
     onnx_data: bytes | None = None,
+    head: Head | None = None,
 ) -> Manifest:
     """Write a full-layout artifact atomically (nothing is left behind on failure).
 
-    `onnx_data` is the weights file `onnx` refers to as model.onnx.data (format 2).
+    `onnx_data` is the weights file `onnx` refers to as model.onnx.data (format 2); a recorded
+    preprocessing pipeline or a sigmoid `head` makes it format 3 (see core.manifest).
     Byte-for-byte deterministic: fixed member order, mtimes, owners and gzip header.
     """
     out = Path(out_path)
@@ -291,12 +239,14 @@ def write_artifact(
     if torchscript is not None:
         payloads.append((torchscript_name, torchscript))
     manifest_extra = {"exported_by": f"lambdavision {_own_version()}", **(extra or {})}
+    head = head or Head()
     manifest = Manifest(
-        format_version=FORMAT_VERSION if onnx_data is not None else 1,  # 1: older readers still read it
+        format_version=format_version_for(preprocessing, head, onnx_data is not None),
         preprocessing=preprocessing,
         num_classes=len(classes),
         sha256={name: hashlib.sha256(data).hexdigest() for name, data in payloads},
         extra=manifest_extra,
+        head=head,
     )
     members = [(MANIFEST_NAME, manifest.to_json()), *payloads]
 
@@ -664,50 +614,6 @@ def _decode_classes(data: bytes, name: str, source: str) -> list[str]:
 
 
 # --- small helpers ------------------------------------------------------------------------------
-
-
-def _is_bare_name(name: object) -> bool:
-    return (
-        isinstance(name, str)
-        and name not in ("", ".", "..")
-        and "/" not in name
-        and "\\" not in name
-        and "\x00" not in name
-    )
-
-
-def _field(raw: Mapping[str, Any], key: str, kind: type, where: str) -> Any:
-    if key not in raw:
-        raise ArtifactError(f"{where}: missing field {key!r}")
-    value = raw[key]
-    # bool is an int in Python, never a valid count or size here.
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise ArtifactError(f"{where}: field {key!r} must be {kind.__name__}, got {type(value).__name__}")
-    return value
-
-
-def _parse_preprocessing(raw: Mapping[str, Any], where: str) -> Preprocessing:
-    from lambdavision.core.preprocess import Preprocessing
-
-    where = f"{where}: preprocessing"
-    input_size = _field(raw, "input_size", int, where)
-    resize_size = _field(raw, "resize_size", int, where)
-    if input_size < 1 or resize_size < input_size:
-        raise ArtifactError(
-            f"{where}: need 1 <= input_size <= resize_size, got input_size={input_size}, resize_size={resize_size}"
-        )
-    mean = _triple(raw, "mean", where)
-    std = _triple(raw, "std", where)
-    if any(s <= 0 for s in std):
-        raise ArtifactError(f"{where}: std values must be > 0, got {list(std)}")
-    return Preprocessing(input_size=input_size, resize_size=resize_size, mean=mean, std=std)
-
-
-def _triple(raw: Mapping[str, Any], key: str, where: str) -> tuple[float, float, float]:
-    value = _field(raw, key, list, where)
-    if len(value) != 3 or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and v == v for v in value):
-        raise ArtifactError(f"{where}: {key!r} must be 3 numbers (R, G, B), got {value!r}")
-    return (float(value[0]), float(value[1]), float(value[2]))
 
 
 def _check_class_names(classes: Sequence[str], where: str) -> None:

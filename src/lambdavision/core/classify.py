@@ -1,4 +1,5 @@
-"""Classifier = preprocessing + a backend that maps a batch to logits; softmax and top-k.
+"""Classifier = preprocessing + a backend that maps a batch to logits; the head (softmax, or sigmoid +
+threshold for a multi-label model) and top-k.
 
 The backend is any object with `run(batch) -> logits` and `output_width` (ONNX Runtime or
 TorchScript, see lambdavision.backends); this module never imports either.
@@ -15,6 +16,7 @@ import numpy as np
 
 from lambdavision.core.decode import DEFAULT_MEMORY_BUDGET, MemoryBudget
 from lambdavision.core.errors import ArtifactError, BadRequest, LambdaVisionError
+from lambdavision.core.manifest import Head
 from lambdavision.core.preprocess import DEFAULT_MAX_PIXELS, Preprocessing, preprocess
 
 
@@ -40,13 +42,20 @@ class Prediction:
     label: str
     confidence: float
     top: list[tuple[str, float]]
+    # Multi-label heads only: every class whose probability is over the threshold, highest first.
+    labels: list[tuple[str, float]] | None = None
+    threshold: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "class": self.label,
             "confidence": self.confidence,
             "predictions": [{"class": c, "confidence": p} for c, p in self.top],
         }
+        if self.labels is not None:
+            out["labels"] = [{"class": c, "confidence": p} for c, p in self.labels]
+            out["threshold"] = self.threshold
+        return out
 
 
 @dataclass
@@ -66,6 +75,18 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return result
 
 
+def sigmoid(logits: np.ndarray) -> np.ndarray:
+    # exp of a negative magnitude only: no overflow warning for logits in the thousands.
+    e = np.exp(-np.abs(logits))
+    result: np.ndarray = np.where(logits >= 0, 1.0 / (1.0 + e), e / (1.0 + e))
+    return result
+
+
+def probabilities(logits: np.ndarray, head: Head) -> np.ndarray:
+    """(N, classes) logits -> what the head answers: softmax rows, or independent sigmoids."""
+    return sigmoid(logits) if head.multi_label else softmax(logits)
+
+
 class Classifier:
     """Classifies image bytes with a loaded model."""
 
@@ -77,6 +98,7 @@ class Classifier:
         source: str = "model",
         max_pixels: int = DEFAULT_MAX_PIXELS,
         memory_budget: int = DEFAULT_MEMORY_BUDGET,
+        head: Head | None = None,
     ) -> None:
         width = backend.output_width
         if width is not None and width != len(classes):
@@ -91,6 +113,7 @@ class Classifier:
         self.source = source
         self.max_pixels = max_pixels
         self.memory_budget = memory_budget
+        self.head = head or Head()
 
     def check_topk(self, topk: int) -> int:
         if isinstance(topk, bool) or not isinstance(topk, int) or topk < 1:
@@ -116,12 +139,16 @@ class Classifier:
             raise ArtifactError(
                 f"{self.source}: the model answered shape {logits.shape}, expected (N, {len(self.classes)})"
             )
-        probs = softmax(logits)
+        probs = probabilities(logits, self.head)
         results = []
+        threshold = self.head.threshold
         for row in probs:
-            order = np.argsort(-row, kind="stable")[:k]
-            top = [(self.classes[int(i)], float(row[int(i)])) for i in order]
-            results.append(Prediction(label=top[0][0], confidence=top[0][1], top=top))
+            order = np.argsort(-row, kind="stable")
+            top = [(self.classes[int(i)], float(row[int(i)])) for i in order[:k]]
+            labels = None
+            if threshold is not None:  # fastai's decodes: probability > threshold, strictly
+                labels = [(self.classes[int(i)], float(row[int(i)])) for i in order if row[int(i)] > threshold]
+            results.append(Prediction(top[0][0], top[0][1], top, labels, threshold))
         return results
 
     def classify(self, images: Sequence[bytes], topk: int = 3, timings: Timings | None = None) -> list[Prediction]:
