@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambdavision.aws.cfn_yaml import dump_template
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.aws.template_names import FUNCTION_ID
+from lambdavision.cfn import dump_template
 from lambdavision.core.errors import BadRequest
 from lambdavision.core.events import dumps_event, invocation_event
 

@@ -22,7 +22,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdavision.aws.cfn_yaml import load_template
+from lambdavision.cfn import parse_template as load_template
 
 BIN = Path(sys.executable).parent
 LAMBDAVISION = str(BIN / "lambdavision")

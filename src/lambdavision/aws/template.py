@@ -1,6 +1,6 @@
 """The application's CloudFormation template as a pure function of its options.
 
-`build_template(TemplateOptions(...))` returns the template as a dict; `cfn_yaml` writes and reads
+`build_template(TemplateOptions(...))` returns the template as a dict; `lambdavision.cfn` writes and reads
 it as YAML. SnapStart and CORS are applied with the edits `deploy` shares (`template_edits`), the
 API's routes with `api_resources`; the ids and accepted values live in `template_names`. Nothing
 here touches AWS or the file system.

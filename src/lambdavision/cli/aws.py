@@ -21,6 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from lambdavision.aws import deploy as stacks
+from lambdavision.aws.deploy_template import deployable_template
 from lambdavision.aws.logs import (
     LogEvent,
     ReadableLog,
@@ -32,9 +33,11 @@ from lambdavision.aws.logs import (
     to_ms,
 )
 from lambdavision.aws.session import AwsOptions, AwsSession, aws_errors
-from lambdavision.aws.template_edits import DeployOverrides, apply_overrides, has_version, stamp_version
+from lambdavision.aws.template_edits import DeployOverrides, has_version, stamp_version
 from lambdavision.aws.template_names import ARCHITECTURES
 from lambdavision.aws.upload import parse_s3_uri, upload_artifact
+from lambdavision.cfn import parse_parameter_overrides
+from lambdavision.cli.common import GreedyOptionsCommand
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,42 +62,13 @@ def aws_options(func: F) -> F:
     return func
 
 
-class GreedyOptionsCommand(click.Command):
-    """Lets a repeatable option take several values after one flag, as SAM and the AWS CLI do:
-
-    `--parameter-overrides A=1 B=2 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM`.
-    """
-
-    greedy_options: tuple[str, ...] = ()
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, spread_greedy(args, self.greedy_options))
-
-
-def spread_greedy(args: list[str], greedy: tuple[str, ...]) -> list[str]:
-    """`--opt a b` -> `--opt a --opt b` for each option in `greedy`; everything else unchanged."""
-    out: list[str] = []
-    current: str | None = None
-    for index, token in enumerate(args):
-        if token == "--":
-            out.extend(args[index:])
-            return out
-        if current is not None and not token.startswith("-"):
-            out += [current, token]
-            continue
-        current = None
-        if token in greedy:
-            current = token
-            nxt = args[index + 1] if index + 1 < len(args) else None
-            if nxt is None or nxt.startswith("-"):
-                out.append(token)  # no value: click reports it
-            continue
-        out.append(token)
-    return out
-
-
 def _session(region: str | None, profile: str | None, endpoint_url: str | None) -> AwsSession:
     return AwsSession(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url))
+
+
+def session_region(session: AwsSession) -> str:
+    """The command's region (the SAM transform needs one even before any AWS call): us-east-1 if none."""
+    return session.session.region_name or "us-east-1"
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -216,7 +190,8 @@ class _DeployCommand(GreedyOptionsCommand):
     "--parameter-overrides",
     multiple=True,
     metavar="KEY=VALUE...",
-    help="Template parameters, e.g. BucketName=my-bucket ObjectKey=models/model.tar.gz.",
+    help="Template parameters, e.g. BucketName=my-bucket ObjectKey=models/model.tar.gz (also 'K=V K2=V2' "
+    "or ParameterKey=K,ParameterValue=V).",
 )
 @click.option(
     "--memory",
@@ -272,11 +247,15 @@ def deploy(
     deploy that changes the code, settings or parameters publishes a new version and moves the alias.
     """
     body, template = stacks.read_template_file(template_file)
-    stacks.check_packaged(template, str(template_file))
-    overrides = stacks.parse_parameter_overrides(parameter_overrides)
+    overrides = parse_parameter_overrides(parameter_overrides)
     changes = DeployOverrides(memory=memory, architecture=arch, snapstart=snapstart, cors_origin=cors_origin)
-    edited = apply_overrides(template, changes, source=str(template_file))
-    cfn = _session(region, profile, endpoint_url).cloudformation()
+    session = _session(region, profile, endpoint_url)
+    edited, notes = deployable_template(
+        template, changes, overrides, region=session_region(session), source=str(template_file)
+    )
+    for note in notes:
+        _note(note, quiet)
+    cfn = session.cloudformation()
     show = _show_progress(quiet)
     if show:
         click.echo(f"Deploying {template_file} to stack {stack_name}…", err=True)
