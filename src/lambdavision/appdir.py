@@ -93,6 +93,7 @@ def _api_summary(t: TemplateOptions) -> str:
         "key": (
             f"an API key in the `x-api-key` header, usage plan {t.rate_limit:g} requests/s "
             f"(burst {t.burst_limit}), {t.daily_quota:,} a day; the key's id is the stack output `PyTorchApiKeyId`"
+            + ("; the page is open and asks for the key" if t.open_page else "")
         ),
     }[t.auth]
     return f"{page}; {cors}; {auth}."

@@ -34,6 +34,7 @@ VARIANTS = {
     "key": TemplateOptions(auth="key"),
     "key-cors-snapstart": TemplateOptions(auth="key", cors_origin=CORS, snapstart=True),
     "key-no-page-custom-plan": TemplateOptions(auth="key", page=False, rate_limit=2.5, burst_limit=5, daily_quota=100),
+    "key-open-page": TemplateOptions(auth="key", open_page=True, cors_origin=CORS),
 }
 
 

@@ -81,10 +81,7 @@ def parse_template(text: str, source: str = "template") -> dict[str, Any]:
             f"{source}, line {exc.lineno}, column {exc.colno}: the template is not valid YAML or JSON: {exc.msg}"
         ) from exc
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
-        problem = " ".join(str(exc.problem or exc.context or "").split())
-        raise TemplateError(f"{source}{where}: the template is not valid YAML or JSON: {problem}") from exc
+        raise TemplateError(f"{source}{_yaml_error(exc)}") from exc
     except yaml.YAMLError as exc:
         raise TemplateError(f"{source}: the template is not valid YAML or JSON: {' '.join(str(exc).split())}") from exc
     if not isinstance(document, dict):
@@ -92,6 +89,22 @@ def parse_template(text: str, source: str = "template") -> dict[str, Any]:
     if not isinstance(document.get("Resources"), dict) or not document["Resources"]:
         raise TemplateError(f"{source} is not a CloudFormation template: it has no Resources")
     return document
+
+
+def _yaml_error(exc: yaml.MarkedYAMLError) -> str:
+    """`, line L, column C: ... problem (while parsing X that starts at line L')`."""
+    mark = exc.problem_mark or exc.context_mark
+    where = f", line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    text = f"{where}: the template is not valid YAML or JSON: {' '.join(str(exc.problem or exc.context).split())}"
+    if (
+        exc.context
+        and exc.problem
+        and exc.context_mark is not None
+        and exc.context_mark.line != getattr(mark, "line", -1)
+    ):
+        start = exc.context_mark
+        text += f" ({exc.context} that starts at line {start.line + 1}, column {start.column + 1})"
+    return text
 
 
 def read_template(path: Path) -> dict[str, Any]:

@@ -157,9 +157,15 @@ def _stages_into_deployments(template: dict[str, Any], methods_of: Mapping[str, 
             deployment_properties["StageDescription"] = description
         if "Condition" in stage and "Condition" not in deployment:
             deployment["Condition"] = stage["Condition"]
-        # The Stage goes; what depended on it depends on its Deployment, and a Ref to it (its name) is the name.
+        # The Stage goes; what depended on it depends on its Deployment, and a Ref to it (its name) is the
+        # name — with a DependsOn on the Deployment, which the Ref implied (a usage plan needs the stage).
         replace_resource(resources, stage_id, str(deployment_id), deployment)
-        _replace_refs(template, stage_id, stage_name)
+        for resource in resources.values():
+            if isinstance(resource, dict) and _replace_refs(resource.get("Properties"), stage_id, stage_name):
+                depends = resource.get("DependsOn", [])
+                depends = [depends] if isinstance(depends, str) else list(depends)
+                resource["DependsOn"] = list(dict.fromkeys([*depends, str(deployment_id)]))
+        _replace_refs(template.get("Outputs"), stage_id, stage_name)
     for deployment in resources.values():
         if not (isinstance(deployment, dict) and deployment.get("Type") == DEPLOYMENT):
             continue
@@ -171,21 +177,17 @@ def _stages_into_deployments(template: dict[str, Any], methods_of: Mapping[str, 
             deployment["DependsOn"] = list(dict.fromkeys([*depends, *methods]))
 
 
-def _replace_refs(value: Any, name: str, replacement: Any) -> Any:
-    """Every `{"Ref": name}` inside `value` (edited in place) becomes `replacement`."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if isinstance(item, dict) and item == {"Ref": name}:
-                value[key] = replacement
-            else:
-                _replace_refs(item, name, replacement)
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            if isinstance(item, dict) and item == {"Ref": name}:
-                value[index] = replacement
-            else:
-                _replace_refs(item, name, replacement)
-    return value
+def _replace_refs(value: Any, name: str, replacement: Any) -> bool:
+    """Every `{"Ref": name}` inside `value` (edited in place) becomes `replacement`; whether there was one."""
+    found = False
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in list(items):
+        if item == {"Ref": name}:
+            value[key] = replacement
+            found = True
+        else:
+            found = _replace_refs(item, name, replacement) or found
+    return found
 
 
 __all__ = ["explicit_operations", "make_explicit"]

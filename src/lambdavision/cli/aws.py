@@ -175,11 +175,15 @@ class _DeployCommand(GreedyOptionsCommand):
     "--template",
     "-t",
     "template_file",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The packaged template (from `package`).",
+    help="The packaged template (from `package`).  [required unless --guided]",
 )
-@click.option("--stack-name", required=True, help="CloudFormation stack to create or update.")
+@click.option("--stack-name", help="CloudFormation stack to create or update.  [required unless --guided]")
+@click.option(
+    "--guided",
+    is_flag=True,
+    help="Ask for the stack name, region, bucket and parameters, confirm, save them to lambdavision.toml, deploy.",
+)
 @click.option(
     "--capabilities",
     multiple=True,
@@ -222,8 +226,9 @@ class _DeployCommand(GreedyOptionsCommand):
 @click.option("--poll-interval", type=float, default=2.0, hidden=True)
 @aws_options
 def deploy(
-    template_file: Path,
-    stack_name: str,
+    template_file: Path | None,
+    stack_name: str | None,
+    guided: bool,
     capabilities: tuple[str, ...],
     parameter_overrides: tuple[str, ...],
     memory: int | None,
@@ -246,8 +251,19 @@ def deploy(
     init` wrote into the template, for this deploy (the file is left as it is). With SnapStart, each
     deploy that changes the code, settings or parameters publishes a new version and moves the alias.
     """
-    body, template = stacks.read_template_file(template_file)
     overrides = parse_parameter_overrides(parameter_overrides)
+    if guided:
+        from lambdavision.cli.guided import ask_deploy_settings
+
+        settings = ask_deploy_settings(template_file, stack_name, region, overrides, capabilities, Path.cwd())
+        if settings is None:
+            return
+        template_file, stack_name, region = settings.template_file, settings.stack_name, settings.region
+        overrides, capabilities = settings.overrides, settings.capabilities
+    if template_file is None or stack_name is None:
+        missing = "--template-file" if template_file is None else "--stack-name"
+        raise click.UsageError(f"Missing option '{missing}' (or answer questions with --guided)")
+    body, template = stacks.read_template_file(template_file)
     changes = DeployOverrides(memory=memory, architecture=arch, snapstart=snapstart, cors_origin=cors_origin)
     session = _session(region, profile, endpoint_url)
     edited, notes = deployable_template(
