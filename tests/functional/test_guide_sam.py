@@ -10,7 +10,6 @@ The template stays SAM; `local`, `package` and `deploy` read it through AWS's ow
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -20,11 +19,11 @@ import boto3
 import pytest
 
 from lambdavision.cfn import parse_template
+from tests.fixtures.guide_app import GUIDE_APP, copy_guide_app
 from tests.fixtures.image_server import ImageServer
 
 BIN = Path(sys.executable).parent
 LAMBDAVISION, AWS = str(BIN / "lambdavision"), str(BIN / "aws")
-GUIDE_APP = Path("/work/shared/reference/guide-app")
 STACK = "pytorch-sam-app"
 BUCKET = "guide-model-bucket"
 KEY = "fastai-models/lesson1/model.tar.gz"
@@ -52,7 +51,7 @@ def test_the_guides_folder_from_init_to_delete(
 ) -> None:
     env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(wheel_cache), "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}
     guide = tmp_path / "guide"
-    shutil.copytree(GUIDE_APP, guide, copy_function=shutil.copyfile)
+    copy_guide_app(guide)
     run(AWS, "s3", "mb", f"s3://{BUCKET}", cwd=tmp_path, env=env)
     run(LAMBDAVISION, "upload", str(demo_artifact), f"s3://{BUCKET}/{KEY}", cwd=tmp_path, env=env)
 

@@ -15,7 +15,6 @@ import ast
 import base64
 import hashlib
 import io
-import shutil
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -27,8 +26,8 @@ from lambdavision.aws import deploy as stacks
 from lambdavision.aws.deploy_template import deployable_template
 from lambdavision.aws.template_edits import DeployOverrides
 from lambdavision.cfn import read_template
+from tests.fixtures.guide_app import GUIDE_APP, copy_guide_app
 
-GUIDE_APP = Path("/work/shared/reference/guide-app")
 HTTP_APP = Path(__file__).resolve().parents[1] / "functions" / "http_api_app"
 CODE_BUCKET = "code-bucket"
 MODEL_BUCKET = "model-bucket"
@@ -90,7 +89,7 @@ def rest_api(api_id: str) -> dict[tuple[str, str], dict[str, Any]]:
 
 def test_the_guides_own_sam_template_deploys_to_moto(tmp_path: Path, aws_env: dict[str, str]) -> None:
     guide = tmp_path / "guide"
-    shutil.copytree(GUIDE_APP, guide, copy_function=shutil.copyfile)
+    copy_guide_app(guide)
     template, code = sam_package(guide / "template.yaml", guide / "pytorch")
 
     result = deploy(template, "pytorch-sam-app", {"BucketName": MODEL_BUCKET, "ObjectKey": MODEL_KEY})

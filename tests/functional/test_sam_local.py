@@ -33,7 +33,7 @@ def test_start_api_serves_rest_and_http_api_routes_of_a_sam_app(tmp_path: Path) 
     env_file = tmp_path / "env.json"
     env_file.write_text(json.dumps({"ClassifierFuncton": {"MODEL_KEY": "k"}, "Parameters": {}}))
     server: Server = start_server_for(
-        APP / "template.yaml", "-n", str(env_file), "--parameter-overrides", "BucketName=b1", "ObjectKey=k1"
+        APP / "template.yaml", "-n", str(env_file), "--parameter-overrides", "ObjectKey=k1", "BucketName=b1"
     )
     try:
         output = server.output()
@@ -66,14 +66,18 @@ def test_start_api_serves_rest_and_http_api_routes_of_a_sam_app(tmp_path: Path) 
 def test_invoke_takes_the_same_override_forms_and_reports_a_yaml_error_with_its_line(tmp_path: Path) -> None:
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"version": "2.0", "rawPath": "/", "queryStringParameters": {"plain": "1"}}))
-    for overrides in (["ParameterKey=BucketName,ParameterValue=b2"], ["BucketName=b2 ObjectKey=k2"]):
+    env_file = tmp_path / "env.json"
+    env_file.write_text(json.dumps({"Classifier": {"X": "1"}}))
+    for overrides in (["ParameterKey=BucketName,ParameterValue=b2"], ["ObjectKey=k2 BucketName='b2'"]):
         done = subprocess.run(
-            [LAMBDAVISION, "local", "invoke", "-t", str(APP / "template.yaml"), "-e", str(event),
+            [LAMBDAVISION, "local", "invoke", "-t", str(APP / "template.yaml"), "-e", str(event), "-n", str(env_file),
              "--parameter-overrides", *overrides],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["bucket"] == "b2"
+        assert "Warning: " in done.stderr and "'Classifier' matches no function" in done.stderr
+        assert "did you mean ClassifierFunction?" in done.stderr
 
     broken = tmp_path / "template.yaml"
     broken.write_text((APP / "template.yaml").read_text().replace("Handler: app.lambda_handler", "Handler: [app"))

@@ -5,7 +5,6 @@ explicit for moto, the function walker and the routes — on the guide's own tem
 from __future__ import annotations
 
 import copy
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +26,8 @@ from lambdavision.cfn import (
 )
 from lambdavision.cfn.intrinsics import Resolver
 from lambdavision.cfn.parameters import parameter_values
+from tests.fixtures.guide_app import copy_guide_app
 
-GUIDE_APP = Path("/work/shared/reference/guide-app")
 FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"
 HTTP_APP = FUNCTIONS / "http_api_app" / "template.yaml"
 
@@ -36,8 +35,7 @@ HTTP_APP = FUNCTIONS / "http_api_app" / "template.yaml"
 @pytest.fixture
 def guide(tmp_path: Path) -> Path:
     """The guide's own folder, copied (its files are read-only)."""
-    shutil.copytree(GUIDE_APP, tmp_path / "guide", copy_function=shutil.copyfile)
-    return tmp_path / "guide"
+    return copy_guide_app(tmp_path / "guide")
 
 
 def of_type(template: dict[str, Any], kind: str) -> dict[str, dict[str, Any]]:
