@@ -285,3 +285,35 @@ def test_the_input_template_is_left_untouched(guide: Path) -> None:
     before = copy.deepcopy(sam)
     plain_template(sam)
     assert sam == before
+
+
+def test_conditional_functions_keep_their_body_and_locally_only_the_true_ones_are_served(tmp_path: Path) -> None:
+    """SAM wraps a conditional function's paths in Fn::If and gives the shared API an Fn::Or condition."""
+    text = """
+Transform: AWS::Serverless-2016-10-31
+Parameters: {Env: {Type: String, Default: dev}}
+Conditions:
+  IsDev: !Equals [!Ref Env, dev]
+  IsProd: !Equals [!Ref Env, prod]
+Resources:
+  A:
+    Type: AWS::Serverless::Function
+    Condition: IsDev
+    Properties: {CodeUri: a/, Handler: a.h, Runtime: python3.12, Events: {E: {Type: Api, Properties: {Path: /a, Method: get}}}}
+  B:
+    Type: AWS::Serverless::Function
+    Condition: IsProd
+    Properties: {CodeUri: b/, Handler: b.h, Runtime: python3.12, Events: {E: {Type: Api, Properties: {Path: /b, Method: get}}}}
+"""  # noqa: E501
+    document = parse_template(text)
+    plain = plain_template(document)
+    # Explicit methods could not follow the conditions (a DependsOn cannot be conditional): the Body stays.
+    assert "Body" in plain["Resources"]["ServerlessRestApi"]["Properties"]
+    assert plain["Conditions"]["ServerlessRestApiCondition"] == {
+        "Fn::Or": [{"Condition": "IsDev"}, {"Condition": "IsProd"}]
+    }
+    dev = build_app(document, tmp_path / "template.yaml")
+    assert (set(dev.functions), dev.routes) == ({"A"}, [ApiRoute("GET", "/a", "A")])
+    prod = build_app(document, tmp_path / "template.yaml", {"Env": "prod"})
+    assert (set(prod.functions), prod.routes) == ({"B"}, [ApiRoute("GET", "/b", "B")])
+    assert build_app(document, tmp_path / "template.yaml", {"Env": "test"}).routes == []

@@ -132,6 +132,8 @@ class BodyOperation:
     integration: Mapping[str, Any]
     security: tuple[str, ...] = ()  # names of the security schemes it requires
     extra: tuple[str, ...] = field(default=())  # other keys of the operation (request validation...)
+    # Conditions that must hold for it to exist (SAM wraps a conditional function's paths in Fn::If).
+    conditions: tuple[str, ...] = ()
 
 
 _PLAIN_OPERATION_KEYS = frozenset(
@@ -144,11 +146,13 @@ def body_operations(body: Any) -> list[BodyOperation]:
     """The operations of an OpenAPI 2 or 3 Body, in the Body's order (none when it is not a mapping)."""
     paths = body.get("paths") if isinstance(body, Mapping) else None
     found: list[BodyOperation] = []
-    for path, item in (paths or {}).items() if isinstance(paths, Mapping) else ():
+    for path, wrapped_item in (paths or {}).items() if isinstance(paths, Mapping) else ():
+        item, path_conditions = _unwrap_if(wrapped_item)
         if not isinstance(item, Mapping):
             continue
-        for key, operation in item.items():
+        for key, wrapped in item.items():
             name = str(key).lower()
+            operation, conditions = _unwrap_if(wrapped)
             if (name not in HTTP_METHODS and name != ANY_METHOD) or not isinstance(operation, Mapping):
                 continue
             security = tuple(
@@ -162,9 +166,22 @@ def body_operations(body: Any) -> list[BodyOperation]:
                     integration=operation.get(INTEGRATION) or {},
                     security=security,
                     extra=tuple(sorted(str(k) for k in operation if k not in _PLAIN_OPERATION_KEYS)),
+                    conditions=tuple(dict.fromkeys(path_conditions + conditions)),
                 )
             )
     return found
+
+
+def _unwrap_if(value: Any) -> tuple[Any, tuple[str, ...]]:
+    """`{"Fn::If": [C, X, {"Ref": "AWS::NoValue"}]}` (nested too) -> (X, (C, ...)); anything else as it is."""
+    conditions: list[str] = []
+    while isinstance(value, Mapping) and set(value) == {"Fn::If"}:
+        argument = value["Fn::If"]
+        if not (isinstance(argument, list) and len(argument) == 3 and argument[2] == {"Ref": "AWS::NoValue"}):
+            break
+        conditions.append(str(argument[0]))
+        value = argument[1]
+    return value, tuple(conditions)
 
 
 def security_schemes(body: Any) -> dict[str, Mapping[str, Any]]:

@@ -9,7 +9,8 @@ in the transform's output (each deploys the same API on AWS):
 2. The OpenAPI `Body` becomes explicit `AWS::ApiGateway::Resource` + `AWS::ApiGateway::Method`
    resources (moto ignores a Body). Only when every operation is a Lambda proxy integration,
    public, IAM or API-key authorised; a Body using more (authorizers, mock CORS methods, request
-   validation) is kept as it is, which AWS deploys and moto does not.
+   validation, the Fn::If of conditional functions) is kept as it is, which AWS deploys and moto
+   does not.
 3. `AWS::ApiGateway::Stage` (unsupported by moto) goes; its `Deployment` takes the `StageName`
    (and the stage's settings, as `StageDescription`), and depends on the API's methods.
 
@@ -70,7 +71,9 @@ def make_explicit(template: Mapping[str, Any], order: list[tuple[str, str]] | No
 def explicit_operations(body: Any, operations: list[BodyOperation]) -> bool:
     """Whether every operation of the Body can be written as an explicit Method."""
     schemes = security_schemes(body)
-    return bool(operations) and all(_method_auth(op, schemes) is not None and _proxied(op) for op in operations)
+    return bool(operations) and all(
+        _method_auth(op, schemes) is not None and _proxied(op) and not op.conditions for op in operations
+    )
 
 
 def _proxied(operation: BodyOperation) -> bool:

@@ -69,7 +69,7 @@ def api_surface(template: Mapping[str, Any], function_ids: set[str], resolver: R
         kind = resource.get("Type")
         body = (resource.get("Properties") or {}).get("Body")
         if kind in (REST_API, HTTP_API) and isinstance(body, Mapping):
-            body_routes = list(_body_routes(body, kind == HTTP_API, resources, function_ids))
+            body_routes = list(_body_routes(body, kind == HTTP_API, resources, function_ids, resolver))
             routes.extend(body_routes)
             if body_routes and kind == REST_API:
                 rest_apis.add(logical_id)
@@ -140,11 +140,13 @@ def _method_route(
 
 
 def _body_routes(
-    body: Mapping[str, Any], http_api: bool, resources: Mapping[str, Any], function_ids: set[str]
+    body: Mapping[str, Any], http_api: bool, resources: Mapping[str, Any], function_ids: set[str], resolver: Resolver
 ) -> Iterator[ApiRoute]:
     schemes = security_schemes(body)
     for operation in body_operations(body):
         if str(operation.integration.get("type", "")).lower() != "aws_proxy":
+            continue
+        if not all(resolver.condition(name) for name in operation.conditions):
             continue
         function_id = _target(operation.integration.get("uri"), resources, function_ids)
         if function_id is None:

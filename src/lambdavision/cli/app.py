@@ -216,8 +216,9 @@ def auth_notes(template: TemplateOptions, stack_name: str) -> list[str]:
         notes.append("Note: the page at GET / is open; it asks for the API key and sends it with each request.")
     elif template.page and template.auth == "key":
         notes.append(
-            "Note: GET / (the page) needs the key too, which a browser opening the URL cannot send (nor can it "
-            "through `local start-api`, which checks that a key is sent): use --open-page or --no-page."
+            "Note: GET / (the page) needs the same authorisation, which a browser opening the URL cannot send "
+            "(nor through `local start-api`, which checks that a key is sent): use --open-page (the page then "
+            "asks for the key) or --no-page."
         )
     elif template.page:
         notes.append(
