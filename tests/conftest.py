@@ -6,6 +6,7 @@ import pytest
 
 pytest_plugins = [
     "tests.fixtures.colour",
+    "tests.fixtures.guide_app",
     "tests.fixtures.image_server",
     "tests.fixtures.models",
     "tests.fixtures.moto_server",

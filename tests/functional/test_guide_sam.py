@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import boto3
-import pytest
 
 from lambdavision.cfn import parse_template
 from tests.fixtures.guide_app import GUIDE_APP, copy_guide_app
@@ -36,20 +35,15 @@ def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> sub
     return result
 
 
-@pytest.fixture(scope="module")
-def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("guide-sam-cache")
-
-
 def test_the_guides_folder_from_init_to_delete(
     tmp_path: Path,
     aws_env: dict[str, str],
     image_server: ImageServer,
     demo_artifact: Path,
     demo_samples: list[tuple[Path, str]],
-    wheel_cache: Path,
+    cli_package_cache: Path,
 ) -> None:
-    env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(wheel_cache), "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}
+    env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(cli_package_cache), "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}
     guide = tmp_path / "guide"
     copy_guide_app(guide)
     run(AWS, "s3", "mb", f"s3://{BUCKET}", cwd=tmp_path, env=env)
