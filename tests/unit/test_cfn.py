@@ -317,3 +317,16 @@ Resources:
     prod = build_app(document, tmp_path / "template.yaml", {"Env": "prod"})
     assert (set(prod.functions), prod.routes) == ({"B"}, [ApiRoute("GET", "/b", "B")])
     assert build_app(document, tmp_path / "template.yaml", {"Env": "test"}).routes == []
+
+
+def test_a_repository_app_is_refused_before_the_transform_could_call_aws() -> None:
+    text = """
+Transform: AWS::Serverless-2016-10-31
+Resources:
+  Nested:
+    Type: AWS::Serverless::Application
+    Properties:
+      Location: {ApplicationId: "arn:aws:serverlessrepo:us-east-1:123456789012:applications/x", SemanticVersion: 1.0.0}
+"""
+    with pytest.raises(TemplateError, match="Nested is an app of the Serverless Application Repository"):
+        plain_template(parse_template(text), source="t.yaml")
