@@ -72,12 +72,12 @@ def _api_event_order(document: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _refuse_repository_apps(template: Mapping[str, Any], source: str) -> None:
     """A nested app from the Serverless Application Repository would make the transform call AWS."""
     for logical_id, resource in (template.get("Resources") or {}).items():
-        if isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Application":
-            if isinstance((resource.get("Properties") or {}).get("Location"), dict):
-                raise TemplateError(
-                    f"{source}: {logical_id} is an app of the Serverless Application Repository, which the "
-                    "transform would have to fetch from AWS: not supported here (use a template URL in S3)"
-                )
+        app = isinstance(resource, dict) and resource.get("Type") == "AWS::Serverless::Application"
+        if app and isinstance((resource.get("Properties") or {}).get("Location"), dict):
+            raise TemplateError(
+                f"{source}: {logical_id} is an app of the Serverless Application Repository, which the "
+                "transform would have to fetch from AWS: not supported here (use a template URL in S3)"
+            )
 
 
 def _code_placeholders(document: dict[str, Any], default_runtime: str) -> list[Any]:
