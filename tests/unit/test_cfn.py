@@ -330,3 +330,27 @@ Resources:
 """
     with pytest.raises(TemplateError, match="Nested is an app of the Serverless Application Repository"):
         plain_template(parse_template(text), source="t.yaml")
+
+
+def test_a_body_with_a_resource_policy_is_kept_whole() -> None:
+    """Writing methods out of it would silently drop the policy (who may call the API)."""
+    text = """
+Transform: AWS::Serverless-2016-10-31
+Globals:
+  Api:
+    Auth:
+      ResourcePolicy: {IpRangeWhitelist: [10.0.0.0/8]}
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: s3://code-bucket/k.zip
+      Handler: app.h
+      Runtime: python3.12
+      Events:
+        Post: {Type: Api, Properties: {Path: /x, Method: post}}
+"""
+    plain = plain_template(parse_template(text))
+    body = plain["Resources"]["ServerlessRestApi"]["Properties"]["Body"]
+    assert "x-amazon-apigateway-policy" in body
+    assert not of_type(plain, "AWS::ApiGateway::Method")

@@ -8,9 +8,9 @@ in the transform's output (each deploys the same API on AWS):
    OpenAPI Body only): the Body's title, else the stack's name.
 2. The OpenAPI `Body` becomes explicit `AWS::ApiGateway::Resource` + `AWS::ApiGateway::Method`
    resources (moto ignores a Body). Only when every operation is a Lambda proxy integration,
-   public, IAM or API-key authorised; a Body using more (authorizers, mock CORS methods, request
-   validation, the Fn::If of conditional functions) is kept as it is, which AWS deploys and moto
-   does not.
+   public, IAM or API-key authorised; a Body saying more (authorizers, mock CORS methods, a
+   resource policy, gateway responses, request validation, the Fn::If of conditional functions) is
+   kept as it is, which AWS deploys and moto does not.
 3. `AWS::ApiGateway::Stage` (unsupported by moto) goes; its `Deployment` takes the `StageName`
    (and the stage's settings, as `StageDescription`), and depends on the API's methods.
 
@@ -68,11 +68,22 @@ def make_explicit(template: Mapping[str, Any], order: list[tuple[str, str]] | No
     return out
 
 
+# What a Body may hold besides its operations and still be written as explicit resources: anything
+# else (a resource policy, gateway responses, request validators...) would be lost, so the Body stays.
+_PLAIN_BODY_KEYS = frozenset(
+    {"swagger", "openapi", "info", "paths", "securityDefinitions", "components", "tags",
+     "x-amazon-apigateway-binary-media-types"}
+)  # fmt: skip
+
+
 def explicit_operations(body: Any, operations: list[BodyOperation]) -> bool:
-    """Whether every operation of the Body can be written as an explicit Method."""
+    """Whether the whole Body can be written as explicit Methods (nothing it says lost)."""
     schemes = security_schemes(body)
-    return bool(operations) and all(
-        _method_auth(op, schemes) is not None and _proxied(op) and not op.conditions for op in operations
+    return (
+        isinstance(body, Mapping)
+        and set(body) <= _PLAIN_BODY_KEYS
+        and bool(operations)
+        and all(_method_auth(op, schemes) is not None and _proxied(op) and not op.conditions for op in operations)
     )
 
 
