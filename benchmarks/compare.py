@@ -59,9 +59,9 @@ from lambdavision.bench import (
     threads_for_memory,
     url_event,
 )
+from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
 from lambdavision.local import simulated_aws
-from lambdavision.local.template import FunctionSpec
 from lambdavision.model_source import BUNDLED_DIR
 from lambdavision.pricing import Prices, cost_per_million, load_prices
 

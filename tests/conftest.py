@@ -7,6 +7,7 @@ import pytest
 pytest_plugins = [
     "tests.fixtures.colour",
     "tests.fixtures.fastai_models",
+    "tests.fixtures.guide_app",
     "tests.fixtures.image_server",
     "tests.fixtures.models",
     "tests.fixtures.moto_server",

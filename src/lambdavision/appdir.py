@@ -11,9 +11,9 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lambdavision.aws.cfn_yaml import dump_template
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.aws.template_names import FUNCTION_ID
+from lambdavision.cfn import dump_template
 from lambdavision.core.errors import BadRequest
 from lambdavision.core.events import dumps_event, invocation_event
 
@@ -93,6 +93,7 @@ def _api_summary(t: TemplateOptions) -> str:
         "key": (
             f"an API key in the `x-api-key` header, usage plan {t.rate_limit:g} requests/s "
             f"(burst {t.burst_limit}), {t.daily_quota:,} a day; the key's id is the stack output `PyTorchApiKeyId`"
+            + ("; the page is open and asks for the key" if t.open_page else "")
         ),
     }[t.auth]
     return f"{page}; {cors}; {auth}."

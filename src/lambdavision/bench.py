@@ -34,12 +34,12 @@ from typing import Any
 
 import numpy as np
 
+from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import unpack_for_serving
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.core.events import invocation_event, parse_proxy_response
 from lambdavision.local.environment import Invocation
 from lambdavision.local.pool import FunctionPool
-from lambdavision.local.template import FunctionSpec
 from lambdavision.model_source import BUNDLED_DIR
 from lambdavision.pricing import Cost, Prices, cost_per_million, load_prices
 

@@ -26,7 +26,6 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from lambdavision.appdir import AppOptions, app_files, write_app_dir
-from lambdavision.aws.cfn_yaml import dump_template, load_template
 from lambdavision.aws.config import build_default_map, load_default_map
 from lambdavision.aws.deploy import (
     DeployError,
@@ -38,6 +37,8 @@ from lambdavision.aws.deploy import (
 )
 from lambdavision.aws.session import AwsError, aws_errors
 from lambdavision.aws.template import TemplateOptions, build_template
+from lambdavision.cfn import dump_template
+from lambdavision.cfn import parse_template as load_template
 from lambdavision.cli import cli
 
 BIN = Path(sys.executable).parent

@@ -7,10 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lambdavision.aws.cfn_yaml import load_template
 from lambdavision.aws.template import TemplateOptions, build_template
+from lambdavision.cfn import load_app as load_local_template
+from lambdavision.cfn import parse_template as load_template
 from lambdavision.core.events import RestApiV1, infer_source
-from lambdavision.local.template import load_template as load_local_template
 
 BIN = Path(sys.executable).parent
 LAMBDAVISION = str(BIN / "lambdavision")

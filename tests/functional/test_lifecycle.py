@@ -22,7 +22,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from lambdavision.aws.cfn_yaml import load_template
+from lambdavision.cfn import parse_template as load_template
 
 BIN = Path(sys.executable).parent
 LAMBDAVISION = str(BIN / "lambdavision")
@@ -32,11 +32,6 @@ KEY = "fastai-models/lesson1/model.tar.gz"
 NEW_KEY = "fastai-models/lesson2/model.tar.gz"
 
 
-@pytest.fixture(scope="module")
-def wheel_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("lifecycle-cache")
-
-
 def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(list(args), cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
@@ -44,8 +39,10 @@ def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> sub
     return result
 
 
-def test_the_guides_lifecycle(tmp_path: Path, aws_env: dict[str, str], demo_artifact: Path, wheel_cache: Path) -> None:
-    env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(wheel_cache)}
+def test_the_guides_lifecycle(
+    tmp_path: Path, aws_env: dict[str, str], demo_artifact: Path, cli_package_cache: Path
+) -> None:
+    env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(cli_package_cache)}
     lv, aws = LAMBDAVISION, str(BIN / "aws")
 
     run(lv, "init", "app", "--bucket", BUCKET, "--key", KEY, cwd=tmp_path, env=env)

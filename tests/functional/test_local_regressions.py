@@ -22,10 +22,11 @@ from urllib.parse import urlsplit
 import psutil
 import pytest
 
+from lambdavision.cfn import FunctionSpec
+from lambdavision.cfn import load_app as load_template
 from lambdavision.cli.start_api import LocalApi
 from lambdavision.local.environment import MAX_LOG_LINE_BYTES
 from lambdavision.local.pool import MAX_EVENT_BYTES, FunctionPool, Invocation, RequestEntityTooLarge
-from lambdavision.local.template import FunctionSpec, load_template
 from tests.fixtures.pools import Logs, PoolFactory
 
 # Bounds that only stop a broken test from hanging; nothing asserts how fast anything is.

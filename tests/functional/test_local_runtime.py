@@ -19,10 +19,11 @@ from typing import Any
 import psutil
 import pytest
 
+from lambdavision.cfn import FunctionSpec
 from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.env_file import apply_env_file, parse_env_document
 from lambdavision.local.pool import FunctionPool, Invocation
 from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore, RuntimeApiServer
-from lambdavision.local.template import FunctionSpec, apply_env_file, parse_env_document
 from tests.fixtures.pools import Logs, PoolFactory
 
 FUNCTIONS = Path(__file__).resolve().parent.parent / "functions"
@@ -293,7 +294,7 @@ import json, sys, time
 from pathlib import Path
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.pool import FunctionPool
-from lambdavision.local.template import FunctionSpec
+from lambdavision.cfn import FunctionSpec
 spec = FunctionSpec("Slow", "app.lambda_handler", Path(sys.argv[1]), "python3.12", 256, 30, {})
 pool = FunctionPool(spec, concurrency=2)
 pool.start(warm=True)

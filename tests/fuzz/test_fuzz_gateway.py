@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from lambdavision.cfn import load_app as load_template
 from lambdavision.cli.start_api import LocalApi
-from lambdavision.local.template import load_template
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget
 
 APP = Path(__file__).parent.parent / "functions" / "gateway_app"

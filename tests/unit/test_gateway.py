@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from lambdavision.cfn import ApiRoute, TemplateError
 from lambdavision.local.gateway import (
     LAMBDA_REQUEST_ID_HEADER,
     MAX_REQUEST_BODY_BYTES,
@@ -25,7 +26,6 @@ from lambdavision.local.gateway import (
 )
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge
 from lambdavision.local.report import MAX_RESPONSE_BYTES
-from lambdavision.local.template import ApiRoute, TemplateError
 
 ROUTES = [
     ApiRoute("POST", "/invocations", "Classify"),

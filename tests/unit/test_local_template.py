@@ -7,20 +7,19 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.local import report
-from lambdavision.local.environment import lambda_environment
-from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore
-from lambdavision.local.template import (
+from lambdavision.cfn import (
     ApiRoute,
     AppTemplate,
     FunctionSpec,
     TemplateError,
-    apply_env_file,
     build_app,
-    parse_env_document,
     parse_parameter_overrides,
-    parse_template_text,
 )
+from lambdavision.cfn import parse_template as parse_template_text
+from lambdavision.local import report
+from lambdavision.local.env_file import apply_env_file, parse_env_document
+from lambdavision.local.environment import lambda_environment
+from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore
 
 APP = Path("/apps/demo/template.yaml")
 
@@ -440,7 +439,7 @@ def test_snapstart_routes_reach_the_function_behind_the_alias(tmp_path: Path) ->
     from lambdavision.aws.template import TemplateOptions
 
     write_app_dir(tmp_path, app_files(AppOptions(template=TemplateOptions(snapstart=True))), force=False)
-    from lambdavision.local.template import load_template
+    from lambdavision.cfn import load_app as load_template
 
     routes = load_template(tmp_path / "template.yaml").routes
     assert {(r.method, r.path, r.function_id) for r in routes} == {

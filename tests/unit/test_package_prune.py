@@ -460,7 +460,11 @@ def test_packaged_sam_template_uses_an_s3_uri(tmp_path: Path) -> None:
     (tmp_path / "src").mkdir()
     template = {
         "Resources": {
-            "Fn": {"Type": "AWS::Serverless::Function", "Properties": {"CodeUri": "src", "Runtime": "python3.12"}}
+            "Fn": {
+                "Type": "AWS::Serverless::Function",
+                # (a Handler too: SAM's transform, which reads the template now, refuses a function without one)
+                "Properties": {"CodeUri": "src", "Runtime": "python3.12", "Handler": "app.h"},
+            }
         }
     }
     [spec] = package.plan_functions(template, tmp_path)

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
-from lambdavision.aws.cfn_yaml import dump_template, load_template
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.aws.template_edits import DeployOverrides, apply_overrides, has_version, stamp_version
 from lambdavision.aws.template_names import BINARY_MEDIA_TYPES, Route, TemplateOptionError
+from lambdavision.cfn import TemplateError, dump_template
+from lambdavision.cfn import parse_template as load_template
 
 CORS = "https://example.org"
 VARIANTS = {
@@ -33,6 +34,7 @@ VARIANTS = {
     "key": TemplateOptions(auth="key"),
     "key-cors-snapstart": TemplateOptions(auth="key", cors_origin=CORS, snapstart=True),
     "key-no-page-custom-plan": TemplateOptions(auth="key", page=False, rate_limit=2.5, burst_limit=5, daily_quota=100),
+    "key-open-page": TemplateOptions(auth="key", open_page=True, cors_origin=CORS),
 }
 
 
@@ -360,7 +362,7 @@ Resources:
 
 @pytest.mark.parametrize("text", ["", "Resources: [1, 2]", "a: [unclosed", "just a string"])
 def test_load_template_refuses_what_is_not_a_template(text: str) -> None:
-    with pytest.raises(TemplateOptionError, match="template"):
+    with pytest.raises(TemplateError, match="template"):
         load_template(text, source="broken.yaml")
 
 

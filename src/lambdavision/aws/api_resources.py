@@ -3,7 +3,7 @@
 `add_route` adds a route's path Resources, Method and invoke Permission; `proxied_routes` finds the
 methods that proxy to the function (or its alias) and `retarget` points them elsewhere;
 `renew_deployment` names the Deployment after what it deploys, so CloudFormation redeploys the
-API when its routes change. `replace_resource` renames or drops a resource, `DependsOn` included.
+API when its routes change. Paths and resource renames are `lambdavision.cfn.apigateway`'s.
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from lambdavision.aws.template_names import ALIAS_ID, API_ID, FUNCTION_ID, STAGE_NAME, Route, ref, segments
+from lambdavision.aws.template_names import ALIAS_ID, API_ID, FUNCTION_ID, STAGE_NAME, Route, ref
+from lambdavision.cfn.apigateway import ensure_path, path_id, replace_resource, resource_path
 
 
 @dataclass(frozen=True)
@@ -37,30 +38,10 @@ class Target:
 
 def add_route(resources: dict[str, Any], route: Route, target: Target, auth: str) -> None:
     """The path's Resources (reusing existing ones), the Method and its invoke Permission."""
-    parent = _root()
-    prefix = ""
-    for segment in segments(route.path):
-        prefix = f"{prefix}/{segment}"
-        existing = _child_resource(resources, parent, segment)
-        if existing is None:
-            existing = f"{_path_id(prefix)}Resource"
-            resources[existing] = {
-                "Type": "AWS::ApiGateway::Resource",
-                "Properties": {"RestApiId": ref(API_ID), "ParentId": parent, "PathPart": segment},
-            }
-        parent = ref(existing)
+    parent = ensure_path(resources, API_ID, route.path)
     method_id = _method_id(route)
     resources[method_id] = _method(route, parent, target, auth)
     resources[f"{method_id}Permission"] = _permission(route, target)
-
-
-def _child_resource(resources: Mapping[str, Any], parent: Any, segment: str) -> str | None:
-    for logical_id, resource in resources.items():
-        if isinstance(resource, dict) and resource.get("Type") == "AWS::ApiGateway::Resource":
-            properties = resource.get("Properties") or {}
-            if properties.get("ParentId") == parent and properties.get("PathPart") == segment:
-                return logical_id
-    return None
 
 
 def _method(route: Route, resource_id: Any, target: Target, auth: str) -> dict[str, Any]:
@@ -148,28 +129,10 @@ def proxied_routes(resources: Mapping[str, Any]) -> list[tuple[Route, Target]]:
         uri = json.dumps((properties.get("Integration") or {}).get("Uri"))
         for target in (Target.function(), Target.alias()):
             if target.arn_sub in uri:
-                path = _path_of(resources, properties.get("ResourceId"))
+                path = resource_path(resources, properties.get("ResourceId"))
                 if path is not None:
                     found.append((Route(str(properties.get("HttpMethod", "")).upper(), path), target))
     return found
-
-
-def _path_of(resources: Mapping[str, Any], resource_id: Any) -> str | None:
-    """`/a/b` for a Ref to the Resource of b (following ParentId to the root); None if unknown."""
-    parts: list[str] = []
-    seen: set[str] = set()
-    while resource_id != _root():
-        if not (isinstance(resource_id, dict) and set(resource_id) == {"Ref"}):
-            return None
-        logical_id = resource_id["Ref"]
-        resource = resources.get(logical_id)
-        if logical_id in seen or not isinstance(resource, dict) or resource.get("Type") != "AWS::ApiGateway::Resource":
-            return None
-        seen.add(logical_id)
-        properties = resource.get("Properties") or {}
-        parts.append(str(properties.get("PathPart", "")))
-        resource_id = properties.get("ParentId")
-    return "/" + "/".join(reversed(parts))
 
 
 def retarget(resources: dict[str, Any], old: Target, new: Target) -> None:
@@ -185,37 +148,8 @@ def retarget(resources: dict[str, Any], old: Target, new: Target) -> None:
             properties["FunctionName"] = new.ref
 
 
-def replace_resource(resources: dict[str, Any], old_id: str, new_id: str | None, value: Any) -> None:
-    """Put `value` under `new_id` where `old_id` was (or drop it when new_id is None); DependsOn follows."""
-    items = list(resources.items())
-    resources.clear()
-    for logical_id, resource in items:
-        if logical_id != old_id:
-            resources[logical_id] = resource
-        elif new_id is not None:
-            resources[new_id] = value
-    for resource in resources.values():
-        if not isinstance(resource, dict) or "DependsOn" not in resource:
-            continue
-        depends = resource["DependsOn"]
-        if depends == old_id:
-            if new_id is None:
-                del resource["DependsOn"]
-            else:
-                resource["DependsOn"] = new_id
-        elif isinstance(depends, list) and old_id in depends:
-            renamed = [new_id if d == old_id else d for d in depends]
-            resource["DependsOn"] = list(dict.fromkeys(d for d in renamed if d is not None))
-
-
-def _path_id(path: str) -> str:
-    """`/invocations` -> `Invocations`; `/items/{id}` -> `ItemsId`; `/` -> `Root`."""
-    words = re.findall(r"[A-Za-z0-9]+", path)
-    return "".join(w[:1].upper() + w[1:] for w in words) or "Root"
-
-
 def _method_id(route: Route) -> str:
-    return f"{_path_id(route.path)}{route.method.capitalize()}Method"
+    return f"{path_id(route.path)}{route.method.capitalize()}Method"
 
 
 def _arn_path(path: str) -> str:
@@ -223,15 +157,10 @@ def _arn_path(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "*", path.rstrip("/")) if path != "/" else "/"
 
 
-def _root() -> dict[str, Any]:
-    return {"Fn::GetAtt": [API_ID, "RootResourceId"]}
-
-
 __all__ = [
     "Target",
     "add_route",
     "proxied_routes",
     "renew_deployment",
-    "replace_resource",
     "retarget",
 ]

@@ -20,7 +20,9 @@ first `lambdavision.toml`, or pyproject.toml holding `[tool.lambdavision]`, is u
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -127,12 +129,62 @@ def _convert(command: click.Command, key: str, value: Any, source: str, where: s
     """TOML value -> what click expects: lists for repeatable flags, `K=V` strings from a table."""
     param = next(p for p in command.params if p.name == key)
     if isinstance(value, Mapping):
-        value = [f"{k}={v}" for k, v in value.items()]
+        # Quoted where needed, so a value with spaces stays one value for the override parser.
+        value = [f"{k}={shlex.quote(str(v))}" for k, v in value.items()]
     if param.multiple or (param.nargs != 1):
         return list(value) if isinstance(value, list) else [value]
     if isinstance(value, (list, Mapping)):
         raise ConfigError(f"{source}: [{where}] {key.replace('_', '-')} takes one value, not a list")
     return value
+
+
+def write_config(path: Path, updates: Mapping[str, Mapping[str, Any]], base: Mapping[str, Any] | None = None) -> None:
+    """Write `base` (a config table, e.g. the file's current one) with each command table of
+    `updates` merged in, to `path` as TOML. Comments of an existing file are not kept."""
+    merged: dict[str, Any] = {k: dict(v) if isinstance(v, Mapping) else v for k, v in (base or {}).items()}
+    for command, values in updates.items():
+        merged.setdefault(command, {}).update(values)
+    text = "".join(_toml_table([name], table) for name, table in merged.items())
+    try:
+        if tomllib.loads(text) != merged:  # what is written must read back as it was meant
+            raise ConfigError(f"cannot write these settings to {path} as TOML")
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"cannot write these settings to {path} as TOML ({exc})") from exc
+    path.write_text(text, encoding="utf-8")
+
+
+def _toml_table(names: list[str], table: Mapping[str, Any]) -> str:
+    """`[a.b]` and its `key = value` lines; a value that is a table of tables becomes sub-tables."""
+    sub = {
+        k: v
+        for k, v in table.items()
+        if isinstance(v, Mapping) and v and all(isinstance(x, Mapping) for x in v.values())
+    }
+    lines = [f"{_toml_key(k)} = {_toml_value(v)}\n" for k, v in table.items() if k not in sub]
+    text = f"[{'.'.join(map(_toml_key, names))}]\n{''.join(lines)}\n" if lines or not sub else ""
+    return text + "".join(_toml_table([*names, k], v) for k, v in sub.items())
+
+
+def _is_table_of_tables(value: Any) -> bool:
+    return isinstance(value, Mapping) and bool(value) and all(isinstance(x, Mapping) for x in value.values())
+
+
+def _toml_key(key: str) -> str:
+    return key if key and all(c.isalnum() or c in "-_" for c in key) and key.isascii() else json.dumps(key)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, list):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise ConfigError(f"cannot write {value!r} to a config file")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -150,4 +202,12 @@ def _tool_table(data: Mapping[str, Any]) -> dict[str, Any]:
     return dict(table) if isinstance(table, Mapping) else {}
 
 
-__all__ = ["CONFIG_NAME", "ENV_VAR", "ConfigError", "build_default_map", "find_config", "load_default_map"]
+__all__ = [
+    "CONFIG_NAME",
+    "ENV_VAR",
+    "ConfigError",
+    "build_default_map",
+    "find_config",
+    "load_default_map",
+    "write_config",
+]

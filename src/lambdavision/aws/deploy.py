@@ -9,7 +9,6 @@ create cannot be updated; the next deploy deletes it, after saying so, and creat
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,9 +19,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from lambdavision.aws.cfn_yaml import dump_template, load_template
 from lambdavision.aws.session import AwsError, is_missing_stack
-from lambdavision.aws.template_names import TemplateOptionError
+from lambdavision.cfn import check_overrides, dump_template, local_code, parse_template, read_template_text
 from lambdavision.core.errors import BadRequest
 
 if TYPE_CHECKING:
@@ -87,21 +85,13 @@ class NotPackagedError(BadRequest):
 
 def read_template_file(path: Path) -> tuple[str, dict[str, Any]]:
     """The template's text (sent as is) and its parsed form (checked here)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise BadRequest(f"template file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise BadRequest(f"cannot read template file {path}: {exc}") from exc
+    text = read_template_text(path)
     if len(text.encode("utf-8")) > TEMPLATE_BODY_LIMIT:
         raise BadRequest(
             f"{path} is {len(text.encode())} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte "
             "limit for a template sent inline"
         )
-    try:
-        return text, load_template(text, source=str(path))
-    except TemplateOptionError as exc:
-        raise BadRequest(exc.message) from exc
+    return text, parse_template(text, source=str(path))
 
 
 def template_body(template: Mapping[str, Any], source: str) -> str:
@@ -134,43 +124,12 @@ def effective_parameters(
 
 def check_packaged(template: Mapping[str, Any], source: str) -> None:
     """Refuse a template whose code is still a local folder: CloudFormation cannot read it."""
-    local: list[str] = []
-    for logical_id, resource in template.get("Resources", {}).items():
-        if not isinstance(resource, Mapping):
-            continue
-        properties = resource.get("Properties") or {}
-        kind = resource.get("Type")
-        code: Any = None
-        if kind == "AWS::Lambda::Function":
-            code = properties.get("Code")
-        elif kind == "AWS::Lambda::LayerVersion":
-            code = properties.get("Content")
-        elif kind in ("AWS::Serverless::Function", "AWS::Serverless::LayerVersion"):
-            code = properties.get("CodeUri", properties.get("ContentUri"))
-        if isinstance(code, str) and not code.startswith("s3://"):
-            local.append(f"{logical_id} ({code})")
+    local = [f"{logical_id} ({code})" for logical_id, code in local_code(template)]
     if local:
         raise NotPackagedError(
             f"{source} still points at local code: {', '.join(local)}; run `lambdavision package "
             "--output-template-file packaged.yaml --s3-bucket BUCKET` and deploy packaged.yaml"
         )
-
-
-def parse_parameter_overrides(items: Sequence[str]) -> dict[str, str]:
-    """`Key=Value` tokens (also SAM's `ParameterKey=K,ParameterValue=V`, and several per quoted string)."""
-    overrides: dict[str, str] = {}
-    for item in items:
-        for token in shlex.split(item) if any(c.isspace() for c in item) else [item]:
-            if token.startswith("ParameterKey="):
-                fields = dict(part.split("=", 1) for part in token.split(",", 1) if "=" in part)
-                key, value = fields.get("ParameterKey", ""), fields.get("ParameterValue")
-            else:
-                key, sep, value_text = token.partition("=")
-                value = value_text if sep else None
-            if not key or value is None:
-                raise BadRequest(f"parameter override {token!r} is not KEY=VALUE")
-            overrides[key] = value
-    return overrides
 
 
 # --- stacks -------------------------------------------------------------------------------------
@@ -209,12 +168,7 @@ def deploy_stack(
 ) -> DeployResult:
     """Create the stack or update it, wait, and return its outputs; DeployError when it failed."""
     declared = list((template.get("Parameters") or {}).keys())
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise BadRequest(
-            f"parameter override(s) {', '.join(unknown)} not in the template (it declares: "
-            f"{', '.join(declared) or 'no parameters'})"
-        )
+    check_overrides(template, overrides, "the template")
     stack = describe_stack(cfn, stack_name)
     status = stack["StackStatus"] if stack else None
     if status == "ROLLBACK_COMPLETE":
@@ -418,7 +372,6 @@ __all__ = [
     "describe_stack",
     "effective_parameters",
     "latest_event_id",
-    "parse_parameter_overrides",
     "raise_if_failed",
     "read_template_file",
     "stack_output",

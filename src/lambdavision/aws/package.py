@@ -35,6 +35,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 import lambdavision
+from lambdavision import cfn
 from lambdavision.aws import wheels, zipbuild
 from lambdavision.aws.wheels import Interpreter, Target
 from lambdavision.aws.zipbuild import Source, ZipSizes
@@ -89,85 +90,63 @@ class PackageTooLarge(PackageError):
 
 
 @dataclass(frozen=True)
-class FunctionSpec:
-    logical_id: str
-    resource_type: str  # LAMBDA_FUNCTION or SAM_FUNCTION
-    code_dir: Path
+class PlannedFunction:
+    """One function to build: its spec (read by `lambdavision.cfn`) and the Lambda platform of its zip."""
+
+    spec: cfn.FunctionSpec
     target: Target
-    handler: str | None
-    existing_layers: int
+
+    @property
+    def logical_id(self) -> str:
+        return self.spec.logical_id
+
+    @property
+    def resource_type(self) -> str:  # LAMBDA_FUNCTION or SAM_FUNCTION
+        return self.spec.resource_type
+
+    @property
+    def code_dir(self) -> Path:
+        return self.spec.code_dir
+
+    @property
+    def handler(self) -> str | None:
+        return self.spec.handler or None
+
+    @property
+    def existing_layers(self) -> int:
+        return len(self.spec.layers)
 
 
-def plan_functions(template: Mapping[str, Any], template_dir: Path) -> list[FunctionSpec]:
+def plan_functions(template: Mapping[str, Any], template_dir: Path) -> list[PlannedFunction]:
     """The functions whose code is a local folder, with their Lambda platform.
 
     Functions already pointing at S3, inline code or a container image are left alone.
     """
-    resources = template.get("Resources")
-    if not isinstance(resources, Mapping):
-        raise PackageError("the template has no Resources mapping")
-    globals_section = template.get("Globals")
-    sam_globals = globals_section.get("Function") if isinstance(globals_section, Mapping) else None
-    if not isinstance(sam_globals, Mapping):
-        sam_globals = {}
-    specs = []
-    for logical_id, resource in resources.items():
-        if not isinstance(resource, Mapping) or resource.get("Type") not in (LAMBDA_FUNCTION, SAM_FUNCTION):
-            continue
-        kind = resource["Type"]
-        props: Mapping[str, Any] = resource.get("Properties") or {}
-        if kind == SAM_FUNCTION:
-            props = {**sam_globals, **props}
-        if props.get("PackageType") == "Image":
-            continue
-        code = props.get("Code" if kind == LAMBDA_FUNCTION else "CodeUri")
-        if not isinstance(code, str) or code.startswith("s3://"):
-            continue  # S3 location, ZipFile, InlineCode, or an intrinsic: nothing local to build
-        code_dir = (template_dir / code).resolve()
-        if not code_dir.is_dir():
-            raise PackageError(f"{logical_id}: code folder {code!r} does not exist (relative to {template_dir})")
-        runtime = _resolve(template, props.get("Runtime"), f"{logical_id}.Runtime")
-        if runtime is None:
-            raise PackageError(f"{logical_id} has no Runtime: set Runtime: python3.12 (or python3.13)")
-        architectures = _resolve(template, props.get("Architectures", ["x86_64"]), f"{logical_id}.Architectures")
-        if isinstance(architectures, list):
-            architectures = [_resolve(template, a, f"{logical_id}.Architectures") for a in architectures]
-        if not (isinstance(architectures, list) and len(architectures) == 1 and isinstance(architectures[0], str)):
-            raise PackageError(f"{logical_id}: Architectures must be a list of one value, [x86_64] or [arm64]")
-        try:
-            target = Target.parse(str(runtime), architectures[0])
-        except LambdaVisionError as exc:
-            raise PackageError(f"{logical_id}: {exc.message}") from exc
-        handler = props.get("Handler")
-        layers = props.get("Layers") or []
-        specs.append(
-            FunctionSpec(
-                logical_id=str(logical_id),
-                resource_type=kind,
-                code_dir=code_dir,
-                target=target,
-                handler=handler if isinstance(handler, str) else None,
-                existing_layers=len(layers) if isinstance(layers, list) else 0,
+    try:
+        specs = cfn.load_functions(template, template_dir, default_runtime="")
+    except cfn.TemplateError as exc:
+        raise PackageError(exc.message) from exc
+    planned = []
+    for spec in specs.values():
+        if not spec.code_uri:
+            continue  # S3 location, ZipFile, InlineCode, an image: nothing local to build
+        if not spec.code_dir.is_dir():
+            raise PackageError(
+                f"{spec.logical_id}: code folder {spec.code_uri!r} does not exist (relative to {template_dir})"
             )
-        )
-    if not specs:
+        if not spec.runtime:
+            raise PackageError(f"{spec.logical_id} has no Runtime: set Runtime: python3.12 (or python3.13)")
+        try:
+            target = Target.parse(spec.runtime, spec.architecture)
+        except LambdaVisionError as exc:
+            raise PackageError(f"{spec.logical_id}: {exc.message}") from exc
+        planned.append(PlannedFunction(spec, target))
+    if not planned:
         raise PackageError(
             "the template has no function with a local code folder to package "
             f"({LAMBDA_FUNCTION} Code: or {SAM_FUNCTION} CodeUri: naming a folder)"
         )
-    return specs
-
-
-def _resolve(template: Mapping[str, Any], value: Any, where: str) -> Any:
-    """A literal, or a `Ref` to a parameter resolved to its Default."""
-    if isinstance(value, Mapping) and set(value) == {"Ref"}:
-        param = (template.get("Parameters") or {}).get(value["Ref"])
-        if not isinstance(param, Mapping) or "Default" not in param:
-            raise PackageError(f"{where} refers to {value['Ref']!r}, which is not a parameter with a Default")
-        return param["Default"]
-    if isinstance(value, Mapping):
-        raise PackageError(f"{where} must be a literal value or a Ref to a parameter, not {json.dumps(value)}")
-    return value
+    return planned
 
 
 # --- 2. building -------------------------------------------------------------------------------
@@ -199,7 +178,7 @@ class BuiltZip:
 
 @dataclass
 class FunctionPackage:
-    spec: FunctionSpec
+    spec: PlannedFunction
     zip: BuiltZip
     layer: BuiltZip | None = None
 
@@ -308,7 +287,7 @@ def runtime_files(package_dir: Path) -> dict[str, Path]:
 
 
 def stage_code(
-    spec: FunctionSpec,
+    spec: PlannedFunction,
     runtime_parts: Mapping[str, Path],
     dest: Path,
     python: Interpreter | None,
@@ -420,7 +399,7 @@ def _unpacked_model(path: Path, folder: Path) -> dict[str, Path]:
     return {f"{BUNDLED_MODEL_NAME}/{file.name}": file for file in sorted(folder.iterdir())}
 
 
-def _check_handler(spec: FunctionSpec, warnings: list[str]) -> None:
+def _check_handler(spec: PlannedFunction, warnings: list[str]) -> None:
     if not spec.handler or "." not in spec.handler:
         return
     module = spec.handler.rsplit(".", 1)[0].replace(".", "/")
@@ -430,7 +409,7 @@ def _check_handler(spec: FunctionSpec, warnings: list[str]) -> None:
         )
 
 
-def _check_limit(spec: FunctionSpec, member_sets: Sequence[Mapping[str, Path]], limit: int) -> None:
+def _check_limit(spec: PlannedFunction, member_sets: Sequence[Mapping[str, Path]], limit: int) -> None:
     """Refuse before zipping when function + layer would exceed Lambda's unzipped limit."""
     sized = [{name: path.stat().st_size for name, path in members.items()} for members in member_sets]
     total = sum(sum(s.values()) for s in sized)
@@ -636,9 +615,9 @@ __all__ = [
     "BuildResult",
     "BuiltZip",
     "FunctionPackage",
-    "FunctionSpec",
     "PackageError",
     "PackageTooLarge",
+    "PlannedFunction",
     "build",
     "check_bucket",
     "installed_closure",

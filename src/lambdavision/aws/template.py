@@ -1,6 +1,6 @@
 """The application's CloudFormation template as a pure function of its options.
 
-`build_template(TemplateOptions(...))` returns the template as a dict; `cfn_yaml` writes and reads
+`build_template(TemplateOptions(...))` returns the template as a dict; `lambdavision.cfn` writes and reads
 it as YAML. SnapStart and CORS are applied with the edits `deploy` shares (`template_edits`), the
 API's routes with `api_resources`; the ids and accepted values live in `template_names`. Nothing
 here touches AWS or the file system.
@@ -70,6 +70,9 @@ class TemplateOptions:
     binary_media_types: tuple[str, ...] = BINARY_MEDIA_TYPES
     # The upload page at GET / (served by the same function); off: LAMBDAVISION_PAGE=0.
     page: bool = True
+    # With auth "key": the page itself needs no key (a browser cannot send one when it opens a URL);
+    # it asks for the key and sends it with each request. The API's other methods still need it.
+    open_page: bool = False
     # An origin allowed to call the API from another site: OPTIONS preflights + CORS headers.
     cors_origin: str | None = None
     # none: public; iam: SigV4-signed callers with execute-api:Invoke; key: x-api-key + usage plan.
@@ -108,6 +111,8 @@ class TemplateOptions:
             check_route(route)
         if len({(r.method.upper(), r.path) for r in self.routes}) != len(self.routes):
             raise TemplateOptionError("the same method and path appear twice in the API routes")
+        if self.open_page and not (self.page and self.auth == "key"):
+            raise TemplateOptionError("an open page is for --auth key with the page (GET /) on")
         if not self.bucket_name or not self.object_key:
             raise TemplateOptionError("the model's bucket and key must not be empty")
         if self.cors_origin is not None:
@@ -131,7 +136,7 @@ def build_template(options: TemplateOptions) -> dict[str, Any]:
     for route in options.routes:
         add_route(resources, route, target, options.auth)
     if options.page and not any(r.method.upper() == "GET" and r.path == "/" for r in options.routes):
-        add_route(resources, Route("GET", "/"), target, options.auth)
+        add_route(resources, Route("GET", "/"), target, "none" if options.open_page else options.auth)
     if options.cors_origin:
         enable_cors(resources, options.cors_origin)
     deployment_id = renew_deployment(resources)

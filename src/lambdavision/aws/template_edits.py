@@ -20,7 +20,6 @@ from lambdavision.aws.api_resources import (
     add_route,
     proxied_routes,
     renew_deployment,
-    replace_resource,
     retarget,
 )
 from lambdavision.aws.template_names import (
@@ -38,6 +37,7 @@ from lambdavision.aws.template_names import (
     check_origin,
     ref,
 )
+from lambdavision.cfn.apigateway import replace_resource
 
 _FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
 _LAYER = "AWS::Lambda::LayerVersion"

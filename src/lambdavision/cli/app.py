@@ -67,6 +67,12 @@ _DEFAULTS = TemplateOptions()
     "with a usage plan; none: public (a warning says so).",
 )
 @click.option(
+    "--open-page",
+    is_flag=True,
+    help="With --auth key: serve the page at GET / without the key (it asks for the key and sends it as "
+    "x-api-key); every other method still needs it.",
+)
+@click.option(
     "--rate-limit",
     type=click.FloatRange(min=0, min_open=True),
     default=None,
@@ -84,8 +90,18 @@ _DEFAULTS = TemplateOptions()
     default=None,
     help=f"--auth key: requests per day [default: {_DEFAULTS.daily_quota:,}].",
 )
+@click.option(
+    "--from-sam",
+    "from_sam",
+    metavar="GUIDE_DIR",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Turn this SAM app folder (the guide's) into a lambdavision app in DIRECTORY: lambdavision's handler, "
+    "a supported runtime, no dead layer; logical ids and outputs kept. Takes --runtime, --bucket, --key, --force.",
+)
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
+@click.pass_context
 def init(
+    ctx: click.Context,
     directory: Path,
     bucket: str,
     key: str,
@@ -99,9 +115,11 @@ def init(
     page: bool,
     cors_origin: str | None,
     auth: str,
+    open_page: bool,
     rate_limit: float | None,
     burst_limit: int | None,
     daily_quota: int | None,
+    from_sam: Path | None,
     force: bool,
 ) -> None:
     """Write an application folder into DIRECTORY (default: here).
@@ -110,6 +128,9 @@ def init(
     function/app.py — ready for `local invoke`, `local start-api`, `package` and `deploy`.
     The API serves POST /invocations and, unless --no-page, the upload page at GET /.
     """
+    if from_sam is not None:
+        init_from_sam(ctx, from_sam, directory, runtime=runtime, bucket=bucket, key=key, force=force)
+        return
     plan_flags = {"--rate-limit": rate_limit, "--burst-limit": burst_limit, "--daily-quota": daily_quota}
     given = [flag for flag, value in plan_flags.items() if value is not None]
     if given and auth != "key":
@@ -127,6 +148,7 @@ def init(
             page=page,
             cors_origin=cors_origin,
             auth=auth,
+            open_page=open_page,
             rate_limit=_DEFAULTS.rate_limit if rate_limit is None else rate_limit,
             burst_limit=_DEFAULTS.burst_limit if burst_limit is None else burst_limit,
             daily_quota=_DEFAULTS.daily_quota if daily_quota is None else daily_quota,
@@ -139,6 +161,37 @@ def init(
     for line in auth_notes(options.template, options.stack_name):
         click.echo(line, err=True)
     click.echo(f"Next: see {directory / 'README.md'} (upload, local invoke, package, deploy).")
+
+
+def init_from_sam(
+    ctx: click.Context, guide_dir: Path, directory: Path, *, runtime: str, bucket: str, key: str, force: bool
+) -> None:
+    """`init --from-sam GUIDE_DIR DIRECTORY`: convert, write, and print every change made."""
+    from click.core import ParameterSource
+
+    from lambdavision.appdir_sam import convert_sam_app, write_conversion
+
+    given = {p for p in ctx.params if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE}
+    ignored = sorted(given - {"directory", "from_sam", "runtime", "bucket", "key", "force"})
+    if ignored:
+        flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
+        raise click.UsageError(f"{flags} cannot be combined with --from-sam (edit the template, or init without it)")
+
+    def explicit(name: str, value: str) -> str | None:
+        return value if name in given else None
+
+    conversion = convert_sam_app(
+        guide_dir, runtime=runtime, bucket=explicit("bucket", bucket), key=explicit("key", key)
+    )
+    written = write_conversion(directory, conversion, force=force)
+    click.echo(f"Converted the SAM app in {guide_dir} into a lambdavision app in {directory}:")
+    for change in conversion.changes:
+        click.echo(f"  - {change}")
+    click.echo(f"{len(written)} files written; logical ids, outputs, events and the other files kept as they were.")
+    click.echo(
+        f"Next: cd {directory} && lambdavision local invoke -n env.json -e event.json, then package and deploy "
+        "as the guide does."
+    )
 
 
 def auth_notes(template: TemplateOptions, stack_name: str) -> list[str]:
@@ -159,7 +212,15 @@ def auth_notes(template: TemplateOptions, stack_name: str) -> list[str]:
             f"get-api-key --include-value --query value --output text --api-key "
             f'"$(lambdavision endpoint --stack-name {stack_name} --output-key PyTorchApiKeyId)"'
         )
-    if template.page:
+    if template.open_page:
+        notes.append("Note: the page at GET / is open; it asks for the API key and sends it with each request.")
+    elif template.page and template.auth == "key":
+        notes.append(
+            "Note: GET / (the page) needs the same authorisation, which a browser opening the URL cannot send "
+            "(nor through `local start-api`, which checks that a key is sent): use --open-page (the page then "
+            "asks for the key) or --no-page."
+        )
+    elif template.page:
         notes.append(
             "Note: GET / (the page) needs the same authorisation, which a browser opening the URL cannot "
             "send: the page then works through `lambdavision local start-api` only (or use --no-page)."

@@ -21,6 +21,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 from rich.table import Table
 
 from lambdavision.aws import deploy as stacks
+from lambdavision.aws.deploy_template import deployable_template
 from lambdavision.aws.logs import (
     LogEvent,
     ReadableLog,
@@ -32,9 +33,11 @@ from lambdavision.aws.logs import (
     to_ms,
 )
 from lambdavision.aws.session import AwsOptions, AwsSession, aws_errors
-from lambdavision.aws.template_edits import DeployOverrides, apply_overrides, has_version, stamp_version
+from lambdavision.aws.template_edits import DeployOverrides, has_version, stamp_version
 from lambdavision.aws.template_names import ARCHITECTURES
 from lambdavision.aws.upload import parse_s3_uri, upload_artifact
+from lambdavision.cfn import parse_parameter_overrides
+from lambdavision.cli.common import GreedyOptionsCommand
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -59,42 +62,13 @@ def aws_options(func: F) -> F:
     return func
 
 
-class GreedyOptionsCommand(click.Command):
-    """Lets a repeatable option take several values after one flag, as SAM and the AWS CLI do:
-
-    `--parameter-overrides A=1 B=2 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM`.
-    """
-
-    greedy_options: tuple[str, ...] = ()
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, spread_greedy(args, self.greedy_options))
-
-
-def spread_greedy(args: list[str], greedy: tuple[str, ...]) -> list[str]:
-    """`--opt a b` -> `--opt a --opt b` for each option in `greedy`; everything else unchanged."""
-    out: list[str] = []
-    current: str | None = None
-    for index, token in enumerate(args):
-        if token == "--":
-            out.extend(args[index:])
-            return out
-        if current is not None and not token.startswith("-"):
-            out += [current, token]
-            continue
-        current = None
-        if token in greedy:
-            current = token
-            nxt = args[index + 1] if index + 1 < len(args) else None
-            if nxt is None or nxt.startswith("-"):
-                out.append(token)  # no value: click reports it
-            continue
-        out.append(token)
-    return out
-
-
 def _session(region: str | None, profile: str | None, endpoint_url: str | None) -> AwsSession:
     return AwsSession(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url))
+
+
+def session_region(session: AwsSession) -> str:
+    """The command's region (the SAM transform needs one even before any AWS call): us-east-1 if none."""
+    return session.session.region_name or "us-east-1"
 
 
 def _show_progress(quiet: bool) -> bool:
@@ -201,11 +175,15 @@ class _DeployCommand(GreedyOptionsCommand):
     "--template",
     "-t",
     "template_file",
-    required=True,
     type=click.Path(dir_okay=False, path_type=Path),
-    help="The packaged template (from `package`).",
+    help="The packaged template (from `package`).  [required unless --guided]",
 )
-@click.option("--stack-name", required=True, help="CloudFormation stack to create or update.")
+@click.option("--stack-name", help="CloudFormation stack to create or update.  [required unless --guided]")
+@click.option(
+    "--guided",
+    is_flag=True,
+    help="Ask for the stack name, region, bucket and parameters, confirm, save them to lambdavision.toml, deploy.",
+)
 @click.option(
     "--capabilities",
     multiple=True,
@@ -216,7 +194,8 @@ class _DeployCommand(GreedyOptionsCommand):
     "--parameter-overrides",
     multiple=True,
     metavar="KEY=VALUE...",
-    help="Template parameters, e.g. BucketName=my-bucket ObjectKey=models/model.tar.gz.",
+    help="Template parameters, e.g. BucketName=my-bucket ObjectKey=models/model.tar.gz (also 'K=V K2=V2' "
+    "or ParameterKey=K,ParameterValue=V).",
 )
 @click.option(
     "--memory",
@@ -247,8 +226,9 @@ class _DeployCommand(GreedyOptionsCommand):
 @click.option("--poll-interval", type=float, default=2.0, hidden=True)
 @aws_options
 def deploy(
-    template_file: Path,
-    stack_name: str,
+    template_file: Path | None,
+    stack_name: str | None,
+    guided: bool,
     capabilities: tuple[str, ...],
     parameter_overrides: tuple[str, ...],
     memory: int | None,
@@ -271,12 +251,27 @@ def deploy(
     init` wrote into the template, for this deploy (the file is left as it is). With SnapStart, each
     deploy that changes the code, settings or parameters publishes a new version and moves the alias.
     """
+    overrides = parse_parameter_overrides(parameter_overrides)
+    if guided:
+        from lambdavision.cli.guided import ask_deploy_settings
+
+        settings = ask_deploy_settings(template_file, stack_name, region, overrides, capabilities, Path.cwd())
+        if settings is None:
+            return
+        template_file, stack_name, region = settings.template_file, settings.stack_name, settings.region
+        overrides, capabilities = settings.overrides, settings.capabilities
+    if template_file is None or stack_name is None:
+        missing = "--template-file" if template_file is None else "--stack-name"
+        raise click.UsageError(f"Missing option '{missing}' (or answer questions with --guided)")
     body, template = stacks.read_template_file(template_file)
-    stacks.check_packaged(template, str(template_file))
-    overrides = stacks.parse_parameter_overrides(parameter_overrides)
     changes = DeployOverrides(memory=memory, architecture=arch, snapstart=snapstart, cors_origin=cors_origin)
-    edited = apply_overrides(template, changes, source=str(template_file))
-    cfn = _session(region, profile, endpoint_url).cloudformation()
+    session = _session(region, profile, endpoint_url)
+    edited, notes = deployable_template(
+        template, changes, overrides, region=session_region(session), source=str(template_file)
+    )
+    for note in notes:
+        _note(note, quiet)
+    cfn = session.cloudformation()
     show = _show_progress(quiet)
     if show:
         click.echo(f"Deploying {template_file} to stack {stack_name}…", err=True)

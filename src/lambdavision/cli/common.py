@@ -55,3 +55,37 @@ class LambdaVisionGroup(click.Group):
             if message is None:
                 raise
             fail(message)
+
+
+class GreedyOptionsCommand(click.Command):
+    """Lets a repeatable option take several values after one flag, as SAM and the AWS CLI do:
+
+    `--parameter-overrides A=1 B=2 --capabilities CAPABILITY_IAM CAPABILITY_NAMED_IAM`.
+    """
+
+    greedy_options: tuple[str, ...] = ()
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, spread_greedy(args, self.greedy_options))
+
+
+def spread_greedy(args: list[str], greedy: tuple[str, ...]) -> list[str]:
+    """`--opt a b` -> `--opt a --opt b` for each option in `greedy`; everything else unchanged."""
+    out: list[str] = []
+    current: str | None = None
+    for index, token in enumerate(args):
+        if token == "--":
+            out.extend(args[index:])
+            return out
+        if current is not None and not token.startswith("-"):
+            out += [current, token]
+            continue
+        current = None
+        if token in greedy:
+            current = token
+            nxt = args[index + 1] if index + 1 < len(args) else None
+            if nxt is None or nxt.startswith("-"):
+                out.append(token)  # no value: click reports it
+            continue
+        out.append(token)
+    return out

@@ -13,17 +13,16 @@ from typing import Any
 
 import click
 
-from lambdavision.core.errors import LambdaVisionError
-from lambdavision.local.template import (
+from lambdavision.cfn import (
     AppTemplate,
     FunctionSpec,
     TemplateError,
-    apply_env_file,
     find_default_template,
-    load_env_file,
-    load_template,
+    load_app,
     parse_parameter_overrides,
 )
+from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 
 RUNTIME_NOTE = (
     "The function runs in AWS's own runtime client (awslambdaric) on THIS Python interpreter "
@@ -55,9 +54,9 @@ def sigterm_as_exit() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def load_app(template: str | None, parameter_overrides: tuple[str, ...]) -> AppTemplate:
+def read_app(template: str | None, parameter_overrides: tuple[str, ...]) -> AppTemplate:
     path = Path(template) if template else find_default_template(Path.cwd())
-    return load_template(path, parse_parameter_overrides(parameter_overrides))
+    return load_app(path, parse_parameter_overrides(parameter_overrides))
 
 
 def choose_function(app: AppTemplate, function_id: str | None) -> FunctionSpec:
@@ -108,7 +107,12 @@ def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tu
 @click.option(
     "-t", "--template", "--template-file", "template", metavar="TEMPLATE", help="Default: template.yaml here."
 )
-@click.option("--parameter-overrides", multiple=True, metavar="K=V ...", help="Template parameters: K=V words.")
+@click.option(
+    "--parameter-overrides",
+    multiple=True,
+    metavar="K=V ...",
+    help="Template parameters: K=V words, 'K=V K2=V2', or ParameterKey=K,ParameterValue=V.",
+)
 def invoke(
     words: tuple[str, ...],
     event: str | None,
@@ -125,10 +129,13 @@ def invoke(
     from lambdavision.local.pool import FunctionPool
 
     function_id, extra_overrides = split_function_and_overrides(words)
-    app = load_app(template, parameter_overrides + extra_overrides)
+    app = read_app(template, parameter_overrides + extra_overrides)
     spec = choose_function(app, function_id)
     if env_vars:
-        spec = apply_env_file(spec, load_env_file(Path(env_vars)))
+        env_file = load_env_file(Path(env_vars))
+        for warning in unmatched_sections(env_file, app.functions, env_vars):
+            click.echo(f"Warning: {warning}", err=True)
+        spec = apply_env_file(spec, env_file)
     payload = read_event(event)
     with sigterm_as_exit(), FunctionPool(spec, concurrency=1) as pool:
         invocation = pool.invoke(payload)

@@ -81,9 +81,10 @@ def package_command(
     # Imported here: `lambdavision --help` must not pay for boto3 and the builders.
     import tempfile
 
-    from lambdavision.aws.cfn_yaml import dump_template, load_template
     from lambdavision.aws.package import BuildOptions, build, check_bucket, packaged_template, upload_zips
+    from lambdavision.aws.session import AwsOptions, AwsSession
     from lambdavision.aws.wheels import default_cache_dir
+    from lambdavision.cfn import dump_template, is_sam, plain_template, read_template
 
     if upload and not s3_bucket:
         raise click.UsageError("--s3-bucket is required to upload (or pass --no-upload to only build the zips)")
@@ -97,14 +98,13 @@ def package_command(
         if not quiet:
             click.echo(message, file=report_stream)
 
-    template = load_template(template_file.read_text(encoding="utf-8"), source=str(template_file))
+    template = read_template(template_file)
+    session = AwsSession(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url))
     s3: S3Client | None = None
     if upload:
         assert s3_bucket is not None
-        from lambdavision.aws.session import AwsOptions, AwsSession
-
         # Before the build: a missing bucket or bad credentials should not cost a build first.
-        s3 = AwsSession(AwsOptions(region=region, profile=profile, endpoint_url=endpoint_url)).s3()
+        s3 = session.s3()
         check_bucket(s3, s3_bucket)
     with tempfile.TemporaryDirectory(prefix="lambdavision-zips-") as tmp:
         if output_dir is None:
@@ -124,6 +124,12 @@ def package_command(
             upload_zips(result.zips, s3, s3_bucket, s3_prefix, log, _progress_factory(report_stream, quiet))
         out_dir = output_template_file.parent if output_template_file else Path.cwd()
         packaged = packaged_template(template, result, s3_bucket if upload else None, out_dir)
+        if is_sam(packaged):
+            # AWS's own transform, here: what `deploy` sends is then plain CloudFormation (moto has no transform).
+            packaged = plain_template(
+                packaged, region=session.session.region_name or "us-east-1", source=str(template_file)
+            )
+            log(f"transformed the SAM template {template_file} to plain CloudFormation (aws-sam-translator)")
         if not quiet:
             print_size_table(result, max_unzipped_bytes, report_stream)
             for warning in result.warnings:

@@ -18,18 +18,13 @@ from typing import Any, TextIO
 
 import click
 
+from lambdavision.cfn import AppTemplate, find_default_template, load_app, parse_parameter_overrides
+from lambdavision.cli.common import GreedyOptionsCommand
 from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 from lambdavision.local.gateway import DEFAULT_INTEGRATION_TIMEOUT_S, LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
 from lambdavision.local.pool import FunctionPool, Invocation
-from lambdavision.local.template import (
-    AppTemplate,
-    apply_env_file,
-    find_default_template,
-    load_env_file,
-    load_template,
-    parse_parameter_overrides,
-)
 
 
 class LocalApi:
@@ -60,6 +55,8 @@ class LocalApi:
         self._log_stream = log_stream if log_stream is not None else sys.stderr
         self._client_timeout_s = client_timeout_s
         env = load_env_file(Path(env_file)) if env_file is not None else None
+        for warning in unmatched_sections(env or {}, app.functions, str(env_file)):
+            self._log(f"Warning: {warning}")
         specs = app.functions
         self.pools: dict[str, FunctionPool] = {}
         for function_id in dict.fromkeys(route.function_id for route in app.routes):
@@ -201,8 +198,13 @@ def serve(
     stream.flush()
 
 
+class _StartApiCommand(GreedyOptionsCommand):
+    greedy_options = ("--parameter-overrides",)
+
+
 @click.command(
     "start-api",
+    cls=_StartApiCommand,
     epilog="Environments run this interpreter, so whatever lambdavision's environment has installed, "
     f"the function has ({sys.executable}).",
 )
@@ -235,8 +237,8 @@ def serve(
 @click.option(
     "--parameter-overrides",
     multiple=True,
-    metavar="'KEY=VALUE ...'",
-    help="Template parameter values, e.g. 'BucketName=b ObjectKey=k'.",
+    metavar="KEY=VALUE ...",
+    help="Template parameters: K=V words, 'K=V K2=V2', or ParameterKey=K,ParameterValue=V.",
 )
 @click.option("--client-timeout", default=DEFAULT_CLIENT_TIMEOUT_S, type=click.FloatRange(min=0.1), hidden=True)
 @click.option(
@@ -263,7 +265,7 @@ def start_api(
     environments (real awslambdaric processes), warm between requests. Ctrl-C or SIGTERM stops
     the server and every environment.
     """
-    app = load_template(
+    app = load_app(
         template_path or find_default_template(Path.cwd()),
         parameter_overrides=parse_parameter_overrides(parameter_overrides),
     )

@@ -339,6 +339,8 @@ def build_http_v2_event(
     body: bytes,
     binary: bool,
     function_url: bool = False,
+    route_key: str | None = None,
+    path_parameters: dict[str, str] | None = None,
     source_ip: str = "127.0.0.1",
     request_id: str | None = None,
     now: float | None = None,
@@ -359,9 +361,10 @@ def build_http_v2_event(
     else:
         body_field = body.decode("utf-8", "replace") if body else None
     request_id = request_id or str(uuid.uuid4())
+    route_key = "$default" if function_url else route_key or f"{method.upper()} {path}"
     return {
         "version": "2.0",
-        "routeKey": "$default" if function_url else f"{method.upper()} {path}",
+        "routeKey": route_key,
         "rawPath": path,
         "rawQueryString": raw_query,
         "headers": joined,
@@ -379,13 +382,14 @@ def build_http_v2_event(
                 "userAgent": joined.get("user-agent", ""),
             },
             "requestId": request_id,
-            "routeKey": "$default" if function_url else f"{method.upper()} {path}",
+            "routeKey": route_key,
             "stage": "$default",
             "time": formatdate(now, usegmt=True),
             "timeEpoch": int(now * 1000),
         },
         "body": body_field,
         "isBase64Encoded": bool(binary and body),
+        **({"pathParameters": dict(path_parameters)} if path_parameters else {}),
     }
 
 

@@ -35,9 +35,9 @@ from typing import IO
 
 import psutil
 
+from lambdavision.cfn import LOCAL_ACCOUNT_ID, FunctionSpec
 from lambdavision.local import report
 from lambdavision.local.runtime_api import Outcome, PendingEvent, RuntimeApiCore, RuntimeApiServer
-from lambdavision.local.template import LOCAL_ACCOUNT_ID, FunctionSpec
 
 # What passes from the calling shell into the function: where its AWS calls go and as whom.
 PASS_THROUGH_NAMES = frozenset(

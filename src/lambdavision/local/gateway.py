@@ -1,9 +1,11 @@
-"""API Gateway REST + Lambda proxy integration, without a socket.
+"""API Gateway (REST, and HTTP APIs) + Lambda proxy integration, without a socket.
 
 `LocalGateway.handle` turns one HTTP request into one HTTP response: it matches the request
-against the template's routes the way API Gateway does, builds the v1 proxy event with
-`core.events`, calls the function through an injected `invoke` callable, and translates the
-function's answer (or failure) into what API Gateway would send. The HTTP shell
+against the template's routes the way API Gateway does, builds the proxy event with `core.events`
+(v1 for a REST route, payload 2.0 for an HTTP API's), calls the function through an injected
+`invoke` callable, and translates the function's answer (or failure) into what API Gateway would
+send. A route that requires an API key answers 403 `Forbidden` without an `x-api-key` header, as API
+Gateway does (locally any key is accepted: the real ones live in API Gateway). The HTTP shell
 (`local.http_server`) only moves bytes; tests drive this class directly.
 """
 
@@ -17,11 +19,17 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from lambdavision.core.events import build_rest_v1_event, is_binary_media_type, parse_proxy_response
+from lambdavision.cfn import ApiRoute, TemplateError
+from lambdavision.core.events import (
+    build_http_v2_event,
+    build_rest_v1_event,
+    is_binary_media_type,
+    parse_proxy_response,
+)
 from lambdavision.local.environment import new_request_id
+from lambdavision.local.http_api import http_api_answer, is_text_media_type
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge
 from lambdavision.local.report import MAX_RESPONSE_BYTES
-from lambdavision.local.template import ApiRoute, TemplateError
 
 # API Gateway's payload limits: 10 MB per request, 6 MB for a synchronous Lambda answer.
 MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
@@ -83,6 +91,11 @@ def gateway_error(status: int, message: str, error_type: str, request_id: str) -
 def missing_authentication_token(request_id: str) -> HttpResponse:
     """API Gateway's answer for a path or method no route declares."""
     return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException", request_id)
+
+
+def forbidden(request_id: str) -> HttpResponse:
+    """API Gateway's answer to a request without the API key a method requires."""
+    return gateway_error(403, "Forbidden", "ForbiddenException", request_id)
 
 
 def internal_server_error(request_id: str) -> HttpResponse:
@@ -210,19 +223,9 @@ class LocalGateway:
         if matched is None:
             return missing_authentication_token(api_request_id)
         route, path_parameters = matched
-        event = build_rest_v1_event(
-            method=request.method.upper(),
-            path=unquote(request.path),
-            resource=route.path,
-            path_parameters=path_parameters or None,
-            query=request.query,
-            headers=request.headers,
-            body=request.body,
-            binary=is_binary_media_type(request.header("Content-Type"), self._binary_media_types),
-            stage=self._stage,
-            source_ip=request.source_ip,
-            request_id=api_request_id,
-        )
+        if route.api_key_required and not request.header("x-api-key"):
+            return forbidden(api_request_id)
+        event = self._event(request, route, path_parameters, api_request_id)
         try:
             invocation = self._invoke_within_timeout(route.function_id, event)
             if invocation is None:
@@ -237,9 +240,43 @@ class LocalGateway:
         except Exception as exc:  # a broken pool must not take the server down
             self._log(f"Lambda invocation of {route.function_id} failed: {exc!r}")
             return internal_server_error(api_request_id)
-        response = self._translate(route.function_id, invocation, api_request_id, request.header("Accept"))
+        if route.payload_version == "2.0":
+            response = self._translate_v2(route.function_id, invocation, api_request_id)
+        else:
+            response = self._translate(route.function_id, invocation, api_request_id, request.header("Accept"))
         response.headers.append((LAMBDA_REQUEST_ID_HEADER, invocation.request_id))
         return response
+
+    def _event(
+        self, request: HttpRequest, route: ApiRoute, path_parameters: dict[str, str], request_id: str
+    ) -> dict[str, Any]:
+        if route.payload_version == "2.0":
+            return build_http_v2_event(
+                method=request.method.upper(),
+                path=unquote(request.path),
+                query=request.query,
+                headers=request.headers,
+                body=request.body,
+                # An HTTP API has no binary media types: it base64-encodes any body that is not text.
+                binary=not is_text_media_type(request.header("Content-Type")),
+                route_key=f"{route.method.upper()} {route.path}",
+                path_parameters=path_parameters or None,
+                source_ip=request.source_ip,
+                request_id=request_id,
+            )
+        return build_rest_v1_event(
+            method=request.method.upper(),
+            path=unquote(request.path),
+            resource=route.path,
+            path_parameters=path_parameters or None,
+            query=request.query,
+            headers=request.headers,
+            body=request.body,
+            binary=is_binary_media_type(request.header("Content-Type"), self._binary_media_types),
+            stage=self._stage,
+            source_ip=request.source_ip,
+            request_id=request_id,
+        )
 
     def _invoke_within_timeout(self, function_id: str, event: dict[str, Any]) -> Invocation | None:
         """The invocation, None when it outlasts the integration timeout, or what it raised."""
@@ -263,18 +300,24 @@ class LocalGateway:
             raise failure[0]
         return outcome[0]
 
-    def _translate(
-        self, function_id: str, invocation: Invocation, api_request_id: str, accept: str | None
-    ) -> HttpResponse:
-        """The function's answer as API Gateway would send it, or a 502 saying why not."""
+    def _failed(self, function_id: str, invocation: Invocation) -> bool:
+        """Whether the invocation failed or answered too much (API Gateway then answers 502)."""
         if invocation.error_type is not None:
             self._log(f"{function_id} failed ({invocation.error_type}): answering 502")
-            return internal_server_error(api_request_id)
+            return True
         if len(invocation.payload) > MAX_RESPONSE_BYTES:
             self._log(
                 f"{function_id} answered {len(invocation.payload)} bytes, over Lambda's "
                 f"{MAX_RESPONSE_BYTES}-byte limit: answering 502"
             )
+            return True
+        return False
+
+    def _translate(
+        self, function_id: str, invocation: Invocation, api_request_id: str, accept: str | None
+    ) -> HttpResponse:
+        """The function's answer as API Gateway REST would send it, or a 502 saying why not."""
+        if self._failed(function_id, invocation):
             return internal_server_error(api_request_id)
         try:
             answer = json.loads(invocation.payload)
@@ -294,6 +337,19 @@ class LocalGateway:
             # type of the API; any other client receives the base64 text as the function sent it.
             body = str(answer.get("body") or "").encode("utf-8")
         return HttpResponse(proxy.status, headers, body)
+
+    def _translate_v2(self, function_id: str, invocation: Invocation, api_request_id: str) -> HttpResponse:
+        """The function's answer as an HTTP API (payload 2.0) sends it, or a 502 saying why not."""
+        if self._failed(function_id, invocation):
+            return internal_server_error(api_request_id)
+        try:
+            status, raw_headers, body = http_api_answer(invocation.payload)
+            headers = _clean_headers(raw_headers)
+        except ValueError as exc:
+            self._log(f"Invalid lambda response received from {function_id}: {exc}: answering 502")
+            return internal_server_error(api_request_id)
+        headers.append(("apigw-requestid", api_request_id))
+        return HttpResponse(status, headers, body)
 
     def _wants_binary(self, accept: str | None) -> bool:
         first = (accept or "").split(",", 1)[0]
@@ -328,6 +384,7 @@ __all__ = [
     "LocalGateway",
     "RouteTable",
     "endpoint_request_timed_out",
+    "forbidden",
     "internal_server_error",
     "missing_authentication_token",
     "request_too_long",

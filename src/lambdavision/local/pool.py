@@ -23,9 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TextIO
 
+from lambdavision.cfn import FunctionSpec
 from lambdavision.core.errors import LambdaVisionError, PayloadTooLarge
 from lambdavision.local.environment import Environment, Invocation, new_request_id
-from lambdavision.local.template import FunctionSpec
 
 WARM_START_TIMEOUT_S = 60.0
 # Lambda's limit on a synchronous invocation's event (the JSON as sent).
