@@ -124,7 +124,7 @@ lambdavision upload model.tar.gz s3://{bucket}/{key}
 
 # 2. run it locally (no Docker)
 lambdavision local invoke {FUNCTION_ID} -n env.json -e event.json
-lambdavision local start-api
+lambdavision local start-api -n env.json
 curl -d '{{"url":"{options.image_url}"}}' -H "Content-Type: application/json" -X POST http://localhost:3000/invocations
 
 # 3. package and deploy

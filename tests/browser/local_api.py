@@ -62,7 +62,7 @@ class LocalApi:
 def start_local_api(folder: Path, *extra: str) -> LocalApi:
     """`lambdavision local start-api --port 0` in `folder`; returns once it answers."""
     process = subprocess.Popen(
-        [LAMBDAVISION, "local", "start-api", "--port", "0", "-n", "env.json", *extra],
+        [LAMBDAVISION, "local", "start-api", "--use-venv", "--port", "0", "-n", "env.json", *extra],
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -173,6 +173,15 @@ def parse_parameter_overrides(items: Sequence[str]) -> dict[str, str]:
     return overrides
 
 
+def check_overrides(template: Mapping[str, Any], overrides: Mapping[str, str]) -> list[str]:
+    """The template's parameter names; BadRequest naming any override that is not one of them."""
+    declared = list((template.get("Parameters") or {}).keys())
+    if unknown := sorted(set(overrides) - set(declared)):
+        names, have = ", ".join(unknown), ", ".join(declared) or "no parameters"
+        raise BadRequest(f"parameter override(s) {names} not in the template (it declares: {have})")
+    return declared
+
+
 # --- stacks -------------------------------------------------------------------------------------
 
 
@@ -208,13 +217,7 @@ def deploy_stack(
     sleep: Sleep = time.sleep,
 ) -> DeployResult:
     """Create the stack or update it, wait, and return its outputs; DeployError when it failed."""
-    declared = list((template.get("Parameters") or {}).keys())
-    unknown = sorted(set(overrides) - set(declared))
-    if unknown:
-        raise BadRequest(
-            f"parameter override(s) {', '.join(unknown)} not in the template (it declares: "
-            f"{', '.join(declared) or 'no parameters'})"
-        )
+    declared = check_overrides(template, overrides)
     stack = describe_stack(cfn, stack_name)
     status = stack["StackStatus"] if stack else None
     if status == "ROLLBACK_COMPLETE":
@@ -412,6 +415,7 @@ __all__ = [
     "NotPackagedError",
     "StackEvent",
     "StackOutput",
+    "check_overrides",
     "check_packaged",
     "delete_stack",
     "deploy_stack",

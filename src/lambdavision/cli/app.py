@@ -15,7 +15,13 @@ _DEFAULTS = TemplateOptions()
 
 @click.command("init")
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--bucket", default="my-bucket", show_default=True, help="S3 bucket of the model (BucketName).")
+@click.option(
+    "--bucket",
+    default=None,
+    metavar="BUCKET",
+    help="S3 bucket of the model (BucketName), required: where `upload` puts it and the function reads it "
+    "(create it first: `aws s3 mb s3://BUCKET`).",
+)
 @click.option(
     "--key",
     default="fastai-models/lesson1/model.tar.gz",
@@ -87,7 +93,7 @@ _DEFAULTS = TemplateOptions()
 @click.option("--force", is_flag=True, help="Overwrite files that already exist.")
 def init(
     directory: Path,
-    bucket: str,
+    bucket: str | None,
     key: str,
     image_url: str,
     runtime: str,
@@ -110,6 +116,12 @@ def init(
     function/app.py — ready for `local invoke`, `local start-api`, `package` and `deploy`.
     The API serves POST /invocations and, unless --no-page, the upload page at GET /.
     """
+    if bucket is None:
+        # No placeholder: a made-up bucket in env.json and the template fails every later command.
+        raise click.UsageError(
+            "init needs --bucket BUCKET: the S3 bucket that holds (or will hold) the model; "
+            "create it with `aws s3 mb s3://BUCKET` if it does not exist yet"
+        )
     plan_flags = {"--rate-limit": rate_limit, "--burst-limit": burst_limit, "--daily-quota": daily_quota}
     given = [flag for flag, value in plan_flags.items() if value is not None]
     if given and auth != "key":

@@ -25,6 +25,50 @@ def _summary(out: Path, manifest: Manifest) -> str:
     )
 
 
+_INPUT_SIZE = click.option(
+    "--input-size",
+    default=None,
+    type=click.IntRange(min=8),
+    help="Model input side, px; the ONNX copy is checked at this size.  [default: 224, or the artifact's own]",
+)
+_RESIZE_SIZE = click.option(
+    "--resize-size",
+    default=None,
+    type=click.IntRange(min=8),
+    help="Shorter side before the centre crop [default: input size x 256/224].",
+)
+
+
+def _from_artifact(
+    source: Path, out: Path, input_size: int | None, resize_size: int | None, torchscript: bool
+) -> Manifest:
+    """`convert` (the artifact's own preprocessing), or with a size given, its TorchScript exported
+    again at that size: the ONNX copy is made and checked at N x N, and the manifest says N."""
+    from lambdavision.export import ExportError, convert, export_torchscript
+
+    if input_size is None and resize_size is None:
+        return convert(source, out, torchscript=torchscript)
+    artifact = read_artifact(source, want_torchscript=True)
+    if artifact.torchscript is None or artifact.torchscript_name is None:
+        raise ExportError(f"{source} holds no TorchScript (.pth) to export again at another input size")
+    size = input_size or artifact.preprocessing.input_size
+    with tempfile.TemporaryDirectory(prefix="lambdavision-resize-") as tmp:
+        pth = Path(tmp) / artifact.torchscript_name
+        pth.write_bytes(artifact.torchscript)
+        classes = Path(tmp) / "classes.txt"
+        classes.write_text("\n".join(artifact.classes) + "\n", encoding="utf-8")
+        return export_torchscript(
+            pth,
+            classes,
+            out,
+            input_size=size,
+            resize_size=resize_size,
+            mean=artifact.preprocessing.mean,
+            std=artifact.preprocessing.std,
+            torchscript=torchscript,
+        )
+
+
 @click.command("export")
 @click.option(
     "--torchscript",
@@ -47,13 +91,8 @@ def _summary(out: Path, manifest: Manifest) -> str:
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
 )
-@click.option("--input-size", default=224, show_default=True, type=click.IntRange(min=8), help="Model input side, px.")
-@click.option(
-    "--resize-size",
-    default=None,
-    type=click.IntRange(min=8),
-    help="Shorter side before the centre crop [default: input size x 256/224].",
-)
+@_INPUT_SIZE
+@_RESIZE_SIZE
 @click.option(
     "--no-torchscript",
     "no_torchscript",
@@ -83,7 +122,7 @@ def export_command(
     classes_path: Path | None,
     from_artifact: Path | None,
     out: Path,
-    input_size: int,
+    input_size: int | None,
     resize_size: int | None,
     no_torchscript: bool,
     quantize: str | None,
@@ -98,7 +137,7 @@ def export_command(
     `lambdavision.export.export(model_or_learner, classes)` exports a live torch model or fastai
     learner.
     """
-    from lambdavision.export import convert, export_torchscript
+    from lambdavision.export import export_torchscript
 
     if from_artifact is not None and (torchscript_path or classes_path):
         raise click.UsageError("give either --from ARTIFACT or --torchscript + --classes, not both")
@@ -113,8 +152,9 @@ def export_command(
         float_out = Path(tmp) / "float.tar.gz" if quantize else out
         if from_artifact is not None:
             source = from_artifact
-            if quantize is None or read_artifact(from_artifact).onnx is None:
-                manifest = convert(from_artifact, float_out, torchscript=not no_torchscript)
+            resized = input_size is not None or resize_size is not None
+            if quantize is None or resized or read_artifact(from_artifact).onnx is None:
+                manifest = _from_artifact(from_artifact, float_out, input_size, resize_size, not no_torchscript)
                 source = float_out
         else:
             assert torchscript_path is not None and classes_path is not None
@@ -122,7 +162,7 @@ def export_command(
                 torchscript_path,
                 classes_path,
                 float_out,
-                input_size=input_size,
+                input_size=input_size or 224,
                 resize_size=resize_size,
                 torchscript=not no_torchscript,
             )
@@ -153,17 +193,19 @@ def _quantize(source: Path, out: Path, calibration_dir: Path, min_agreement: flo
 @click.argument("old", type=_EXISTING_FILE)
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-torchscript", "no_torchscript", is_flag=True, help="Leave the .pth out of NEW.")
-def convert_command(old: Path, new: Path, no_torchscript: bool) -> None:
+@_INPUT_SIZE
+@_RESIZE_SIZE
+def convert_command(
+    old: Path, new: Path, no_torchscript: bool, input_size: int | None, resize_size: int | None
+) -> None:
     """Add ONNX and the manifest to a classic tarball (.pth + classes.txt), keeping the .pth.
 
     A classic tarball carries no preprocessing, so the guide's is recorded: Resize(256),
-    CenterCrop(224), ImageNet mean/std.
+    CenterCrop(224), ImageNet mean/std; --input-size N (and --resize-size) record and check another.
     """
-    from lambdavision.export import convert
-
     if old.resolve() == new.resolve():
         raise click.UsageError("NEW must be a different file from OLD")
-    manifest = convert(old, new, torchscript=not no_torchscript)
+    manifest = _from_artifact(old, new, input_size, resize_size, not no_torchscript)
     click.echo(_summary(new, manifest))
 
 

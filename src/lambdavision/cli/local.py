@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -25,11 +26,18 @@ from lambdavision.local.template import (
     parse_parameter_overrides,
 )
 
+if TYPE_CHECKING:
+    from lambdavision.local.built import LambdaLayout
+
 RUNTIME_NOTE = (
-    "The function runs in AWS's own runtime client (awslambdaric) on THIS Python interpreter "
-    f"({sys.executable}): whatever lambdavision's environment has installed, the function has. "
-    "No Docker."
+    "The function runs as Lambda runs it, without Docker: its built package (`lambdavision build`'s zip, "
+    "rebuilt when its inputs change) extracted, in AWS's runtime client (awslambdaric) on the CPython its "
+    "Runtime names (python3.12: a CPython 3.12 from PATH or pyenv), isolated from this venv. Where this "
+    "host cannot run the package as built (macOS, another architecture), its host twin runs instead, and "
+    "the output says so. --use-venv runs the code folder on this venv's Python instead: faster to "
+    "iterate, NOT what Lambda runs."
 )
+USE_VENV_HELP = "Run the code folder on this venv's Python (the fast loop): NOT what Lambda runs."
 
 
 @click.group(epilog=RUNTIME_NOTE)
@@ -90,6 +98,19 @@ def read_event(source: str | None) -> Any:
         raise LambdaVisionError(f"event {name} is not valid JSON: {exc}") from exc
 
 
+def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> LambdaLayout | None:
+    """The built package's layout (None with --use-venv); what runs is said on stderr."""
+    from lambdavision.local.built import prepare, venv_description
+
+    if use_venv:
+        click.echo(venv_description(spec, sys.executable), err=True)
+        return None
+    layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))
+    for line in layout.description:
+        click.echo(line, err=True)
+    return layout
+
+
 def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
     """`--parameter-overrides A=1 B=2` (SAM's unquoted form): words with "=" are overrides."""
     overrides = tuple(word for word in words if "=" in word)
@@ -109,12 +130,14 @@ def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tu
     "-t", "--template", "--template-file", "template", metavar="TEMPLATE", help="Default: template.yaml here."
 )
 @click.option("--parameter-overrides", multiple=True, metavar="K=V ...", help="Template parameters: K=V words.")
+@click.option("--use-venv", is_flag=True, help=USE_VENV_HELP)
 def invoke(
     words: tuple[str, ...],
     event: str | None,
     env_vars: str | None,
     template: str | None,
     parameter_overrides: tuple[str, ...],
+    use_venv: bool,
 ) -> None:
     """Invoke FUNCTION once with an event; print its result on stdout.
 
@@ -130,7 +153,10 @@ def invoke(
     if env_vars:
         spec = apply_env_file(spec, load_env_file(Path(env_vars)))
     payload = read_event(event)
-    with sigterm_as_exit(), FunctionPool(spec, concurrency=1) as pool:
+    if spec.unavailable_reason:
+        raise LambdaVisionError(f"function {spec.logical_id} cannot run locally: {spec.unavailable_reason}")
+    layout = layout_for(app, spec, use_venv)
+    with sigterm_as_exit(), FunctionPool(spec, concurrency=1, layout=layout) as pool:
         invocation = pool.invoke(payload)
     sys.stdout.buffer.write(invocation.payload + b"\n")
     sys.stdout.flush()

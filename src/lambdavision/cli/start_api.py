@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -18,7 +18,9 @@ from typing import Any, TextIO
 
 import click
 
+from lambdavision.cli.local import RUNTIME_NOTE, USE_VENV_HELP, layout_for
 from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.built import LambdaLayout
 from lambdavision.local.gateway import DEFAULT_INTEGRATION_TIMEOUT_S, LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
 from lambdavision.local.pool import FunctionPool, Invocation
@@ -48,6 +50,7 @@ class LocalApi:
         client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
         python: str = sys.executable,
         integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
+        layouts: Mapping[str, LambdaLayout] | None = None,
     ) -> None:
         if not app.routes:
             raise LambdaVisionError(
@@ -69,7 +72,11 @@ class LocalApi:
                 raise LambdaVisionError(f"cannot run {function_id} locally: {specs[function_id].unavailable_reason}")
             spec = apply_env_file(specs[function_id], env) if env is not None else specs[function_id]
             self.pools[function_id] = FunctionPool(
-                spec, concurrency=concurrency, log_stream=self._log_stream, python=python
+                spec,
+                concurrency=concurrency,
+                log_stream=self._log_stream,
+                python=python,
+                layout=(layouts or {}).get(function_id),
             )
         self.gateway = LocalGateway(
             app.routes,
@@ -166,6 +173,7 @@ def serve(
     log_stream: TextIO | None = None,
     client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
     integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
+    layouts: Mapping[str, LambdaLayout] | None = None,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
 
@@ -183,6 +191,7 @@ def serve(
         log_stream=stream,
         client_timeout_s=client_timeout_s,
         integration_timeout_s=integration_timeout_s,
+        layouts=layouts,
     )
     try:
         with api:  # a Ctrl-C during a --warm start interrupts the start itself
@@ -201,11 +210,7 @@ def serve(
     stream.flush()
 
 
-@click.command(
-    "start-api",
-    epilog="Environments run this interpreter, so whatever lambdavision's environment has installed, "
-    f"the function has ({sys.executable}).",
-)
+@click.command("start-api", epilog=RUNTIME_NOTE)
 @click.option(
     "-t",
     "--template",
@@ -246,6 +251,7 @@ def serve(
     type=click.FloatRange(min=0.1),
     help="Seconds before the client gets API Gateway's 504 (the invocation goes on), as API Gateway REST.",
 )
+@click.option("--use-venv", is_flag=True, help=USE_VENV_HELP)
 def start_api(
     template_path: Path | None,
     env_file: str | None,
@@ -256,6 +262,7 @@ def start_api(
     parameter_overrides: tuple[str, ...],
     client_timeout: float,
     integration_timeout: float,
+    use_venv: bool,
 ) -> None:
     """Serve the template's API locally, like API Gateway in front of Lambda, without Docker.
 
@@ -267,6 +274,13 @@ def start_api(
         template_path or find_default_template(Path.cwd()),
         parameter_overrides=parse_parameter_overrides(parameter_overrides),
     )
+    layouts = {}
+    for function_id in dict.fromkeys(route.function_id for route in app.routes):
+        spec = app.functions.get(function_id)
+        if spec is not None and not spec.unavailable_reason:
+            layout = layout_for(app, spec, use_venv)
+            if layout is not None:
+                layouts[function_id] = layout
     stop, serving = threading.Event(), threading.Event()
     previous = signal.signal(signal.SIGTERM, _stop_on_signal(stop, serving))
     try:
@@ -281,6 +295,7 @@ def start_api(
             stop=stop,
             client_timeout_s=client_timeout,
             integration_timeout_s=integration_timeout,
+            layouts=layouts,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

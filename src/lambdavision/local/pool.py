@@ -12,6 +12,7 @@ as soon as that thread finished.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
@@ -24,6 +25,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from lambdavision.core.errors import LambdaVisionError, PayloadTooLarge
+from lambdavision.local.built import LambdaLayout
 from lambdavision.local.environment import Environment, Invocation, new_request_id
 from lambdavision.local.template import FunctionSpec
 
@@ -73,13 +75,16 @@ class FunctionPool:
         python: str = sys.executable,
         extra_env: Mapping[str, str] | None = None,
         shell_env: Mapping[str, str] | None = None,
+        layout: LambdaLayout | None = None,
     ) -> None:
         if concurrency < 1:
             raise LambdaVisionError(f"concurrency must be at least 1, got {concurrency}")
-        self.spec = spec
+        # With a layout, the built package runs (extracted at task_root) on the runtime's CPython.
+        self.spec = dataclasses.replace(spec, code_dir=layout.task_root) if layout is not None else spec
+        self.layout = layout
         self.concurrency = concurrency
         self._log_stream = log_stream
-        self._python = python
+        self._python = str(layout.python) if layout is not None else python
         self._extra_env = dict(extra_env or {})
         self._shell_env = dict(os.environ if shell_env is None else shell_env)
         self._slots: queue.LifoQueue[_Slot] = queue.LifoQueue()
@@ -186,6 +191,7 @@ class FunctionPool:
             extra_env=self._extra_env,
             write_line=self._write_line,
             spawn=self._spawn,
+            layout=self.layout,
         )
         try:
             environment.start(request_id)
