@@ -54,6 +54,7 @@ class ImportReport:
     module_file: str | None  # the handler module's zip member, None when the zip lacks it
     missing: list[Import] = field(default_factory=list)
     handler_defined: bool = True  # False: the module defines no such function
+    imports: list[Import] = field(default_factory=list)  # all it imports at the top level
 
     @property
     def ok(self) -> bool:
@@ -191,8 +192,9 @@ def check_zip(function_zip: Path, handler: str, python_version: str, layer_zips:
     for layer in layer_zips:
         with zipfile.ZipFile(layer) as zf:
             available |= importable_names(zf.namelist(), layer_roots)
-    missing = [imp for imp in top_level_imports(source, module_file) if imp.name not in available]
-    return ImportReport(module_file, missing, defines(source, handler.rsplit(".", 1)[1]))
+    imports = top_level_imports(source, module_file)
+    missing = [imp for imp in imports if imp.name not in available]
+    return ImportReport(module_file, missing, defines(source, handler.rsplit(".", 1)[1]), imports)
 
 
 def describe(function_id: str, handler: str, report: ImportReport, runtime: str) -> str | None:

@@ -49,7 +49,6 @@ IAM_TYPES: Mapping[str, str] = {
     "AWS::IAM::UserToGroupAddition": "",
 }
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:([a-z0-9-]+):(\d{12}):layer:([A-Za-z0-9_-]+):(\d+)$")
-_LAMBDAVISION_HANDLER = "lambdavision/handler.py"
 _BUNDLED_MANIFEST = "model/lambdavision.json"
 
 
@@ -149,16 +148,17 @@ def _check_function(function: _Function, check: Preflight, session: AwsSession, 
         if retired:
             out.problems.append(f"{fid}: {retired}: set Runtime: {SUCCESSORS} and package again")
     layer_zips, external_layers = _check_layers(fid, props, check, session, tmp, out)
-    members = _check_code(
+    package = _check_code(
         fid, props, runtime or "", function.sam, check, session, tmp, layer_zips, external_layers, out
     )
-    _check_model(fid, props, members, check, session, out)
+    _check_model(fid, props, package, check, session, out)
 
 
 def _check_layers(
     fid: str, props: Mapping[str, Any], check: Preflight, session: AwsSession, tmp: Path, out: Findings
 ) -> tuple[list[Path], list[str]]:
-    """(our layers' zips, the ARNs of layers from elsewhere); problems for layers that do not exist."""
+    """(our layers' zips, the ARNs of layers from elsewhere that may exist); a problem for each layer
+    that does not."""
     from botocore.exceptions import ClientError
 
     resources = check.template.get("Resources") or {}
@@ -184,7 +184,6 @@ def _check_layers(
                 f"{fid}: layer {arn!r} is not a layer version ARN (arn:aws:lambda:REGION:ACCOUNT:layer:NAME:VERSION)"
             )
             continue
-        external.append(arn)
         region, _, _, version = match.groups()
         if region != check.region:
             out.problems.append(
@@ -201,8 +200,9 @@ def _check_layers(
                     f"{fid}: layer {arn} does not exist (or is not shared with this account): remove it from "
                     "Layers (a lambdavision package needs no layer) or fix the ARN"
                 )
-            else:
-                out.notes.append(f"{fid}: cannot check layer {arn} ({code}): not checked")
+                continue
+            out.notes.append(f"{fid}: cannot check layer {arn} ({code}): not checked")
+        external.append(arn)
     return zips, external
 
 
@@ -217,8 +217,8 @@ def _check_code(
     layer_zips: list[Path],
     external_layers: list[str],
     out: Findings,
-) -> frozenset[str] | None:
-    """Check the handler's imports against the package; the package's member names (None: unknown)."""
+) -> _Package | None:
+    """Check the handler's imports against the package; what the package is (None: unknown)."""
     handler = _value(props.get("Handler"), check)
     location = _s3_location(props.get("CodeUri" if sam else "Code"), check)
     if location is None or not handler or "." not in handler or not runtime.startswith("python"):
@@ -239,13 +239,20 @@ def _check_code(
     for path in [found, *layer_zips]:
         with zipfile.ZipFile(path) as zf:
             members.update(name.removeprefix("python/") for name in zf.namelist())
-    return frozenset(members)
+    uses_lambdavision = handler.startswith("lambdavision.") or "lambdavision" in {i.name for i in report.imports}
+    return _Package(frozenset(members), uses_lambdavision)
+
+
+@dataclass(frozen=True)
+class _Package:
+    members: frozenset[str]  # of the function zip and its layers (layers' python/ prefix dropped)
+    uses_lambdavision: bool  # its handler is lambdavision's
 
 
 def _check_model(
     fid: str,
     props: Mapping[str, Any],
-    members: frozenset[str] | None,
+    package: _Package | None,
     check: Preflight,
     session: AwsSession,
     out: Findings,
@@ -258,7 +265,7 @@ def _check_model(
     uri = _value(variables.get("MODEL_URI"), check)
     if uri and not uri.startswith("s3://"):
         return  # a path in the package or /tmp: not in S3
-    if not uri and members is not None and _BUNDLED_MANIFEST in members:
+    if not uri and package is not None and package.uses_lambdavision and _BUNDLED_MANIFEST in package.members:
         return  # the bundled model wins over MODEL_BUCKET / MODEL_KEY
     if uri:
         bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -272,7 +279,7 @@ def _check_model(
             out.problems.append(f"{fid}: MODEL_BUCKET and MODEL_KEY must both be set (pass --parameter-overrides)")
             return
         where = f"{_origin('MODEL_BUCKET', bucket_raw, bucket)}, {_origin('MODEL_KEY', key_raw, key)}"
-    serves_with_lambdavision = members is None or _LAMBDAVISION_HANDLER in members
+    serves_with_lambdavision = package is None or package.uses_lambdavision
     try:
         problem = model_problem(session.s3(), bucket, key, where, check_format=serves_with_lambdavision)
     except ClientError as exc:

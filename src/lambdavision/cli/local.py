@@ -161,7 +161,22 @@ def invoke(
     sys.stdout.buffer.write(invocation.payload + b"\n")
     sys.stdout.flush()
     if invocation.error_type is not None:
+        click.echo(
+            f"Error: {spec.logical_id} failed: {failure_summary(invocation.payload, invocation.error_type)}", err=True
+        )
         sys.exit(1)
+
+
+def failure_summary(payload: bytes, error_type: str) -> str:
+    """`Type: message` of a failed invocation, on one line (the payload has the stack trace)."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if isinstance(document, dict) and document.get("errorMessage"):
+        kind = document.get("errorType") or error_type
+        return " ".join(f"{kind}: {document['errorMessage']}".split())
+    return error_type
 
 
 def register(cli: click.Group) -> None:

@@ -142,8 +142,9 @@ def prepare(template_path: Path, spec: FunctionSpec, environ: Mapping[str, str],
     _prune_runs(run_dir, keep={task_root, *(root.parent for root in layer_roots)})
     client_target = runnable_target(wheels.Target(target.runtime, host.architecture), host)
     client = runtime_client.runtime_dir(python, client_target, cache_dir, log)
+    what = "its host twin" if reason is not None else "the built package"
     description.append(
-        f"{spec.logical_id}: running the built package {package.zip.path} (sha256 {package.zip.sha256[:12]}) "
+        f"{spec.logical_id}: running {what} {package.zip.path} (sha256 {package.zip.sha256[:12]}) "
         f"on CPython {python.version} ({python.path} -I -S), as Lambda runs it: only the package"
         f"{' and its layer' if layer_roots else ''} and the runtime's {runtime_client.versions(client)} are importable"
     )
