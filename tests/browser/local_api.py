@@ -101,7 +101,12 @@ def stop_local_api(api: LocalApi) -> None:
 
 def init_app(folder: Path, *options: str) -> Path:
     """A folder from `lambdavision init`, its env.json pointing at the demo model on disk."""
-    subprocess.run([LAMBDAVISION, "init", str(folder), *options], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [LAMBDAVISION, "init", str(folder), "--bucket", "guide-bucket", *options],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     env = {"PyTorchFunction": {"MODEL_URI": str(DEMO_MODEL), "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}}
     (folder / "env.json").write_text(json.dumps(env))
     return folder

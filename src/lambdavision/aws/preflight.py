@@ -170,8 +170,8 @@ def _check_layers(
             resource = resources[entry["Ref"]]
             if isinstance(resource, Mapping) and resource.get("Type") in LAYER_TYPES:
                 content = (resource.get("Properties") or {}).get("Content") or {}
-                found = _zip_for(_s3_location(content, check), check, session, tmp)
-                if isinstance(found, Path):
+                found = _zip_for(fid, _s3_location(content, check), check, session, tmp, out)
+                if found is not None:
                     zips.append(found)
             continue
         arn = _value(entry, check)
@@ -223,10 +223,8 @@ def _check_code(
     location = _s3_location(props.get("CodeUri" if sam else "Code"), check)
     if location is None or not handler or "." not in handler or not runtime.startswith("python"):
         return None
-    found = _zip_for(location, check, session, tmp)
-    if isinstance(found, str):
-        out.problems.append(f"{fid}: {found}")
-    if not isinstance(found, Path):
+    found = _zip_for(fid, location, check, session, tmp, out)
+    if found is None:
         return None
     report = imports_check.check_zip(found, handler, runtime.removeprefix("python"), layer_zips)
     problem = imports_check.describe(fid, handler, report, runtime)
@@ -332,9 +330,11 @@ def _s3_location(code: Any, check: Preflight) -> tuple[str, str] | None:
     return None
 
 
-def _zip_for(location: tuple[str, str] | None, check: Preflight, session: AwsSession, tmp: Path) -> Path | str | None:
+def _zip_for(
+    fid: str, location: tuple[str, str] | None, check: Preflight, session: AwsSession, tmp: Path, out: Findings
+) -> Path | None:
     """The zip at an S3 location: the build folder's copy when its sha256 names the key, else
-    downloaded; a problem (str) when the object is missing; None when there is no location."""
+    downloaded; None (with a problem, or a note when it cannot be read) when there is none."""
     from botocore.exceptions import ClientError
 
     if location is None:
@@ -348,18 +348,22 @@ def _zip_for(location: tuple[str, str] | None, check: Preflight, session: AwsSes
                 if digest == sha256 and path.is_file() and file_sha256(path) == sha256:
                     return path
     target = tmp / f"{len(list(tmp.iterdir()))}-{name}"
+    uri = f"s3://{bucket}/{key}"
     try:
         session.s3().download_file(bucket, key, str(target))
     except ClientError as exc:
         status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        code = str(exc.response.get("Error", {}).get("Code", ""))
+        code = str(exc.response.get("Error", {}).get("Code", "")) or str(status)
         if status == 404 or code in ("404", "NoSuchKey", "NoSuchBucket"):
-            return (
-                f"its code s3://{bucket}/{key} does not exist: run `lambdavision package` again and deploy its template"
+            out.problems.append(
+                f"{fid}: its code {uri} does not exist: run `lambdavision package` again and deploy its template"
             )
-        raise
+        else:  # e.g. 403: these credentials may deploy without reading the code
+            out.notes.append(f"{fid}: cannot read its code {uri} ({code}): its imports were not checked")
+        return None
     if not zipfile.is_zipfile(target):
-        return f"its code s3://{bucket}/{key} is not a zip file: run `lambdavision package` again"
+        out.problems.append(f"{fid}: its code {uri} is not a zip file: run `lambdavision package` again")
+        return None
     return target
 
 

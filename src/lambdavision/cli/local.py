@@ -98,17 +98,15 @@ def read_event(source: str | None) -> Any:
         raise LambdaVisionError(f"event {name} is not valid JSON: {exc}") from exc
 
 
-def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> LambdaLayout | None:
-    """The built package's layout (None with --use-venv); what runs is said on stderr."""
+def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> tuple[LambdaLayout | None, tuple[str, ...]]:
+    """The built package's layout (None with --use-venv), and the lines that say what runs (the
+    function's pool prints them when it starts its first environment)."""
     from lambdavision.local.built import prepare, venv_description
 
     if use_venv:
-        click.echo(venv_description(spec, sys.executable), err=True)
-        return None
+        return None, (venv_description(spec, sys.executable),)
     layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))
-    for line in layout.description:
-        click.echo(line, err=True)
-    return layout
+    return layout, layout.description
 
 
 def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
@@ -155,8 +153,8 @@ def invoke(
     payload = read_event(event)
     if spec.unavailable_reason:
         raise LambdaVisionError(f"function {spec.logical_id} cannot run locally: {spec.unavailable_reason}")
-    layout = layout_for(app, spec, use_venv)
-    with sigterm_as_exit(), FunctionPool(spec, concurrency=1, layout=layout) as pool:
+    layout, description = layout_for(app, spec, use_venv)
+    with sigterm_as_exit(), FunctionPool(spec, concurrency=1, layout=layout, description=description) as pool:
         invocation = pool.invoke(payload)
     sys.stdout.buffer.write(invocation.payload + b"\n")
     sys.stdout.flush()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -51,6 +51,7 @@ class LocalApi:
         python: str = sys.executable,
         integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
         layouts: Mapping[str, LambdaLayout] | None = None,
+        descriptions: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not app.routes:
             raise LambdaVisionError(
@@ -77,6 +78,7 @@ class LocalApi:
                 log_stream=self._log_stream,
                 python=python,
                 layout=(layouts or {}).get(function_id),
+                description=(descriptions or {}).get(function_id, ()),
             )
         self.gateway = LocalGateway(
             app.routes,
@@ -174,6 +176,7 @@ def serve(
     client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
     integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
     layouts: Mapping[str, LambdaLayout] | None = None,
+    descriptions: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
 
@@ -192,6 +195,7 @@ def serve(
         client_timeout_s=client_timeout_s,
         integration_timeout_s=integration_timeout_s,
         layouts=layouts,
+        descriptions=descriptions,
     )
     try:
         with api:  # a Ctrl-C during a --warm start interrupts the start itself
@@ -274,11 +278,11 @@ def start_api(
         template_path or find_default_template(Path.cwd()),
         parameter_overrides=parse_parameter_overrides(parameter_overrides),
     )
-    layouts = {}
+    layouts, descriptions = {}, {}
     for function_id in dict.fromkeys(route.function_id for route in app.routes):
         spec = app.functions.get(function_id)
         if spec is not None and not spec.unavailable_reason:
-            layout = layout_for(app, spec, use_venv)
+            layout, descriptions[function_id] = layout_for(app, spec, use_venv)
             if layout is not None:
                 layouts[function_id] = layout
     stop, serving = threading.Event(), threading.Event()
@@ -296,6 +300,7 @@ def start_api(
             client_timeout_s=client_timeout,
             integration_timeout_s=integration_timeout,
             layouts=layouts,
+            descriptions=descriptions,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

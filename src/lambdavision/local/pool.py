@@ -19,7 +19,7 @@ import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TextIO
@@ -76,12 +76,14 @@ class FunctionPool:
         extra_env: Mapping[str, str] | None = None,
         shell_env: Mapping[str, str] | None = None,
         layout: LambdaLayout | None = None,
+        description: Sequence[str] = (),
     ) -> None:
         if concurrency < 1:
             raise LambdaVisionError(f"concurrency must be at least 1, got {concurrency}")
         # With a layout, the built package runs (extracted at task_root) on the runtime's CPython.
         self.spec = dataclasses.replace(spec, code_dir=layout.task_root) if layout is not None else spec
         self.layout = layout
+        self._description = list(description)  # what runs, said once, before the first environment starts
         self.concurrency = concurrency
         self._log_stream = log_stream
         self._python = str(layout.python) if layout is not None else python
@@ -184,6 +186,10 @@ class FunctionPool:
     # -- internals --
 
     def _new_environment(self, request_id: str | None) -> Environment:
+        with self._lock:
+            description, self._description = self._description, []
+        for line in description:
+            self._write_line(line)
         environment = Environment(
             self.spec,
             python=self._python,
