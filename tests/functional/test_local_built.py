@@ -8,6 +8,7 @@ import base64
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -306,3 +307,18 @@ def test_a_classic_tarball_fails_locally_as_the_packaged_function_does_and_deplo
         cwd=app, cache=package_cache, env=aws_env,
     )  # fmt: skip
     assert again.returncode == 0, again.stderr
+
+
+def test_the_guides_own_template_is_refused_locally_as_lambda_would_refuse_it(
+    tmp_path: Path, package_cache: Path
+) -> None:
+    guide = tmp_path / "guide-app"
+    shutil.copytree(Path("/work/shared/reference/guide-app"), guide)
+    result = lv("local", "invoke", "PyTorchFunction", "-e", "event.json", cwd=guide, cache=package_cache)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    [line] = result.stderr.strip().splitlines()
+    assert line == (
+        "Error: PyTorchFunction: cannot package for python3.6: python3.6 is retired on Lambda (deprecated 2022-07-18; "
+        "new functions refused since 2022-07-18); use Runtime: python3.12 or python3.13 (to run the code folder on "
+        "this venv's Python instead, not what Lambda runs: --use-venv)"
+    )

@@ -105,7 +105,14 @@ def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> tuple[La
 
     if use_venv:
         return None, (venv_description(spec, sys.executable),)
-    layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))
+    from lambdavision.aws.package import PackageError
+
+    try:
+        layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))
+    except PackageError as exc:
+        raise PackageError(
+            f"{exc.message} (to run the code folder on this venv's Python instead, not what Lambda runs: --use-venv)"
+        ) from exc
     return layout, layout.description
 
 

@@ -1,11 +1,9 @@
 """One execution environment: an awslambdaric process running the function, and its Runtime API.
 
-By default (a `LambdaLayout`, local/built.py) the process is the runtime's own CPython, isolated
-(`-I -S`), running the built package extracted, with PYTHONPATH = that package, its layers and
-the runtime folder; with `--use-venv` (no layout) it is `python -m awslambdaric` on lambdavision's
-own interpreter with the code folder on PYTHONPATH. Either way it gets the variables Lambda sets,
-the function's own variables, and the calling shell's AWS credentials / region / endpoint so it
-reads the same S3 as the shell; its working directory is the function's folder.
+The process runs the built package on the runtime's CPython, isolated (a `LambdaLayout`:
+local/built.py), or with --use-venv lambdavision's own interpreter with the code folder on
+PYTHONPATH; in the function's folder, with the variables Lambda sets, the function's own, and the
+calling shell's AWS credentials / region / endpoint so it reads the same S3 as the shell.
 
 Init runs once, when the process starts; each `invoke` hands one event to the Runtime API and
 watches the process until the runtime posts an answer, the deadline passes (kill), the process
