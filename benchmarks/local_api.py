@@ -127,7 +127,7 @@ def start_api(template: Path, *options: str) -> Iterator[Server]:
     with tempfile.TemporaryFile("w+") as log:
         launched = time.perf_counter()
         process = subprocess.Popen(
-            [str(LAMBDAVISION), "local", "start-api", "-t", str(template), "--port", "0", *options],
+            [str(LAMBDAVISION), "local", "start-api", "--use-venv", "-t", str(template), "--port", "0", *options],
             cwd=template.parent,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,

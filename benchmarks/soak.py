@@ -780,6 +780,7 @@ def soak(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 str(LAMBDAVISION),
                 "local",
                 "start-api",
+                "--use-venv",  # the gateway under load, on this venv's Python (as before builds existed)
                 "-n",
                 "env.json",
                 "--port",

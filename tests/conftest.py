@@ -5,6 +5,7 @@ import signal
 import pytest
 
 pytest_plugins = [
+    "tests.fixtures.build_cache",
     "tests.fixtures.colour",
     "tests.fixtures.fastai_models",
     "tests.fixtures.guide_app",

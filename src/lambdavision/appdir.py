@@ -123,9 +123,10 @@ API: {_api_summary(t)}
 aws s3 mb s3://{bucket}
 lambdavision upload model.tar.gz s3://{bucket}/{key}
 
-# 2. run it locally (no Docker)
+# 2. run it locally (no Docker): the built package (`lambdavision build`, redone when the code changes)
+#    on CPython {t.runtime.removeprefix("python")}, as Lambda runs it; --use-venv for the fast loop in this venv
 lambdavision local invoke {FUNCTION_ID} -n env.json -e event.json
-lambdavision local start-api
+lambdavision local start-api -n env.json
 curl -d '{{"url":"{options.image_url}"}}' -H "Content-Type: application/json" -X POST http://localhost:3000/invocations
 
 # 3. package and deploy

@@ -120,14 +120,13 @@ class TorchScriptBackend:
 
     name = "torchscript"
 
-    def __init__(self, model: bytes, source: str, input_shape: tuple[int, int]) -> None:
+    def __init__(
+        self, model: bytes, source: str, input_shape: tuple[int, int], environ: Mapping[str, str] | None = None
+    ) -> None:
         try:
             import torch
         except ImportError:
-            raise ArtifactError(
-                f"{source} has no model.onnx, only TorchScript, which needs torch: "
-                "`pip install 'lambdavision[export]'`, or add ONNX with `lambdavision convert`"
-            ) from None
+            raise ArtifactError(torch_missing_message(source, environ or {})) from None
         self._torch = torch
         try:
             self.module = torch.jit.load(io.BytesIO(model), map_location="cpu").eval()  # type: ignore[no-untyped-call]
@@ -147,6 +146,27 @@ class TorchScriptBackend:
         return np.asarray(out.numpy())
 
 
+def torch_missing_message(source: str, environ: Mapping[str, str]) -> str:
+    """Why a TorchScript-only artifact cannot load here, with the fix that is right where it runs.
+
+    Inside a Lambda function (AWS's, or lambdavision's local runtime running the built package)
+    torch cannot be installed: only converting the artifact helps.
+    """
+    convert = (
+        "run `lambdavision convert model.tar.gz model-onnx.tar.gz` (it adds ONNX) and upload that, "
+        "or upload with `lambdavision upload --convert`"
+    )
+    if environ.get("AWS_LAMBDA_FUNCTION_NAME"):
+        return (
+            f"{source} is a classic tarball (TorchScript .pth + classes.txt, no model.onnx), and a Lambda "
+            f"package carries no torch to run it: {convert}"
+        )
+    return (
+        f"{source} has no model.onnx, only TorchScript, which needs torch: {convert}; or, to serve it on this "
+        "machine only, `pip install 'lambdavision[export]'`"
+    )
+
+
 def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend | TorchScriptBackend:
     model = artifact.onnx_path if artifact.onnx_path is not None else artifact.onnx
     if model is not None:
@@ -155,5 +175,5 @@ def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend |
             model, artifact.source, threads_for(environ), artifact.preprocessing.input_shape, artifact.onnx_data
         )
     if artifact.torchscript is not None:
-        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_shape)
+        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_shape, environ)
     raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")

@@ -62,7 +62,7 @@ class LocalApi:
 def start_local_api(folder: Path, *extra: str) -> LocalApi:
     """`lambdavision local start-api --port 0` in `folder`; returns once it answers."""
     process = subprocess.Popen(
-        [LAMBDAVISION, "local", "start-api", "--port", "0", "-n", "env.json", *extra],
+        [LAMBDAVISION, "local", "start-api", "--use-venv", "--port", "0", "-n", "env.json", *extra],
         cwd=folder,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -101,7 +101,12 @@ def stop_local_api(api: LocalApi) -> None:
 
 def init_app(folder: Path, *options: str) -> Path:
     """A folder from `lambdavision init`, its env.json pointing at the demo model on disk."""
-    subprocess.run([LAMBDAVISION, "init", str(folder), *options], check=True, capture_output=True, timeout=60)
+    subprocess.run(
+        [LAMBDAVISION, "init", str(folder), "--bucket", "guide-bucket", *options],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
     env = {"PyTorchFunction": {"MODEL_URI": str(DEMO_MODEL), "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}}
     (folder / "env.json").write_text(json.dumps(env))
     return folder

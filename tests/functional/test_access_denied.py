@@ -129,10 +129,11 @@ def assert_one_line_access_denied(result: subprocess.CompletedProcess[str], oper
     assert result.returncode != 0, result.stdout
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
+    # One error line, last; progress and notes (deploy's checks) may come before it.
     lines = result.stderr.splitlines()
-    assert len(lines) == 1, result.stderr
-    line = lines[0]
-    assert line.startswith("Error: "), line
+    errors = [ln for ln in lines if ln.startswith("Error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.stderr
+    line = errors[0]
     assert "access denied" in line.lower(), line
     assert operation in line, line
     # ... and says what to do about it.

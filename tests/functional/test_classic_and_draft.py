@@ -37,8 +37,12 @@ def test_torchscript_without_torch_says_what_to_do(classic_artifact: Path, monke
     artifact = read_artifact(classic_artifact)
     assert artifact.torchscript is not None
     monkeypatch.setitem(sys.modules, "torch", None)  # as on Lambda: no torch
-    with pytest.raises(ArtifactError, match=r"needs torch.*lambdavision\[export\].*lambdavision convert"):
+    with pytest.raises(ArtifactError, match=r"needs torch: run `lambdavision convert.*lambdavision\[export\]"):
         TorchScriptBackend(artifact.torchscript, str(classic_artifact), 224)
+    # Inside a Lambda function (deployed, or the built package run locally) only converting helps.
+    with pytest.raises(ArtifactError) as inside:
+        TorchScriptBackend(artifact.torchscript, "s3://b/k", 224, {"AWS_LAMBDA_FUNCTION_NAME": "Fn"})
+    assert "a Lambda package carries no torch" in inside.value.message and "pip install" not in inside.value.message
 
 
 def test_draft_decoding_keeps_the_demo_models_top_class(

@@ -25,6 +25,7 @@ import pytest
 from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
+import lambdavision
 from lambdavision.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.config import build_default_map, load_default_map
 from lambdavision.aws.deploy import (
@@ -35,6 +36,7 @@ from lambdavision.aws.deploy import (
     raise_if_failed,
     wait_for_stack,
 )
+from lambdavision.aws.package import runtime_files
 from lambdavision.aws.session import AwsError, aws_errors
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.cfn import dump_template
@@ -42,6 +44,7 @@ from lambdavision.cfn import parse_template as load_template
 from lambdavision.cli import cli
 
 BIN = Path(sys.executable).parent
+DEMO_MODEL = Path(__file__).resolve().parents[2] / "demo" / "model.tar.gz"
 LAMBDAVISION = str(BIN / "lambdavision")
 STACK = "pytorch-sam-app"
 BUCKET = "my-model-bucket"
@@ -66,24 +69,33 @@ def lv(*args: str, cwd: Path, env: dict[str, str], stderr: int | None = None) ->
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    """The one `Error:` line, which ends stderr (progress lines may come before it)."""
     assert result.returncode == 1, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
-    (line,) = result.stderr.strip().splitlines()
-    assert line.startswith("Error: ")
+    (line,) = [ln for ln in result.stderr.splitlines() if ln.startswith("Error: ")]
+    assert result.stderr.strip().splitlines()[-1] == line
     return line
 
 
 def make_packaged_app(folder: Path, options: TemplateOptions | None = None) -> Path:
-    """init's folder + the function code zipped into S3 + packaged.yaml pointing at it."""
+    """init's folder + the function code zipped into S3 + packaged.yaml pointing at it, and the demo
+    model at KEY and NEW_KEY: what deploy's checks look at, without building the dependencies.
+
+    The zip holds app.py and lambdavision's runtime part (what app.py imports at the top level);
+    `package` is another module's."""
     write_app_dir(folder, app_files(AppOptions(template=options or TemplateOptions())), force=False)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.write(folder / "function" / "app.py", "app.py")
+        for name, path in runtime_files(Path(lambdavision.__file__).parent).items():
+            archive.write(path, name)
     code = buffer.getvalue()
     code_key = f"code/{hashlib.sha256(code).hexdigest()}.zip"
     s3 = boto3.client("s3")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key=code_key, Body=code)
+    for key in (KEY, NEW_KEY):
+        s3.upload_file(str(DEMO_MODEL), BUCKET, key)
     template = load_template((folder / "template.yaml").read_text())
     template["Resources"]["PyTorchFunction"]["Properties"]["Code"] = {"S3Bucket": BUCKET, "S3Key": code_key}
     (folder / "packaged.yaml").write_text(dump_template(template))
@@ -279,10 +291,27 @@ def test_the_guides_aws_cli_delete_stack_removes_a_deployed_stack(app: Path, aws
         boto3.client("lambda").get_function(FunctionName=function_name)
 
 
-def test_stack_events_stream_on_a_terminal_only(app: Path, aws_env: dict[str, str]) -> None:
-    piped = lv(*GUIDE_DEPLOY, cwd=app, env=aws_env)
-    assert piped.returncode == 0
-    assert "AWS::CloudFormation::Stack" not in piped.stderr
+def test_stack_events_stream_as_plain_lines_when_piped_and_in_colour_on_a_terminal(
+    app: Path, aws_env: dict[str, str]
+) -> None:
+    # Piped (CI): each event is a plain line on stderr as it happens, not at the end. With 2 s between
+    # polls, the first event is read while deploy is still waiting for the stack.
+    process = subprocess.Popen(
+        [LAMBDAVISION, *GUIDE_DEPLOY, "--poll-interval", "2"],
+        cwd=app, env=aws_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert process.stderr is not None
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if "AWS::CloudFormation::Stack" in line:
+            assert process.poll() is None, "the first stack event arrived only after deploy ended"
+            break
+    _, rest = process.communicate(timeout=120)
+    piped = "".join(lines) + rest
+    assert process.returncode == 0, piped
+    assert re.search(r"^\d\d:\d\d:\d\d  CREATE_IN_PROGRESS\s+AWS::CloudFormation::Stack\s+" + STACK, piped, re.M)
+    assert "\x1b[" not in piped  # no colour codes in a log file
     lv("delete", "--stack-name", STACK, cwd=app, env=aws_env)
 
     leader, follower = pty.openpty()

@@ -47,10 +47,16 @@ def test_guide_local_invoke_and_start_api(
     image_server: ImageServer,
     demo_samples: list[tuple[Path, str]],
     demo_artifact: Path,
+    package_cache: Path,
 ) -> None:
+    """Both run the built package (as Lambda would), on CPython 3.12, in the runtime's own processes."""
     (star, expected), (other, other_expected) = demo_samples[-1], demo_samples[0]
     url = image_server.add("/photo.jpg", star.read_bytes())
-    env = {**aws_env, "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}  # the image server is on loopback
+    env = {
+        **aws_env,
+        "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1",  # the image server is on loopback
+        "LAMBDAVISION_CACHE_DIR": str(package_cache),
+    }
     app = make_app(tmp_path, env, url, demo_artifact)
     assert json.loads((app / "env.json").read_text()) == {
         "PyTorchFunction": {"MODEL_BUCKET": "guide-bucket", "MODEL_KEY": KEY}
@@ -69,6 +75,9 @@ def test_guide_local_invoke_and_start_api(
     assert result["statusCode"] == 200
     assert json.loads(result["body"])["class"] == expected
     assert "REPORT RequestId:" in done.stderr and "Init Duration" in done.stderr
+    built = app / ".lambdavision" / "build" / "PyTorchFunction.zip"
+    assert f"PyTorchFunction: running the built package {built}" in done.stderr
+    assert "on CPython 3.12." in done.stderr
 
     server = subprocess.Popen(
         [LAMBDAVISION, "local", "start-api"],
@@ -110,7 +119,13 @@ def test_guide_local_invoke_and_start_api(
         assert answers == [expected, other_expected]
         children = psutil.Process(server.pid).children(recursive=True)
         assert children  # awslambdaric environments, kept warm
+        for child in children:  # the runtime's CPython, isolated, running the extracted package
+            command = child.cmdline()
+            assert command[1:3] == ["-I", "-S"] and command[3].endswith("bootstrap.py"), command
+            assert "3.12" in command[0] and child.cwd().startswith(str(app / ".lambdavision" / "build" / "run"))
     finally:
         os.killpg(server.pid, signal.SIGTERM) if server.poll() is None else None
         server.wait(timeout=30)
+    assert server.stdout is not None
+    assert "PyTorchFunction: running the built package" in server.stdout.read()  # said as it started
     assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]

@@ -17,8 +17,10 @@ LAMBDAVISION = str(BIN / "lambdavision")
 FILES = ["template.yaml", "event.json", "env.json", "README.md", "function/app.py"]
 
 
-def init(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([LAMBDAVISION, "init", *args], cwd=cwd, capture_output=True, text=True, timeout=60)
+def init(*args: str, cwd: Path, bucket: str | None = "my-bucket") -> subprocess.CompletedProcess[str]:
+    """`lambdavision init ARGS` (with `--bucket my-bucket` unless ARGS name one, or bucket=None)."""
+    extra = ["--bucket", bucket] if bucket is not None and "--bucket" not in args else []
+    return subprocess.run([LAMBDAVISION, "init", *args, *extra], cwd=cwd, capture_output=True, text=True, timeout=60)
 
 
 def cfn_lint(*paths: Path) -> subprocess.CompletedProcess[str]:
@@ -48,7 +50,7 @@ def test_init_writes_the_app_folder_and_cfn_lint_passes(tmp_path: Path) -> None:
     readme = (app / "README.md").read_text()
     for line in (
         "lambdavision local invoke PyTorchFunction -n env.json -e event.json",
-        "lambdavision local start-api",
+        "lambdavision local start-api -n env.json",
         "lambdavision package --output-template-file packaged.yaml --s3-bucket my-bucket",
         "lambdavision deploy --template-file packaged.yaml --stack-name pytorch-sam-app --capabilities CAPABILITY_IAM",
         "--parameter-overrides BucketName=my-bucket ObjectKey=fastai-models/lesson1/model.tar.gz",
@@ -193,4 +195,15 @@ def test_usage_plan_flags_need_auth_key_and_a_bad_origin_is_one_line(tmp_path: P
     assert origin.returncode == 1
     (line,) = origin.stderr.strip().splitlines()
     assert "not an origin" in line and "Traceback" not in origin.stderr
+    assert not (tmp_path / "app").exists()
+
+
+def test_init_without_a_bucket_is_refused_and_writes_nothing(tmp_path: Path) -> None:
+    """No placeholder bucket: a made-up `my-bucket` in env.json made the next command fail (NoSuchBucket)."""
+    result = init("app", cwd=tmp_path, bucket=None)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1] == (
+        "Error: init needs --bucket BUCKET: the S3 bucket that holds (or will hold) the model; "
+        "create it with `aws s3 mb s3://BUCKET` if it does not exist yet"
+    )
     assert not (tmp_path / "app").exists()

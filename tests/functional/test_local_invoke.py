@@ -22,7 +22,7 @@ def run(
     *args: str, cwd: Path, stdin: str | None = None, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*LAMBDAVISION, "local", "invoke", *args],
+        [*LAMBDAVISION, "local", "invoke", "--use-venv", *args],
         cwd=cwd,
         input=stdin,
         capture_output=True,
@@ -140,7 +140,7 @@ def test_sigterm_stops_the_function_too(tmp_path: Path) -> None:
     template = one_function_template(tmp_path, FUNCTIONS / "slow")
     template.write_text(template.read_text().replace("MemorySize: 256", "MemorySize: 256, Timeout: 60"))
     cli = subprocess.Popen(
-        [*LAMBDAVISION, "local", "invoke", "-e", "-"],
+        [*LAMBDAVISION, "local", "invoke", "--use-venv", "-e", "-"],
         cwd=tmp_path,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -229,7 +229,7 @@ def test_an_event_over_6_mb_is_refused_before_any_process_starts(make_pool: Pool
 def test_local_invoke_of_an_event_over_6_mb_is_one_line_and_a_failure(tmp_path: Path) -> None:
     one_function_template(tmp_path)
     (tmp_path / "big.json").write_text(json.dumps({"data": "x" * MAX_EVENT_BYTES}))
-    result = run_lambdavision("local", "invoke", "-e", "big.json", cwd=tmp_path)
+    result = run_lambdavision("local", "invoke", "--use-venv", "-e", "big.json", cwd=tmp_path)
     assert result.returncode != 0
     assert result.stdout == ""
     assert len(result.stderr.strip().splitlines()) == 1 and "RequestEntityTooLarge" in result.stderr
@@ -264,7 +264,7 @@ def http_request(
 )
 def test_a_template_variable_no_environment_can_hold_is_one_line(tmp_path: Path, variables: str, message: str) -> None:
     one_function_template(tmp_path, variables)
-    result = run_lambdavision("local", "invoke", cwd=tmp_path)
+    result = run_lambdavision("local", "invoke", "--use-venv", cwd=tmp_path)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
 
@@ -275,7 +275,7 @@ def test_an_env_file_variable_no_environment_can_hold_is_one_line(
 ) -> None:
     one_function_template(tmp_path)
     (tmp_path / "env.json").write_text(json.dumps(document))
-    result = run_lambdavision("local", "invoke", "-n", "env.json", cwd=tmp_path)
+    result = run_lambdavision("local", "invoke", "--use-venv", "-n", "env.json", cwd=tmp_path)
     assert result.returncode != 0
     assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
 
@@ -325,7 +325,7 @@ def test_a_signal_during_a_warm_start_stops_without_waiting_for_init(tmp_path: P
     # Init far longer than the give-up bound below: waiting for it would fail the test.
     write_function(tmp_path / "fn", "import time\ntime.sleep(600)\ndef handler(event, context):\n    return 1\n")
     process = subprocess.Popen(
-        [*LAMBDAVISION, "local", "start-api", "--warm", "--port", "0"],
+        [*LAMBDAVISION, "local", "start-api", "--use-venv", "--warm", "--port", "0"],
         cwd=tmp_path,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,

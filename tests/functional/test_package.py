@@ -102,12 +102,6 @@ def zip_names(path: Path) -> list[str]:
         return zf.namelist()
 
 
-@pytest.fixture(scope="session")
-def package_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel and staging cache shared by every build of this session."""
-    return tmp_path_factory.mktemp("lambdavision-cache")
-
-
 @pytest.fixture(scope="module")
 def x86_build(tmp_path_factory: pytest.TempPathFactory, package_cache: Path, demo_artifact: Path) -> dict[str, Any]:
     """python3.12 x86_64 with the demo model bundled, built without uploading."""
@@ -281,7 +275,9 @@ def test_second_package_is_offline_reproducible_and_uploads_once(
 
     again = run_package(args, tmp_path, wheels_only, {**aws_env, **OFFLINE_PIP})
     assert again.returncode == 0, again.stderr
-    assert "reusing staged dependencies" in again.stdout
+    # Nothing changed: the build folder's zip is reused as it is (not even restaged), and not uploaded.
+    assert "PyTorchFunction: inputs unchanged, reusing dist/PyTorchFunction.zip" in again.stdout
+    assert "installing" not in again.stdout and "writing" not in again.stdout
     assert f"s3://lambda-code/{key} is already there" in again.stdout and "uploaded" not in again.stdout
 
 

@@ -87,6 +87,7 @@ def start_server(*extra: str) -> Server:
         str(LAMBDAVISION),
         "local",
         "start-api",
+        "--use-venv",
         "-t",
         str(APP / "template.yaml"),
         "-n",
@@ -381,7 +382,16 @@ def test_a_port_in_use_is_a_one_line_error() -> None:
         taken.listen()
         port = taken.getsockname()[1]
         result = subprocess.run(
-            [str(LAMBDAVISION), "local", "start-api", "-t", str(APP / "template.yaml"), "--port", str(port)],
+            [
+                str(LAMBDAVISION),
+                "local",
+                "start-api",
+                "--use-venv",
+                "-t",
+                str(APP / "template.yaml"),
+                "--port",
+                str(port),
+            ],
             capture_output=True,
             text=True,
             timeout=60,

@@ -366,6 +366,7 @@ __all__ = [
     "NotPackagedError",
     "StackEvent",
     "StackOutput",
+    "check_overrides",
     "check_packaged",
     "delete_stack",
     "deploy_stack",

@@ -22,6 +22,7 @@ fixed hash seed), so the same inputs give a zip with the same sha256 and the sam
 from __future__ import annotations
 
 import copy
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -73,7 +74,9 @@ STAGING_FORMAT = 3
 LAMBDA_FUNCTION = "AWS::Lambda::Function"
 SAM_FUNCTION = "AWS::Serverless::Function"
 LAYER_VERSION = "AWS::Lambda::LayerVersion"
-_IGNORED_IN_CODE = shutil.ignore_patterns("__pycache__", "*.pyc", ".aws-sam", ".lambdavision", ".git", ".DS_Store")
+# Names (files or folders, anywhere in a code folder) never copied into the package.
+IGNORED_IN_CODE: tuple[str, ...] = ("__pycache__", "*.pyc", ".aws-sam", ".lambdavision", ".git", ".DS_Store")
+_IGNORED_IN_CODE = shutil.ignore_patterns(*IGNORED_IN_CODE)
 
 
 class PackageError(LambdaVisionError):
@@ -162,6 +165,8 @@ class BuildOptions:
     bundle_model: Path | None = None
     unzipped_limit: int = zipbuild.UNZIPPED_LIMIT
     refresh: bool = False
+    # Build for another platform than the template's (a host twin: aws/host.py), same code and pins.
+    retarget: Callable[[Target], Target] | None = None
 
 
 @dataclass
@@ -205,6 +210,8 @@ def build(template: Mapping[str, Any], template_dir: Path, options: BuildOptions
     direct-upload limit, a handler module not found) is collected in `result.warnings`.
     """
     specs = plan_functions(template, template_dir)
+    if options.retarget is not None:
+        specs = [dataclasses.replace(spec, target=options.retarget(spec.target)) for spec in specs]
     result = BuildResult(functions=[])
     for spec in specs:
         _check_handler(spec, result.warnings)
@@ -610,6 +617,7 @@ def packaged_template(
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
+    "IGNORED_IN_CODE",
     "RUNTIME_PARTS",
     "BuildOptions",
     "BuildResult",

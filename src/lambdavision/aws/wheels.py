@@ -20,8 +20,10 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path, PurePosixPath
 
+from lambdavision.aws.runtimes import SUCCESSORS, retired_reason
 from lambdavision.core.errors import LambdaVisionError
 
 Log = Callable[[str], None]
@@ -57,6 +59,9 @@ class Target:
 
     @classmethod
     def parse(cls, runtime: str, architecture: str) -> Target:
+        retired = retired_reason(runtime, date.today())
+        if retired is not None and runtime not in SUPPORTED_RUNTIMES:
+            raise LambdaVisionError(f"cannot package for {runtime}: {retired}; use Runtime: {SUCCESSORS}")
         if runtime in REFUSED_RUNTIMES:
             raise LambdaVisionError(f"cannot package for {runtime}: {REFUSED_RUNTIMES[runtime]}")
         if runtime not in SUPPORTED_RUNTIMES:
@@ -232,15 +237,17 @@ def find_python(version: str, environ: Mapping[str, str]) -> Interpreter | None:
         reverse=True,
     )
     candidates.extend(installed)
+    probe = "import platform, sys; print(platform.python_version()); print(sys.executable)"
     for candidate in candidates:
         try:
             proc = subprocess.run(
-                [str(candidate), "-I", "-c", "import platform; print(platform.python_version())"],
-                capture_output=True, text=True, timeout=30, check=False,
-            )  # fmt: skip
+                [str(candidate), "-I", "-c", probe], capture_output=True, text=True, timeout=30, check=False
+            )
         except (OSError, subprocess.TimeoutExpired):
             continue
-        full = proc.stdout.strip()
+        full, _, executable = proc.stdout.strip().partition("\n")
         if proc.returncode == 0 and (full == version or full.startswith(version + ".")):
-            return Interpreter(candidate, full)
+            # The interpreter itself, not a launcher (a pyenv shim costs a bash start per process).
+            real = Path(executable.strip()) if executable.strip() else candidate
+            return Interpreter(real if real.is_file() else candidate, full)
     return None

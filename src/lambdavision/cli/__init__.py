@@ -17,11 +17,12 @@ from lambdavision.aws.config import load_default_map
 from lambdavision.cli import app as _app
 from lambdavision.cli import aws as _aws
 from lambdavision.cli import bench as _bench
+from lambdavision.cli import build as _build
 from lambdavision.cli import export as _export
 from lambdavision.cli import local as _local
 from lambdavision.cli import model as _model
 from lambdavision.cli import package as _package
-from lambdavision.cli.common import LambdaVisionGroup, fail
+from lambdavision.cli.common import LambdaVisionGroup, add_debug_option, fail
 from lambdavision.core.errors import LambdaVisionError
 
 
@@ -34,8 +35,9 @@ def cli() -> None:
     """
 
 
-for _module in (_model, _export, _app, _local, _package, _aws, _bench):
+for _module in (_model, _export, _app, _build, _local, _package, _aws, _bench):
     _module.register(cli)
+add_debug_option(cli)
 
 
 def main(argv: list[str] | None = None) -> Any:

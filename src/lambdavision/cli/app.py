@@ -15,7 +15,13 @@ _DEFAULTS = TemplateOptions()
 
 @click.command("init")
 @click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
-@click.option("--bucket", default="my-bucket", show_default=True, help="S3 bucket of the model (BucketName).")
+@click.option(
+    "--bucket",
+    default=None,
+    metavar="BUCKET",
+    help="S3 bucket of the model (BucketName), required: where `upload` puts it and the function reads it "
+    "(create it first: `aws s3 mb s3://BUCKET`).",
+)
 @click.option(
     "--key",
     default="fastai-models/lesson1/model.tar.gz",
@@ -103,7 +109,7 @@ _DEFAULTS = TemplateOptions()
 def init(
     ctx: click.Context,
     directory: Path,
-    bucket: str,
+    bucket: str | None,
     key: str,
     image_url: str,
     runtime: str,
@@ -131,6 +137,12 @@ def init(
     if from_sam is not None:
         init_from_sam(ctx, from_sam, directory, runtime=runtime, bucket=bucket, key=key, force=force)
         return
+    if bucket is None:
+        # No placeholder: a made-up bucket in env.json and the template fails every later command.
+        raise click.UsageError(
+            "init needs --bucket BUCKET: the S3 bucket that holds (or will hold) the model; "
+            "create it with `aws s3 mb s3://BUCKET` if it does not exist yet"
+        )
     plan_flags = {"--rate-limit": rate_limit, "--burst-limit": burst_limit, "--daily-quota": daily_quota}
     given = [flag for flag, value in plan_flags.items() if value is not None]
     if given and auth != "key":
@@ -164,7 +176,7 @@ def init(
 
 
 def init_from_sam(
-    ctx: click.Context, guide_dir: Path, directory: Path, *, runtime: str, bucket: str, key: str, force: bool
+    ctx: click.Context, guide_dir: Path, directory: Path, *, runtime: str, bucket: str | None, key: str, force: bool
 ) -> None:
     """`init --from-sam GUIDE_DIR DIRECTORY`: convert, write, and print every change made."""
     from click.core import ParameterSource
@@ -177,7 +189,7 @@ def init_from_sam(
         flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
         raise click.UsageError(f"{flags} cannot be combined with --from-sam (edit the template, or init without it)")
 
-    def explicit(name: str, value: str) -> str | None:
+    def explicit(name: str, value: str | None) -> str | None:
         return value if name in given else None
 
     conversion = convert_sam_app(

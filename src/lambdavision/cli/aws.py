@@ -7,7 +7,6 @@ results and errors.
 
 from __future__ import annotations
 
-import shlex
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -17,7 +16,6 @@ from typing import Any, TypeVar
 import click
 from rich import box
 from rich.console import Console
-from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
 from lambdavision.aws import deploy as stacks
@@ -35,8 +33,8 @@ from lambdavision.aws.logs import (
 from lambdavision.aws.session import AwsOptions, AwsSession, aws_errors
 from lambdavision.aws.template_edits import DeployOverrides, has_version, stamp_version
 from lambdavision.aws.template_names import ARCHITECTURES
-from lambdavision.aws.upload import parse_s3_uri, upload_artifact
 from lambdavision.cfn import parse_parameter_overrides
+from lambdavision.cli import deploy_checks
 from lambdavision.cli.common import GreedyOptionsCommand
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -80,67 +78,26 @@ def _note(message: str, quiet: bool) -> None:
         click.echo(message, err=True)
 
 
-# --- upload -------------------------------------------------------------------------------------
-
-
-@click.command("upload")
-@click.argument("artifact", type=click.Path(dir_okay=False, path_type=Path))
-@click.argument("destination", metavar="s3://BUCKET/KEY")
-@aws_options
-def upload(
-    artifact: Path, destination: str, region: str | None, profile: str | None, endpoint_url: str | None, quiet: bool
-) -> None:
-    """Validate a model artifact and upload it to S3 (skipped when S3 already has the same bytes).
-
-    Prints the S3 URI and the MODEL_BUCKET / MODEL_KEY values (the template's BucketName /
-    ObjectKey parameters) to use.
-    """
-    location = parse_s3_uri(destination)
-    s3 = _session(region, profile, endpoint_url).s3()
-    with aws_errors(bucket=location.bucket):
-        if _show_progress(quiet):
-            columns = (
-                "[progress.description]{task.description}",
-                BarColumn(),
-                DownloadColumn(),
-                TransferSpeedColumn(),
-                TimeRemainingColumn(),
-            )
-            with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-                size = artifact.stat().st_size if artifact.is_file() else None
-                task = progress.add_task(f"uploading {artifact.name}", total=size)
-                result = upload_artifact(s3, artifact, location, on_bytes=lambda n: progress.advance(task, n))
-        else:
-            result = upload_artifact(s3, artifact, location)
-    if result.uploaded:
-        _note(f"Uploaded {artifact} ({result.size:,} bytes, sha256 {result.sha256[:12]}…)", quiet)
-    else:
-        _note(f"Skipped: {location.uri} already holds this artifact (sha256 {result.sha256[:12]}…)", quiet)
-    click.echo(location.uri)
-    click.echo(f"MODEL_BUCKET={location.bucket}")
-    click.echo(f"MODEL_KEY={location.key}")
-    _note(
-        "Deploy with: --parameter-overrides "
-        f"{shlex.quote(f'BucketName={location.bucket}')} {shlex.quote(f'ObjectKey={location.key}')}",
-        quiet,
-    )
-
-
 # --- deploy / endpoint / delete -----------------------------------------------------------------
 
 
 class _EventPrinter:
-    """Stack events as aligned lines on stderr (terminal only)."""
+    """Stack events as aligned lines on stderr as they come: coloured on a terminal, plain lines
+    (flushed one by one, for CI logs and pipes) otherwise; nothing with --quiet."""
 
-    def __init__(self, enabled: bool) -> None:
-        self.console = Console(stderr=True, highlight=False) if enabled else None
+    def __init__(self, enabled: bool, tty: bool | None = None) -> None:
+        self.enabled = enabled
+        self.console = Console(stderr=True, highlight=False) if enabled and (tty or sys.stderr.isatty()) else None
 
     def __call__(self, event: stacks.StackEvent) -> None:
-        if self.console is None:
+        if not self.enabled:
             return
-        style = next((s for k, s in _STATUS_STYLE.items() if event.status.endswith(k)), "")
         when = event.timestamp.astimezone().strftime("%H:%M:%S")
         reason = f"  {event.reason}" if event.reason else ""
+        if self.console is None:
+            click.echo(f"{when}  {event.status:<22}  {event.resource_type:<32} {event.logical_id}{reason}", err=True)
+            return
+        style = next((s for k, s in _STATUS_STYLE.items() if event.status.endswith(k)), "")
         self.console.print(
             f"{when}  [{style}]{event.status:<22}[/]  {event.resource_type:<32} {event.logical_id}{reason}",
             soft_wrap=True,
@@ -223,6 +180,17 @@ class _DeployCommand(GreedyOptionsCommand):
     help="Let pages on ORIGIN (https://host[:port], or *) call the API: adds OPTIONS preflights and "
     "sets LAMBDAVISION_CORS_ORIGIN.",
 )
+@click.option(
+    "--no-verify",
+    is_flag=True,
+    help="Skip the checks before deploy (the model exists and can be served, the handler's imports are in "
+    "the package, the runtime is not retired, the layers exist, IAM resources have --capabilities).",
+)
+@click.option(
+    "--confirm-changeset/--no-confirm-changeset",
+    default=False,
+    help="Ask before creating or updating the stack (SAM's flag; the default deploys at once).",
+)
 @click.option("--poll-interval", type=float, default=2.0, hidden=True)
 @aws_options
 def deploy(
@@ -235,6 +203,8 @@ def deploy(
     arch: str | None,
     snapstart: bool | None,
     cors_origin: str | None,
+    no_verify: bool,
+    confirm_changeset: bool,
     poll_interval: float,
     region: str | None,
     profile: str | None,
@@ -242,6 +212,8 @@ def deploy(
     quiet: bool,
 ) -> None:
     """Create the stack, or update it in place; wait, then print its outputs.
+
+    First it checks what would fail there (see --no-verify), each problem one line with its fix.
 
     An update with no changes is reported and exits 0. On failure the failed resources' reasons
     are printed; a stack left in ROLLBACK_COMPLETE is deleted by the next deploy (which says so).
@@ -272,13 +244,18 @@ def deploy(
     for note in notes:
         _note(note, quiet)
     cfn = session.cloudformation()
-    show = _show_progress(quiet)
-    if show:
-        click.echo(f"Deploying {template_file} to stack {stack_name}…", err=True)
     with aws_errors(stack=stack_name):
+        current = stacks.describe_stack(cfn, stack_name)
+        parameters = stacks.effective_parameters(edited, current, overrides)
+        if no_verify:
+            _note(deploy_checks.skip_note(), quiet)
+        else:
+            deploy_checks.verify_before_deploy(session, edited, parameters, capabilities, template_file, quiet)
+        if confirm_changeset:
+            deploy_checks.confirm(stack_name, current is not None, template_file)
+        _note(f"Deploying {template_file} to stack {stack_name}…", quiet)
         if has_version(edited):
-            current = stacks.describe_stack(cfn, stack_name)
-            stamp_version(edited, stacks.effective_parameters(edited, current, overrides))
+            stamp_version(edited, parameters)
         if edited != template:
             body, template = stacks.template_body(edited, str(template_file)), edited
         result = stacks.deploy_stack(
@@ -288,7 +265,7 @@ def deploy(
             template=template,
             overrides=overrides,
             capabilities=capabilities,
-            on_event=_EventPrinter(show),
+            on_event=_EventPrinter(not quiet),
             on_notice=lambda message: click.echo(message, err=True),
             poll_seconds=poll_interval,
         )
@@ -327,9 +304,7 @@ def delete(
     """Delete the stack and wait until it is gone (the model in S3 is left alone)."""
     cfn = _session(region, profile, endpoint_url).cloudformation()
     with aws_errors(stack=stack_name):
-        deleted = stacks.delete_stack(
-            cfn, stack_name, on_event=_EventPrinter(_show_progress(quiet)), poll_seconds=poll_interval
-        )
+        deleted = stacks.delete_stack(cfn, stack_name, on_event=_EventPrinter(not quiet), poll_seconds=poll_interval)
     if deleted:
         _note(f"Deleted stack {stack_name}.", quiet)
     else:
@@ -429,5 +404,7 @@ def logs(
 
 def register(cli: click.Group) -> None:
     """Add this module's commands to the main group."""
+    from lambdavision.cli.upload import upload
+
     for command in (upload, deploy, endpoint, logs, delete):
         cli.add_command(command)

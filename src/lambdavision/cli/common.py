@@ -1,13 +1,21 @@
-"""What every command shares: one-line errors and exit codes."""
+"""What every command shares: one-line errors and exit codes, and `--debug`."""
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
+import traceback
 from typing import Any, NoReturn
 
 import click
 
 from lambdavision.core.errors import LambdaVisionError
+
+DEBUG_KEY = "lambdavision.debug"
+DEBUG_ENV = "LAMBDAVISION_DEBUG"
+# botocore logs each request and response at DEBUG (the wire log); urllib3 the connections.
+DEBUG_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3", "lambdavision")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -39,10 +47,57 @@ def known_error_message(exc: BaseException) -> str | None:
     return None
 
 
+def enable_debug() -> None:
+    """The AWS wire log and lambdavision's own debug lines, on stderr."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s [%(levelname)s] %(message)s"))
+    for name in DEBUG_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.DEBUG)
+        if not any(getattr(h, "_lambdavision_debug", False) for h in logger.handlers):
+            handler._lambdavision_debug = True  # type: ignore[attr-defined]
+            logger.addHandler(handler)
+
+
+def _debug_callback(ctx: click.Context, param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.meta[DEBUG_KEY] = True
+        enable_debug()
+
+
+def add_debug_option(command: click.Command) -> None:
+    """`--debug` on `command` and, for a group, on every subcommand (SAM CLI has it everywhere)."""
+    if not any(param.name == "debug" for param in command.params):
+        command.params.append(
+            click.Option(
+                ["--debug"],
+                is_flag=True,
+                expose_value=False,
+                is_eager=True,
+                callback=_debug_callback,
+                help=f"Print the AWS wire log (botocore) and tracebacks on stderr (or set {DEBUG_ENV}=1).",
+            )
+        )
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            add_debug_option(sub)
+
+
+def debugging(ctx: click.Context) -> bool:
+    return bool(ctx.meta.get(DEBUG_KEY)) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
+
+
 class LambdaVisionGroup(click.Group):
-    """A click group that turns known errors into one line and exit status 1."""
+    """A click group that turns known errors into one line and exit status 1 (with the traceback
+    before it under --debug), and gives every command `--debug`."""
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        add_debug_option(cmd)
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if os.environ.get(DEBUG_ENV, "") not in ("", "0"):
+            enable_debug()
         try:
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
@@ -54,6 +109,8 @@ class LambdaVisionGroup(click.Group):
             message = known_error_message(exc)
             if message is None:
                 raise
+            if debugging(ctx):
+                traceback.print_exc(file=sys.stderr)
             fail(message)
 
 

@@ -33,6 +33,55 @@ def _summary(out: Path, manifest: Manifest) -> str:
     return line
 
 
+_INPUT_SIZE = click.option(
+    "--input-size",
+    default=None,
+    type=click.IntRange(min=8),
+    help="Model input side, px; the ONNX copy is checked at this size.  [default: 224, or the artifact's own]",
+)
+_RESIZE_SIZE = click.option(
+    "--resize-size",
+    default=None,
+    type=click.IntRange(min=8),
+    help="Shorter side before the centre crop [default: input size x 256/224].",
+)
+
+
+def _from_artifact(
+    source: Path, out: Path, input_size: int | None, resize_size: int | None, torchscript: bool
+) -> Manifest:
+    """`convert` (the artifact's own preprocessing), or with a size given, its TorchScript exported
+    again at that size: the ONNX copy is made and checked at N x N, and the manifest says N."""
+    from lambdavision.export import ExportError, convert, export_torchscript
+
+    if input_size is None and resize_size is None:
+        return convert(source, out, torchscript=torchscript)
+    artifact = read_artifact(source, want_torchscript=True)
+    if artifact.torchscript is None or artifact.torchscript_name is None:
+        raise ExportError(f"{source} holds no TorchScript (.pth) to export again at another input size")
+    prep = artifact.preprocessing
+    if prep.steps or prep.mean is None or prep.std is None:
+        # A recorded (fastai / torchvision) pipeline fixes its own sizes: another size would serve
+        # other answers than the notebook's.
+        raise ExportError(f"{source} records its own preprocessing pipeline: its input size cannot be changed")
+    size = input_size or artifact.preprocessing.input_size
+    with tempfile.TemporaryDirectory(prefix="lambdavision-resize-") as tmp:
+        pth = Path(tmp) / artifact.torchscript_name
+        pth.write_bytes(artifact.torchscript)
+        classes = Path(tmp) / "classes.txt"
+        classes.write_text("\n".join(artifact.classes) + "\n", encoding="utf-8")
+        return export_torchscript(
+            pth,
+            classes,
+            out,
+            input_size=size,
+            resize_size=resize_size,
+            mean=prep.mean,
+            std=prep.std,
+            torchscript=torchscript,
+        )
+
+
 @click.command("export")
 @click.option(
     "--fastai",
@@ -67,13 +116,8 @@ def _summary(out: Path, manifest: Manifest) -> str:
     show_default=True,
     type=click.Path(dir_okay=False, path_type=Path),
 )
-@click.option("--input-size", default=None, type=click.IntRange(min=8), help="Model input side, px [default: 224].")
-@click.option(
-    "--resize-size",
-    default=None,
-    type=click.IntRange(min=8),
-    help="Shorter side before the centre crop [default: input size x 256/224].",
-)
+@_INPUT_SIZE
+@_RESIZE_SIZE
 @click.option(
     "--no-torchscript",
     "no_torchscript",
@@ -124,7 +168,7 @@ def export_command(
     `lambdavision.export.export(learn)` (or `export(model, classes, transforms=weights.transforms())`)
     does the same for a live Learner or torchvision model.
     """
-    from lambdavision.export import convert, export_fastai, export_torchscript
+    from lambdavision.export import export_fastai, export_torchscript
 
     sources = sum(x is not None for x in (fastai_path, from_artifact, torchscript_path or classes_path))
     if sources > 1:
@@ -149,8 +193,9 @@ def export_command(
             source = float_out
         elif from_artifact is not None:
             source = from_artifact
-            if quantize is None or read_artifact(from_artifact).onnx is None:
-                manifest = convert(from_artifact, float_out, torchscript=not no_torchscript)
+            resized = input_size is not None or resize_size is not None
+            if quantize is None or resized or read_artifact(from_artifact).onnx is None:
+                manifest = _from_artifact(from_artifact, float_out, input_size, resize_size, not no_torchscript)
                 source = float_out
         else:
             assert torchscript_path is not None and classes_path is not None
@@ -189,17 +234,19 @@ def _quantize(source: Path, out: Path, calibration_dir: Path, min_agreement: flo
 @click.argument("old", type=_EXISTING_FILE)
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--no-torchscript", "no_torchscript", is_flag=True, help="Leave the .pth out of NEW.")
-def convert_command(old: Path, new: Path, no_torchscript: bool) -> None:
+@_INPUT_SIZE
+@_RESIZE_SIZE
+def convert_command(
+    old: Path, new: Path, no_torchscript: bool, input_size: int | None, resize_size: int | None
+) -> None:
     """Add ONNX and the manifest to a classic tarball (.pth + classes.txt), keeping the .pth.
 
     A classic tarball carries no preprocessing, so the guide's is recorded: Resize(256),
-    CenterCrop(224), ImageNet mean/std.
+    CenterCrop(224), ImageNet mean/std; --input-size N (and --resize-size) record and check another.
     """
-    from lambdavision.export import convert
-
     if old.resolve() == new.resolve():
         raise click.UsageError("NEW must be a different file from OLD")
-    manifest = convert(old, new, torchscript=not no_torchscript)
+    manifest = _from_artifact(old, new, input_size, resize_size, not no_torchscript)
     click.echo(_summary(new, manifest))
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -24,11 +25,18 @@ from lambdavision.cfn import (
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 
+if TYPE_CHECKING:
+    from lambdavision.local.built import LambdaLayout
+
 RUNTIME_NOTE = (
-    "The function runs in AWS's own runtime client (awslambdaric) on THIS Python interpreter "
-    f"({sys.executable}): whatever lambdavision's environment has installed, the function has. "
-    "No Docker."
+    "The function runs as Lambda runs it, without Docker: its built package (`lambdavision build`'s zip, "
+    "rebuilt when its inputs change) extracted, in AWS's runtime client (awslambdaric) on the CPython its "
+    "Runtime names (python3.12: a CPython 3.12 from PATH or pyenv), isolated from this venv. Where this "
+    "host cannot run the package as built (macOS, another architecture), its host twin runs instead, and "
+    "the output says so. --use-venv runs the code folder on this venv's Python instead: faster to "
+    "iterate, NOT what Lambda runs."
 )
+USE_VENV_HELP = "Run the code folder on this venv's Python (the fast loop): NOT what Lambda runs."
 
 
 @click.group(epilog=RUNTIME_NOTE)
@@ -89,6 +97,24 @@ def read_event(source: str | None) -> Any:
         raise LambdaVisionError(f"event {name} is not valid JSON: {exc}") from exc
 
 
+def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> tuple[LambdaLayout | None, tuple[str, ...]]:
+    """The built package's layout (None with --use-venv), and the lines that say what runs (the
+    function's pool prints them when it starts its first environment)."""
+    from lambdavision.local.built import prepare, venv_description
+
+    if use_venv:
+        return None, (venv_description(spec, sys.executable),)
+    from lambdavision.aws.package import PackageError
+
+    try:
+        layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))
+    except PackageError as exc:
+        raise PackageError(
+            f"{exc.message} (to run the code folder on this venv's Python instead, not what Lambda runs: --use-venv)"
+        ) from exc
+    return layout, layout.description
+
+
 def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tuple[str, ...]]:
     """`--parameter-overrides A=1 B=2` (SAM's unquoted form): words with "=" are overrides."""
     overrides = tuple(word for word in words if "=" in word)
@@ -113,12 +139,14 @@ def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tu
     metavar="K=V ...",
     help="Template parameters: K=V words, 'K=V K2=V2', or ParameterKey=K,ParameterValue=V.",
 )
+@click.option("--use-venv", is_flag=True, help=USE_VENV_HELP)
 def invoke(
     words: tuple[str, ...],
     event: str | None,
     env_vars: str | None,
     template: str | None,
     parameter_overrides: tuple[str, ...],
+    use_venv: bool,
 ) -> None:
     """Invoke FUNCTION once with an event; print its result on stdout.
 
@@ -137,12 +165,30 @@ def invoke(
             click.echo(f"Warning: {warning}", err=True)
         spec = apply_env_file(spec, env_file)
     payload = read_event(event)
-    with sigterm_as_exit(), FunctionPool(spec, concurrency=1) as pool:
+    if spec.unavailable_reason:
+        raise LambdaVisionError(f"function {spec.logical_id} cannot run locally: {spec.unavailable_reason}")
+    layout, description = layout_for(app, spec, use_venv)
+    with sigterm_as_exit(), FunctionPool(spec, concurrency=1, layout=layout, description=description) as pool:
         invocation = pool.invoke(payload)
     sys.stdout.buffer.write(invocation.payload + b"\n")
     sys.stdout.flush()
     if invocation.error_type is not None:
+        click.echo(
+            f"Error: {spec.logical_id} failed: {failure_summary(invocation.payload, invocation.error_type)}", err=True
+        )
         sys.exit(1)
+
+
+def failure_summary(payload: bytes, error_type: str) -> str:
+    """`Type: message` of a failed invocation, on one line (the payload has the stack trace)."""
+    try:
+        document = json.loads(payload)
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    if isinstance(document, dict) and document.get("errorMessage"):
+        kind = document.get("errorType") or error_type
+        return " ".join(f"{kind}: {document['errorMessage']}".split())
+    return error_type
 
 
 def register(cli: click.Group) -> None:

@@ -46,8 +46,9 @@ if TYPE_CHECKING:
     help="--no-upload only builds the zips; the template then names them by local path.",
 )  # fmt: skip
 @click.option(
-    "--output-dir", type=click.Path(file_okay=False, path_type=Path),
-    help="Keep the zips here (default: a temporary folder when uploading, else .lambdavision/package).",
+    "--build-dir", "--output-dir", "output_dir", type=click.Path(file_okay=False, path_type=Path),
+    help="The build folder (as `lambdavision build`): zips are built there, or reused when their inputs "
+    "are unchanged.  [default: .lambdavision/build beside the template]",
 )  # fmt: skip
 @click.option("--refresh", is_flag=True, help="Download wheels and stage dependencies afresh, ignoring the cache.")
 @click.option("--region", help="AWS region (default: AWS_REGION / your AWS config).")
@@ -79,9 +80,9 @@ def package_command(
     cached (~/.cache/lambdavision, or LAMBDAVISION_CACHE_DIR), so a second run downloads nothing.
     """
     # Imported here: `lambdavision --help` must not pay for boto3 and the builders.
-    import tempfile
-
-    from lambdavision.aws.package import BuildOptions, build, check_bucket, packaged_template, upload_zips
+    from lambdavision.aws.build import build_functions, default_build_dir
+    from lambdavision.aws.imports_check import built_problems
+    from lambdavision.aws.package import BuildOptions, check_bucket, packaged_template, upload_zips
     from lambdavision.aws.session import AwsOptions, AwsSession
     from lambdavision.aws.wheels import default_cache_dir
     from lambdavision.cfn import dump_template, is_sam, plain_template, read_template
@@ -106,46 +107,44 @@ def package_command(
         # Before the build: a missing bucket or bad credentials should not cost a build first.
         s3 = session.s3()
         check_bucket(s3, s3_bucket)
-    with tempfile.TemporaryDirectory(prefix="lambdavision-zips-") as tmp:
-        if output_dir is None:
-            output_dir = Path(tmp) if upload else template_file.parent / ".lambdavision" / "package"
-        options = BuildOptions(
-            cache_dir=default_cache_dir(os.environ),
-            output_dir=output_dir,
-            environ=dict(os.environ),
-            include_boto3=include_boto3,
-            layer=layer,
-            bundle_model=bundle_model,
-            unzipped_limit=max_unzipped_bytes,
-            refresh=refresh,
+    options = BuildOptions(
+        cache_dir=default_cache_dir(os.environ),
+        output_dir=output_dir or default_build_dir(template_file.parent),
+        environ=dict(os.environ),
+        include_boto3=include_boto3,
+        layer=layer,
+        bundle_model=bundle_model,
+        unzipped_limit=max_unzipped_bytes,
+        refresh=refresh,
+    )
+    # The one build path (`lambdavision build`'s): what is uploaded is the build folder's zip.
+    result = build_functions(template, template_file.parent, options, log)
+    if s3 is not None and s3_bucket is not None:
+        upload_zips(result.zips, s3, s3_bucket, s3_prefix, log, _progress_factory(report_stream, quiet))
+    out_dir = output_template_file.parent if output_template_file else Path.cwd()
+    packaged = packaged_template(template, result, s3_bucket if upload else None, out_dir)
+    if is_sam(packaged):
+        # AWS's own transform, here: what `deploy` sends is then plain CloudFormation (moto has no transform).
+        packaged = plain_template(
+            packaged, region=session.session.region_name or "us-east-1", source=str(template_file)
         )
-        result = build(template, template_file.parent, options, log)
-        if s3 is not None and s3_bucket is not None:
-            upload_zips(result.zips, s3, s3_bucket, s3_prefix, log, _progress_factory(report_stream, quiet))
-        out_dir = output_template_file.parent if output_template_file else Path.cwd()
-        packaged = packaged_template(template, result, s3_bucket if upload else None, out_dir)
-        if is_sam(packaged):
-            # AWS's own transform, here: what `deploy` sends is then plain CloudFormation (moto has no transform).
-            packaged = plain_template(
-                packaged, region=session.session.region_name or "us-east-1", source=str(template_file)
+        log(f"transformed the SAM template {template_file} to plain CloudFormation (aws-sam-translator)")
+    if not quiet:
+        print_size_table(result, max_unzipped_bytes, report_stream)
+        for warning in [*result.warnings, *built_problems(result)]:
+            click.echo(f"warning: {warning}", file=report_stream)
+    text = dump_template(packaged)
+    if output_template_file:
+        output_template_file.parent.mkdir(parents=True, exist_ok=True)
+        output_template_file.write_text(text, encoding="utf-8")
+        log(f"wrote {output_template_file}")
+        if upload:
+            log(
+                f"deploy it with: lambdavision deploy --template-file {output_template_file} "
+                "--stack-name STACK --capabilities CAPABILITY_IAM"
             )
-            log(f"transformed the SAM template {template_file} to plain CloudFormation (aws-sam-translator)")
-        if not quiet:
-            print_size_table(result, max_unzipped_bytes, report_stream)
-            for warning in result.warnings:
-                click.echo(f"warning: {warning}", file=report_stream)
-        text = dump_template(packaged)
-        if output_template_file:
-            output_template_file.parent.mkdir(parents=True, exist_ok=True)
-            output_template_file.write_text(text, encoding="utf-8")
-            log(f"wrote {output_template_file}")
-            if upload:
-                log(
-                    f"deploy it with: lambdavision deploy --template-file {output_template_file} "
-                    "--stack-name STACK --capabilities CAPABILITY_IAM"
-                )
-        else:
-            click.echo(text, nl=False)
+    else:
+        click.echo(text, nl=False)
 
 
 def _progress_factory(stream: IO[str], quiet: bool) -> Callable[[BuiltZip], Callable[[int], None] | None]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import FrameType, TracebackType
@@ -20,7 +20,9 @@ import click
 
 from lambdavision.cfn import AppTemplate, find_default_template, load_app, parse_parameter_overrides
 from lambdavision.cli.common import GreedyOptionsCommand
+from lambdavision.cli.local import RUNTIME_NOTE, USE_VENV_HELP, layout_for
 from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.built import LambdaLayout
 from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 from lambdavision.local.gateway import DEFAULT_INTEGRATION_TIMEOUT_S, LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
@@ -43,6 +45,8 @@ class LocalApi:
         client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
         python: str = sys.executable,
         integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
+        layouts: Mapping[str, LambdaLayout] | None = None,
+        descriptions: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         if not app.routes:
             raise LambdaVisionError(
@@ -66,7 +70,12 @@ class LocalApi:
                 raise LambdaVisionError(f"cannot run {function_id} locally: {specs[function_id].unavailable_reason}")
             spec = apply_env_file(specs[function_id], env) if env is not None else specs[function_id]
             self.pools[function_id] = FunctionPool(
-                spec, concurrency=concurrency, log_stream=self._log_stream, python=python
+                spec,
+                concurrency=concurrency,
+                log_stream=self._log_stream,
+                python=python,
+                layout=(layouts or {}).get(function_id),
+                description=(descriptions or {}).get(function_id, ()),
             )
         self.gateway = LocalGateway(
             app.routes,
@@ -163,6 +172,8 @@ def serve(
     log_stream: TextIO | None = None,
     client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
     integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
+    layouts: Mapping[str, LambdaLayout] | None = None,
+    descriptions: Mapping[str, Sequence[str]] | None = None,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
 
@@ -180,6 +191,8 @@ def serve(
         log_stream=stream,
         client_timeout_s=client_timeout_s,
         integration_timeout_s=integration_timeout_s,
+        layouts=layouts,
+        descriptions=descriptions,
     )
     try:
         with api:  # a Ctrl-C during a --warm start interrupts the start itself
@@ -202,12 +215,7 @@ class _StartApiCommand(GreedyOptionsCommand):
     greedy_options = ("--parameter-overrides",)
 
 
-@click.command(
-    "start-api",
-    cls=_StartApiCommand,
-    epilog="Environments run this interpreter, so whatever lambdavision's environment has installed, "
-    f"the function has ({sys.executable}).",
-)
+@click.command("start-api", cls=_StartApiCommand, epilog=RUNTIME_NOTE)
 @click.option(
     "-t",
     "--template",
@@ -248,6 +256,7 @@ class _StartApiCommand(GreedyOptionsCommand):
     type=click.FloatRange(min=0.1),
     help="Seconds before the client gets API Gateway's 504 (the invocation goes on), as API Gateway REST.",
 )
+@click.option("--use-venv", is_flag=True, help=USE_VENV_HELP)
 def start_api(
     template_path: Path | None,
     env_file: str | None,
@@ -258,6 +267,7 @@ def start_api(
     parameter_overrides: tuple[str, ...],
     client_timeout: float,
     integration_timeout: float,
+    use_venv: bool,
 ) -> None:
     """Serve the template's API locally, like API Gateway in front of Lambda, without Docker.
 
@@ -269,6 +279,13 @@ def start_api(
         template_path or find_default_template(Path.cwd()),
         parameter_overrides=parse_parameter_overrides(parameter_overrides),
     )
+    layouts, descriptions = {}, {}
+    for function_id in dict.fromkeys(route.function_id for route in app.routes):
+        spec = app.functions.get(function_id)
+        if spec is not None and not spec.unavailable_reason:
+            layout, descriptions[function_id] = layout_for(app, spec, use_venv)
+            if layout is not None:
+                layouts[function_id] = layout
     stop, serving = threading.Event(), threading.Event()
     previous = signal.signal(signal.SIGTERM, _stop_on_signal(stop, serving))
     try:
@@ -283,6 +300,8 @@ def start_api(
             stop=stop,
             client_timeout_s=client_timeout,
             integration_timeout_s=integration_timeout,
+            layouts=layouts,
+            descriptions=descriptions,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

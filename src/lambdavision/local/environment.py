@@ -1,7 +1,8 @@
-"""One execution environment: a `python -m awslambdaric <Handler>` process and its Runtime API.
+"""One execution environment: an awslambdaric process running the function, and its Runtime API.
 
-The process runs the same interpreter as lambdavision, with the code folder as its working
-directory and on PYTHONPATH, the variables Lambda sets, the function's own variables, and the
+The process runs the built package on the runtime's CPython, isolated (a `LambdaLayout`:
+local/built.py), or with --use-venv lambdavision's own interpreter with the code folder on
+PYTHONPATH; in the function's folder, with the variables Lambda sets, the function's own, and the
 calling shell's AWS credentials / region / endpoint so it reads the same S3 as the shell.
 
 Init runs once, when the process starts; each `invoke` hands one event to the Runtime API and
@@ -37,6 +38,7 @@ import psutil
 
 from lambdavision.cfn import LOCAL_ACCOUNT_ID, FunctionSpec
 from lambdavision.local import report
+from lambdavision.local.built import LambdaLayout
 from lambdavision.local.runtime_api import Outcome, PendingEvent, RuntimeApiCore, RuntimeApiServer
 
 # What passes from the calling shell into the function: where its AWS calls go and as whom.
@@ -105,11 +107,12 @@ def lambda_environment(
     runtime_api: str,
     shell_env: Mapping[str, str],
     extra_env: Mapping[str, str] | None = None,
+    layout: LambdaLayout | None = None,
 ) -> dict[str, str]:
     """The environment of the runtime process, lowest precedence first.
 
     shell pass-through < what Lambda sets < the function's variables (template + env.json)
-    < extra_env; the Runtime API address and the handler are always ours.
+    < extra_env; the Runtime API address, the handler and (with a layout) PYTHONPATH are always ours.
     """
     region = default_region(shell_env)
     code_dir = str(spec.code_dir)
@@ -138,9 +141,14 @@ def lambda_environment(
     )
     environment.update(spec.environment)
     environment.update(extra_env or {})
-    environment["PYTHONPATH"] = os.pathsep.join(
-        [code_dir, *[p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p and p != code_dir]]
-    )
+    if layout is not None:
+        # Read by local/bootstrap.py (-I makes Python itself ignore it): the package, its layers, the runtime.
+        environment["LAMBDA_RUNTIME_DIR"] = str(layout.runtime_dir)
+        environment["PYTHONPATH"] = os.pathsep.join(layout.python_path)
+    else:
+        environment["PYTHONPATH"] = os.pathsep.join(
+            [code_dir, *[p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p and p != code_dir]]
+        )
     environment["AWS_LAMBDA_RUNTIME_API"] = runtime_api
     environment["_HANDLER"] = spec.handler
     return environment
@@ -297,9 +305,11 @@ class Environment:
         extra_env: Mapping[str, str] | None,
         write_line: Callable[[str], None],
         spawn: Callable[[Callable[[], subprocess.Popen[bytes]]], subprocess.Popen[bytes]],
+        layout: LambdaLayout | None = None,
     ) -> None:
         self.spec = spec
         self._python = python
+        self._layout = layout
         self._shell_env = shell_env
         self._extra_env = extra_env
         self._write_line = write_line
@@ -339,9 +349,16 @@ class Environment:
         self._log_prefix = request_id or "INIT"
         self._server.start()
         environment = lambda_environment(
-            self.spec, runtime_api=self._server.address, shell_env=self._shell_env, extra_env=self._extra_env
+            self.spec,
+            runtime_api=self._server.address,
+            shell_env=self._shell_env,
+            extra_env=self._extra_env,
+            layout=self._layout,
         )
-        command = [self._python, "-m", "awslambdaric", self.spec.handler]
+        if self._layout is not None:
+            command = self._layout.command(self.spec.handler)
+        else:
+            command = [self._python, "-m", "awslambdaric", self.spec.handler]
         parent_pid = os.getpid()
 
         def popen() -> subprocess.Popen[bytes]:

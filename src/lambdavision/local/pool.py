@@ -12,19 +12,21 @@ as soon as that thread finished.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import queue
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import Any, TextIO
 
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.errors import LambdaVisionError, PayloadTooLarge
+from lambdavision.local.built import LambdaLayout
 from lambdavision.local.environment import Environment, Invocation, new_request_id
 
 WARM_START_TIMEOUT_S = 60.0
@@ -73,13 +75,18 @@ class FunctionPool:
         python: str = sys.executable,
         extra_env: Mapping[str, str] | None = None,
         shell_env: Mapping[str, str] | None = None,
+        layout: LambdaLayout | None = None,
+        description: Sequence[str] = (),
     ) -> None:
         if concurrency < 1:
             raise LambdaVisionError(f"concurrency must be at least 1, got {concurrency}")
-        self.spec = spec
+        # With a layout, the built package runs (extracted at task_root) on the runtime's CPython.
+        self.spec = dataclasses.replace(spec, code_dir=layout.task_root) if layout is not None else spec
+        self.layout = layout
+        self._description = list(description)  # what runs, said once, before the first environment starts
         self.concurrency = concurrency
         self._log_stream = log_stream
-        self._python = python
+        self._python = str(layout.python) if layout is not None else python
         self._extra_env = dict(extra_env or {})
         self._shell_env = dict(os.environ if shell_env is None else shell_env)
         self._slots: queue.LifoQueue[_Slot] = queue.LifoQueue()
@@ -179,6 +186,10 @@ class FunctionPool:
     # -- internals --
 
     def _new_environment(self, request_id: str | None) -> Environment:
+        with self._lock:
+            description, self._description = self._description, []
+        for line in description:
+            self._write_line(line)
         environment = Environment(
             self.spec,
             python=self._python,
@@ -186,6 +197,7 @@ class FunctionPool:
             extra_env=self._extra_env,
             write_line=self._write_line,
             spawn=self._spawn,
+            layout=self.layout,
         )
         try:
             environment.start(request_id)
