@@ -12,7 +12,7 @@ from typing import Any
 
 from lambdavision.aws.deploy import check_packaged
 from lambdavision.aws.template_edits import DeployOverrides, apply_overrides
-from lambdavision.cfn import is_sam, plain_template
+from lambdavision.cfn import check_overrides, is_sam, plain_template
 
 
 def deployable_template(
@@ -27,6 +27,7 @@ def deployable_template(
 
     NotPackagedError while a function's code is still a local folder.
     """
+    check_overrides(template, overrides, source)  # before the checks and the transform: one line, first
     edited = apply_overrides(template, changes, source=source)
     notes = []
     if is_sam(edited):
