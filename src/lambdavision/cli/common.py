@@ -1,8 +1,9 @@
-"""What every command shares: one-line errors and exit codes."""
+"""What every command shares: one-line errors and exit codes, and the options several commands take."""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -55,3 +56,19 @@ class LambdaVisionGroup(click.Group):
             if message is None:
                 raise
             fail(message)
+
+
+CPU_SHARE_ENV = "LAMBDAVISION_CPU_SHARE"
+
+
+def cpu_share_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--cpu-share/--no-cpu-share` (default on; LAMBDAVISION_CPU_SHARE=0 turns it off too)."""
+    return click.option(
+        "--cpu-share/--no-cpu-share",
+        "cpu_share",
+        default=True,
+        show_default=True,
+        envvar=CPU_SHARE_ENV,
+        help="Hold each environment to the CPU Lambda gives its MemorySize (MemorySize/1769 vCPUs, "
+        "capped at this machine's cores) with a cgroup quota; needs root, else one warning and whole cores.",
+    )(command)

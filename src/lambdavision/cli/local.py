@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from lambdavision.cli.common import cpu_share_option
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.template import (
     AppTemplate,
@@ -109,12 +110,14 @@ def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tu
     "-t", "--template", "--template-file", "template", metavar="TEMPLATE", help="Default: template.yaml here."
 )
 @click.option("--parameter-overrides", multiple=True, metavar="K=V ...", help="Template parameters: K=V words.")
+@cpu_share_option
 def invoke(
     words: tuple[str, ...],
     event: str | None,
     env_vars: str | None,
     template: str | None,
     parameter_overrides: tuple[str, ...],
+    cpu_share: bool,
 ) -> None:
     """Invoke FUNCTION once with an event; print its result on stdout.
 
@@ -122,6 +125,7 @@ def invoke(
     Variables in env.json are set even if the template does not declare them, and this shell's
     AWS credentials, region and AWS_ENDPOINT_URL pass through to the function.
     """
+    from lambdavision.local.cpu_quota import CpuLimiter
     from lambdavision.local.pool import FunctionPool
 
     function_id, extra_overrides = split_function_and_overrides(words)
@@ -130,8 +134,12 @@ def invoke(
     if env_vars:
         spec = apply_env_file(spec, load_env_file(Path(env_vars)))
     payload = read_event(event)
-    with sigterm_as_exit(), FunctionPool(spec, concurrency=1) as pool:
-        invocation = pool.invoke(payload)
+    limiter = CpuLimiter(enabled=cpu_share, warn=lambda message: click.echo(message, err=True))
+    try:
+        with sigterm_as_exit(), FunctionPool(spec, concurrency=1, cpu_limiter=limiter) as pool:
+            invocation = pool.invoke(payload)
+    finally:
+        limiter.close()
     sys.stdout.buffer.write(invocation.payload + b"\n")
     sys.stdout.flush()
     if invocation.error_type is not None:

@@ -18,7 +18,9 @@ from typing import Any, TextIO
 
 import click
 
+from lambdavision.cli.common import cpu_share_option
 from lambdavision.core.errors import LambdaVisionError
+from lambdavision.local.cpu_quota import CpuLimiter
 from lambdavision.local.gateway import DEFAULT_INTEGRATION_TIMEOUT_S, LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
 from lambdavision.local.pool import FunctionPool, Invocation
@@ -48,6 +50,7 @@ class LocalApi:
         client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
         python: str = sys.executable,
         integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
+        cpu_share: bool = False,
     ) -> None:
         if not app.routes:
             raise LambdaVisionError(
@@ -61,6 +64,8 @@ class LocalApi:
         self._client_timeout_s = client_timeout_s
         env = load_env_file(Path(env_file)) if env_file is not None else None
         specs = app.functions
+        # One limiter for every pool: one warning at most where cgroups are not writable.
+        self.cpu_limiter = CpuLimiter(enabled=cpu_share, warn=self._log) if cpu_share else None
         self.pools: dict[str, FunctionPool] = {}
         for function_id in dict.fromkeys(route.function_id for route in app.routes):
             if function_id not in specs:
@@ -69,7 +74,11 @@ class LocalApi:
                 raise LambdaVisionError(f"cannot run {function_id} locally: {specs[function_id].unavailable_reason}")
             spec = apply_env_file(specs[function_id], env) if env is not None else specs[function_id]
             self.pools[function_id] = FunctionPool(
-                spec, concurrency=concurrency, log_stream=self._log_stream, python=python
+                spec,
+                concurrency=concurrency,
+                log_stream=self._log_stream,
+                python=python,
+                cpu_limiter=self.cpu_limiter,
             )
         self.gateway = LocalGateway(
             app.routes,
@@ -129,10 +138,14 @@ class LocalApi:
         methods: dict[tuple[str, str], list[str]] = {}
         for route in self.app.routes:
             methods.setdefault((route.function_id, route.path), []).append(route.method.upper())
-        return [
+        lines = [
             f"Mounting {function_id} at {self.url}{path} [{', '.join(sorted(set(verbs)))}]"
             for (function_id, path), verbs in methods.items()
         ]
+        for function_id, pool in self.pools.items():
+            share = self.cpu_limiter.share(pool.spec.memory_mb).describe() if self.cpu_limiter else "unlimited"
+            lines.append(f"{function_id}: MemorySize {pool.spec.memory_mb} MB, CPU share {share} per environment")
+        return lines
 
     def close(self) -> None:
         """Stop accepting requests, then stop every environment process."""
@@ -143,6 +156,8 @@ class LocalApi:
             server.server_close()
         for pool in self.pools.values():
             pool.close()
+        if self.cpu_limiter is not None:
+            self.cpu_limiter.close()
 
     def __enter__(self) -> LocalApi:
         return self.start()
@@ -166,6 +181,7 @@ def serve(
     log_stream: TextIO | None = None,
     client_timeout_s: float = DEFAULT_CLIENT_TIMEOUT_S,
     integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
+    cpu_share: bool = False,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
 
@@ -183,6 +199,7 @@ def serve(
         log_stream=stream,
         client_timeout_s=client_timeout_s,
         integration_timeout_s=integration_timeout_s,
+        cpu_share=cpu_share,
     )
     try:
         with api:  # a Ctrl-C during a --warm start interrupts the start itself
@@ -246,6 +263,7 @@ def serve(
     type=click.FloatRange(min=0.1),
     help="Seconds before the client gets API Gateway's 504 (the invocation goes on), as API Gateway REST.",
 )
+@cpu_share_option
 def start_api(
     template_path: Path | None,
     env_file: str | None,
@@ -256,6 +274,7 @@ def start_api(
     parameter_overrides: tuple[str, ...],
     client_timeout: float,
     integration_timeout: float,
+    cpu_share: bool,
 ) -> None:
     """Serve the template's API locally, like API Gateway in front of Lambda, without Docker.
 
@@ -281,6 +300,7 @@ def start_api(
             stop=stop,
             client_timeout_s=client_timeout,
             integration_timeout_s=integration_timeout,
+            cpu_share=cpu_share,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

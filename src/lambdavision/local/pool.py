@@ -24,6 +24,7 @@ from types import TracebackType
 from typing import Any, TextIO
 
 from lambdavision.core.errors import LambdaVisionError, PayloadTooLarge
+from lambdavision.local.cpu_quota import CpuLimiter
 from lambdavision.local.environment import Environment, Invocation, new_request_id
 from lambdavision.local.template import FunctionSpec
 
@@ -73,7 +74,10 @@ class FunctionPool:
         python: str = sys.executable,
         extra_env: Mapping[str, str] | None = None,
         shell_env: Mapping[str, str] | None = None,
+        cpu_limiter: CpuLimiter | None = None,
     ) -> None:
+        """`cpu_limiter` holds each environment to Lambda's CPU share of its memory size (the
+        caller owns and closes it); without one, environments run on whole cores."""
         if concurrency < 1:
             raise LambdaVisionError(f"concurrency must be at least 1, got {concurrency}")
         self.spec = spec
@@ -82,6 +86,7 @@ class FunctionPool:
         self._python = python
         self._extra_env = dict(extra_env or {})
         self._shell_env = dict(os.environ if shell_env is None else shell_env)
+        self._cpu_limiter = cpu_limiter
         self._slots: queue.LifoQueue[_Slot] = queue.LifoQueue()
         for _ in range(concurrency):
             self._slots.put(_Slot())
@@ -186,6 +191,7 @@ class FunctionPool:
             extra_env=self._extra_env,
             write_line=self._write_line,
             spawn=self._spawn,
+            cpu_limiter=self._cpu_limiter,
         )
         try:
             environment.start(request_id)
