@@ -140,7 +140,7 @@ def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: 
             tar.add(work / "classes.txt", arcname="classes.txt")
         shutil.move(work / "model.tar.gz", guide)
     log(f"models: exporting {name} with lambdavision.export (ONNX + TorchScript)")
-    export(model, classes, full, input_size=224)
+    export(model, classes, full, input_size=224, torchscript=True)
     artifact = read_artifact(full)
     assert artifact.onnx is not None
     write_artifact(

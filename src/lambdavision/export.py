@@ -73,7 +73,7 @@ def export(
     resize_size: int | None = None,
     mean: tuple[float, float, float] = IMAGENET_MEAN,
     std: tuple[float, float, float] = IMAGENET_STD,
-    torchscript: bool = True,
+    torchscript: bool = False,
     check_batch: int = 8,
     extra: dict[str, Any] | None = None,
 ) -> Manifest:
@@ -120,7 +120,7 @@ def export_torchscript(
     resize_size: int | None = None,
     mean: tuple[float, float, float] = IMAGENET_MEAN,
     std: tuple[float, float, float] = IMAGENET_STD,
-    torchscript: bool = True,
+    torchscript: bool = False,
     check_batch: int = 8,
 ) -> Manifest:
     """From loose files: an existing TorchScript `.pth` and a class list (one name per line)."""
@@ -147,8 +147,8 @@ def export_torchscript(
     )
 
 
-def convert(old_tar: str | Path, new_tar: str | Path, *, torchscript: bool = True, check_batch: int = 8) -> Manifest:
-    """Add ONNX and the manifest to a classic tarball (`.pth` + class list), keeping the `.pth`.
+def convert(old_tar: str | Path, new_tar: str | Path, *, torchscript: bool = False, check_batch: int = 8) -> Manifest:
+    """Add ONNX and the manifest to a classic tarball (`.pth` + class list); `torchscript=True` keeps the `.pth`.
 
     A classic tarball says nothing about preprocessing, so the guide's (Resize 256, CenterCrop
     224, ImageNet statistics) is assumed; a full artifact keeps its own.

@@ -55,10 +55,12 @@ def _summary(out: Path, manifest: Manifest) -> str:
     help="Shorter side before the centre crop [default: input size x 256/224].",
 )
 @click.option(
-    "--no-torchscript",
-    "no_torchscript",
-    is_flag=True,
-    help="Leave the .pth out: a smaller, ONNX-only serving artifact.",
+    "--keep-torchscript/--no-torchscript",
+    "keep_torchscript",
+    default=False,
+    show_default=True,
+    help="Keep the TorchScript .pth in the artifact, after the ONNX members. Left out by default: the "
+    "function never reads it, and on S3 it would only add bytes to download.",
 )
 @click.option(
     "--quantize",
@@ -85,12 +87,12 @@ def export_command(
     out: Path,
     input_size: int,
     resize_size: int | None,
-    no_torchscript: bool,
+    keep_torchscript: bool,
     quantize: str | None,
     calibration_dir: Path | None,
     min_agreement: float,
 ) -> None:
-    """Build model.tar.gz (ONNX + TorchScript + manifest) from a TorchScript file and a class list.
+    """Build model.tar.gz (ONNX + manifest; --keep-torchscript adds the .pth) from a TorchScript file and classes.
 
     The ONNX copy is checked against the TorchScript model on random inputs before anything is
     written. With --quantize int8 the ONNX model is quantised, calibrated on --calibration-dir, and
@@ -114,7 +116,7 @@ def export_command(
         if from_artifact is not None:
             source = from_artifact
             if quantize is None or read_artifact(from_artifact).onnx is None:
-                manifest = convert(from_artifact, float_out, torchscript=not no_torchscript)
+                manifest = convert(from_artifact, float_out, torchscript=keep_torchscript)
                 source = float_out
         else:
             assert torchscript_path is not None and classes_path is not None
@@ -124,12 +126,12 @@ def export_command(
                 float_out,
                 input_size=input_size,
                 resize_size=resize_size,
-                torchscript=not no_torchscript,
+                torchscript=keep_torchscript,
             )
             source = float_out
         if quantize:
             assert calibration_dir is not None
-            manifest = _quantize(source, out, calibration_dir, min_agreement, not no_torchscript)
+            manifest = _quantize(source, out, calibration_dir, min_agreement, keep_torchscript)
     click.echo(_summary(out, manifest))
 
 
@@ -152,9 +154,15 @@ def _quantize(source: Path, out: Path, calibration_dir: Path, min_agreement: flo
 @click.command("convert")
 @click.argument("old", type=_EXISTING_FILE)
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--no-torchscript", "no_torchscript", is_flag=True, help="Leave the .pth out of NEW.")
-def convert_command(old: Path, new: Path, no_torchscript: bool) -> None:
-    """Add ONNX and the manifest to a classic tarball (.pth + classes.txt), keeping the .pth.
+@click.option(
+    "--keep-torchscript/--no-torchscript",
+    "keep_torchscript",
+    default=False,
+    show_default=True,
+    help="Keep the .pth in NEW (after the ONNX members). Left out by default: the function never reads it.",
+)
+def convert_command(old: Path, new: Path, keep_torchscript: bool) -> None:
+    """Add ONNX and the manifest to a classic tarball (.pth + classes.txt); --keep-torchscript keeps the .pth.
 
     A classic tarball carries no preprocessing, so the guide's is recorded: Resize(256),
     CenterCrop(224), ImageNet mean/std.
@@ -163,7 +171,7 @@ def convert_command(old: Path, new: Path, no_torchscript: bool) -> None:
 
     if old.resolve() == new.resolve():
         raise click.UsageError("NEW must be a different file from OLD")
-    manifest = convert(old, new, torchscript=not no_torchscript)
+    manifest = convert(old, new, torchscript=keep_torchscript)
     click.echo(_summary(new, manifest))
 
 
