@@ -236,11 +236,13 @@ def test_bounded_memory_with_a_slow_reader(tmp_path: Path, range_s3: RangeS3) ->
     with obj:
         while chunk := obj.stream.read(256 * 1024):
             got += chunk
-            peak = max(peak, sum(part.buffered for part in obj._parts))
+            peak = max(peak, sum(part.size for part in obj._parts if part.buffer is not None))
             time.sleep(0.001)
     assert bytes(got) == range_s3.body
-    # At most 4 parts at once (the first 8 MiB, then parts of at most WINDOW_BYTES / 4 each).
+    # At most 4 parts mapped at once (the first 8 MiB, then parts of at most WINDOW_BYTES / 4 each), each
+    # unmapped once read.
     assert 0 < peak <= s3_ranges.FIRST_BYTES + s3_ranges.WINDOW_BYTES
+    assert all(part.buffer is None for part in obj._parts)
 
 
 # --- a range failing or stalling, retried on its own ----------------------------------------------
