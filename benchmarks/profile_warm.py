@@ -10,8 +10,14 @@ server as the function would. It prints, per image:
 
 and, with --cold, a call tree of loading the model (App.from_env). Text reports go to --out.
 
+As on Lambda, with --cpu-share this process holds itself to the CPU share of --memory (a cgroup
+quota, as the function's environments get; needs root), and with --s3 the model is read from moto
+through the shaped stand-in (first-byte latency and bandwidth per connection, as compare.py's
+Lambda-shaped conditions), so --cold shows where an S3 cold start's time goes.
+
     .venv/bin/python benchmarks/profile_warm.py --model benchmarks/.cache/functions/bundled/model
     .venv/bin/python benchmarks/profile_warm.py --model M --image a.jpg --requests 50 --cold
+    .venv/bin/python benchmarks/profile_warm.py --model M.tar.gz --memory 2048 --cpu-share --s3 --cold
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import io
 import os
 import statistics
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,7 +41,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from lambdavision.bench import ImageServer, parse_server_timing  # noqa: E402
+from lambdavision.bench_emulation import s3_env, shaped_s3, upload  # noqa: E402
 from lambdavision.handler import App  # noqa: E402
+from lambdavision.local.cpu_quota import CpuLimiter  # noqa: E402
+from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
 
 DEFAULT_IMAGES = [
     REPO / "benchmarks/.cache/images/photo-640x480.jpg",
@@ -43,7 +53,7 @@ DEFAULT_IMAGES = [
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "profiles"
 
 
-def function_env(model: Path, memory_mb: int) -> dict[str, str]:
+def function_env(model: Path | str, memory_mb: int) -> dict[str, str]:
     return {
         **os.environ,
         "MODEL_URI": str(model),
@@ -114,6 +124,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=100, help="warm requests profiled per image (default 100)")
     parser.add_argument("--memory", type=int, default=3008, help="the function's memory, MB: sets the threads")
     parser.add_argument("--cold", action="store_true", help="also profile loading the model")
+    parser.add_argument("--cpu-share", action="store_true", help="hold this process to --memory's CPU share")
+    parser.add_argument(
+        "--s3", action="store_true", help="read the model (an artifact) from S3 behind the shaped stand-in"
+    )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the call trees go")
     args = parser.parse_args(argv)
     images = args.image or DEFAULT_IMAGES
@@ -123,7 +137,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.requests < 1:
         parser.error("--requests must be at least 1")
 
-    app = load_app(function_env(args.model, args.memory), args.cold, args.out)
+    if args.s3 and not args.model.is_file():
+        parser.error("--s3 needs --model to be an artifact (model.tar.gz)")
+    with contextlib.ExitStack() as stack:
+        env = function_env(args.model, args.memory)
+        if args.s3:
+            moto, stand_in = stack.enter_context(shaped_s3(DEFAULT_SHAPING))
+            upload(moto, {"profile/model.tar.gz": args.model})
+            scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="profile-")))
+            env |= s3_env(stand_in.url, scratch) | {"LAMBDAVISION_CACHE_DIR": str(scratch / "cache")}
+            env["MODEL_URI"] = "s3://lambdavision-bench/profile/model.tar.gz"
+            print(f"model on S3: moto behind the stand-in, {DEFAULT_SHAPING.describe()}")
+        if args.cpu_share:
+            limiter = stack.enter_context(contextlib.closing(CpuLimiter(warn=print)))
+            group = limiter.group(args.memory)
+            if group is not None:
+                group.adopt(os.getpid())
+                stack.callback(group.remove)
+                stack.callback(lambda: Path("/proc/self").exists() and _leave(group.path))
+                print(f"held to {group.share.describe()} (MemorySize {args.memory} MB / 1769)")
+        return profile(args, env, images)
+
+
+def _leave(path: Path) -> None:
+    """Back to the parent group, so the group can be removed."""
+    (path.parent.parent / "cgroup.procs").write_text(str(os.getpid()))
+
+
+def profile(args: argparse.Namespace, env: dict[str, str], images: Sequence[Path]) -> int:
+    app = load_app(env, args.cold, args.out)
     served = {image.name: image.read_bytes() for image in images}
     with ImageServer(served) as web:
         for name in served:

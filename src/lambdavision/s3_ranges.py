@@ -6,8 +6,9 @@ for large objects (AWS, "Performance design patterns for Amazon S3"). So:
 - the first GET asks for the first 8 MiB (`FIRST_BYTES`); an object no larger comes whole in that
   one GET, read as before (`core.s3get`), and so does the answer of a server that ignores ranges;
 - for a larger object, its 206 answer gives the size and ETag, and the rest is cut into parts
-  (`plan`): as many connections as the unpack can use at this vCPU share, ~9 per vCPU (it takes
-  ~600 MB/s per vCPU, a connection brings ~65 MB/s after its first-byte latency), 2 to 8
+  (`plan`): as many connections as the unpack can use at this vCPU share, ~9 per vCPU (it digests
+  ~750 MB/s per vCPU less what the imports beside it take; a connection brings 50-65 MB/s once
+  its first-byte latency is paid on each 4-8 MiB part), 2 to 8
   (`LAMBDAVISION_S3_CONNECTIONS` overrides; 1 reads the object in one GET); parts of 32 MiB /
   connections (4 MiB at 8 connections, at most 8 MiB), smaller when the object has fewer than
   that per connection;
