@@ -1071,7 +1071,8 @@ def measure_condition(
             decode = DecodeFloor(models.serving, images[LARGE], preexec=worker_group())
             samplers: list[Floor | DecodeFloor] = [*by_model.values(), decode]
             colds, warms, peaks = measure(variants, runner, events, cold_runs, warm_requests, samplers)
-        decode.close()
+        for sampler in samplers:
+            sampler.close()  # before their groups go
     finally:
         for group in groups:
             group.close()

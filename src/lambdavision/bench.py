@@ -467,6 +467,11 @@ class Floor:
     def stats(self) -> Stats:
         return Stats.of(self.samples)
 
+    def close(self) -> None:
+        """Stop the worker now (its samples stay)."""
+        self._proc.kill()
+        self._proc.wait()
+
 
 def onnx_floor(model: str | os.PathLike[str], image: bytes, threads: int, runs: int) -> Stats:
     """The floor from `runs` back-to-back samples."""
