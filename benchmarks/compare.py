@@ -982,6 +982,14 @@ def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
         conditions_markdown(results),
         "",
     ]
+    parts += [
+        "ONNX Runtime's intra-op threads follow the vCPUs the memory size buys (ceil(MemorySize/1769), at most the "
+        "cores): checked against the quota, the forward floor with them and with the other choice, each worker held "
+        "to the same share:",
+        "",
+        threads_markdown(results),
+        "",
+    ]
     notes = findings(results)
     if notes:
         parts += ["### What each difference bought", "", *[f"- {n}" for n in notes], ""]
@@ -1030,6 +1038,7 @@ class Measured:
     floors: dict[str, Floor]  # variant key -> its forward floor
     decode: DecodeFloor
     threads: int
+    other_threads: Floor  # the serving model's floor with the other thread count (1 or 2): the threads check
 
 
 def measure_condition(
@@ -1069,14 +1078,16 @@ def measure_condition(
                     by_model[model] = Floor(model, images[SMALL], threads, preexec=worker_group())
                 floors[variant.key] = by_model[model]
             decode = DecodeFloor(models.serving, images[LARGE], preexec=worker_group())
-            samplers: list[Floor | DecodeFloor] = [*by_model.values(), decode]
+            # ONNX Runtime's threads follow the vCPUs (ceil(MemorySize/1769)): check that against the quota.
+            other = Floor(models.serving, images[SMALL], 1 if threads > 1 else 2, preexec=worker_group())
+            samplers: list[Floor | DecodeFloor] = [*by_model.values(), decode, other]
             colds, warms, peaks = measure(variants, runner, events, cold_runs, warm_requests, samplers)
         for sampler in samplers:
             sampler.close()  # before their groups go
     finally:
         for group in groups:
             group.close()
-    return Measured(condition, variants, colds, warms, peaks, floors, decode, threads)
+    return Measured(condition, variants, colds, warms, peaks, floors, decode, threads, other)
 
 
 def variant_entries(measured: Measured, sizes: dict[str, Any], prices: Prices) -> list[dict[str, Any]]:
@@ -1117,6 +1128,33 @@ def variant_entries(measured: Measured, sizes: dict[str, Any], prices: Prices) -
     return out_variants
 
 
+def threads_check(measured: Measured, serving: Path) -> dict[str, Any]:
+    """The forward floor with the threads the function uses and with the other choice, same share."""
+    own = next((f for key, f in measured.floors.items() if key in ("lv_s3", "lv_bundled")), None)
+    return {
+        "threads": measured.threads,
+        "floor_ms": None if own is None or not own.samples else own.stats().median,
+        "other_threads": 1 if measured.threads > 1 else 2,
+        "other_floor_ms": measured.other_threads.stats().median if measured.other_threads.samples else None,
+    }
+
+
+def threads_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "| Conditions | ONNX Runtime threads (the function's) | forward floor | other choice | its forward floor |",
+        "|---|---|---|---|---|",
+    ]
+    for condition in results["conditions"]:
+        check = condition.get("threads_check") or {}
+        if check.get("floor_ms") is None or check.get("other_floor_ms") is None:
+            continue
+        lines.append(
+            f"| {condition['label']} | {check['threads']} | {fmt(shown(check['floor_ms'], 'ms'), 'ms')} | "
+            f"{check['other_threads']} | {fmt(shown(check['other_floor_ms'], 'ms'), 'ms')} |"
+        )
+    return "\n".join(lines)
+
+
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     cache: Path = args.cache_dir
@@ -1146,7 +1184,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         primary = next(m for m in measured if m.condition.primary)
         sizes = package_sizes(primary.variants, cache)
         condition_results = [
-            {**m.condition.to_dict(limiter), "threads": m.threads, "variants": variant_entries(m, sizes, prices)}
+            {
+                **m.condition.to_dict(limiter),
+                "threads": m.threads,
+                "threads_check": threads_check(m, models.serving),
+                "variants": variant_entries(m, sizes, prices),
+            }
             for m in measured
         ]
         held = limiter is not None and limiter.share(args.memory).vcpus is not None

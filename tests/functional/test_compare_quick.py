@@ -137,6 +137,10 @@ def test_every_condition_is_measured_with_the_guide_app_beside(quick_run: tuple[
             assert variant["warm"]["large"]["total"]["median"] > 0 and variant["warm"]["small"]["total"]["median"] > 0
             if variant["key"] != "baseline":
                 assert variant["floor"]["median"] > 0 and variant["decode_floor"]["median"] > 0
+        check = condition["threads_check"]
+        assert check["threads"] in (1, 2) and check["other_threads"] == 3 - check["threads"]
+        assert check["floor_ms"] > 0 and check["other_floor_ms"] > 0
+    assert compare.threads_markdown(results).count("\n") == 1 + len(conditions)
     table = compare.conditions_markdown(results)
     assert table.count("| guide app (torch, S3) |") == 4
     assert "Lambda-shaped: 1,024 MB" in table and "loopback: 3,008 MB" in table
