@@ -70,7 +70,7 @@ from lambdavision.bench import (
     threads_for_memory,
     url_event,
 )
-from lambdavision.bench_emulation import DecodeFloor, WorkerGroup
+from lambdavision.bench_emulation import DecodeFloor, WorkerGroup, preload
 from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
 from lambdavision.local import simulated_aws
@@ -1064,6 +1064,7 @@ def measure_condition(
 
     try:
         with ShapedS3(moto, condition.emulation.shaping) as stand_in:
+            preload(stand_in, s3_uploads(models), cache)
             runner = Runner(shell_env=aws_env(stand_in.url, cache), cpu_limiter=held)
             log(
                 f"{condition.key}: floors (ONNX Runtime run alone, {threads} threads; JPEG decode), between warm rounds"

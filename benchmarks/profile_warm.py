@@ -41,7 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
 from lambdavision.bench import ImageServer, parse_server_timing  # noqa: E402
-from lambdavision.bench_emulation import s3_env, shaped_s3, upload  # noqa: E402
+from lambdavision.bench_emulation import preload, s3_env, shaped_s3, upload  # noqa: E402
 from lambdavision.handler import App  # noqa: E402
 from lambdavision.local.cpu_quota import CpuLimiter  # noqa: E402
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
@@ -145,6 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             moto, stand_in = stack.enter_context(shaped_s3(DEFAULT_SHAPING))
             upload(moto, {"profile/model.tar.gz": args.model})
             scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="profile-")))
+            preload(stand_in, ["profile/model.tar.gz"], scratch)
             env |= s3_env(stand_in.url, scratch) | {"LAMBDAVISION_CACHE_DIR": str(scratch / "cache")}
             env["MODEL_URI"] = "s3://lambdavision-bench/profile/model.tar.gz"
             print(f"model on S3: moto behind the stand-in, {DEFAULT_SHAPING.describe()}")
@@ -164,7 +165,25 @@ def _leave(path: Path) -> None:
     (path.parent.parent / "cgroup.procs").write_text(str(os.getpid()))
 
 
+def profile_download(env: dict[str, str], out: Path) -> None:
+    """The S3 read alone, in this thread (the function runs it in a thread of its own, beside the imports):
+    its call tree, and its CPU time against its wall time, which says whether the share or the network bounds it."""
+    from lambdavision import model_source
+
+    fresh = {**env, "LAMBDAVISION_CACHE_DIR": tempfile.mkdtemp(prefix="profile-cache-")}
+    profiler = Profiler(interval=0.0005)
+    wall, cpu = time.perf_counter(), time.process_time()
+    profiler.start()
+    model_source.open_s3_artifact(fresh["MODEL_URI"], fresh)
+    profiler.stop()
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"S3 read alone: {wall * 1000:.0f} ms, {cpu * 1000:.0f} ms of CPU (every thread of this process)")
+    write_report(out / "s3-download.txt", profiler.output_text(unicode=True, show_all=False))
+
+
 def profile(args: argparse.Namespace, env: dict[str, str], images: Sequence[Path]) -> int:
+    if args.s3 and args.cold:
+        profile_download(env, args.out)
     app = load_app(env, args.cold, args.out)
     served = {image.name: image.read_bytes() for image in images}
     with ImageServer(served) as web:

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from lambdavision.bench_emulation import BENCH_BUCKET, LAMBDA, Emulation, s3_env, shaped_s3, upload
+from lambdavision.bench_emulation import BENCH_BUCKET, LAMBDA, Emulation, preload, s3_env, shaped_s3, upload
 from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.core.artifact import unpack_for_serving
 from lambdavision.core.errors import LambdaVisionError
@@ -651,6 +651,7 @@ def bench_model(
         if "s3" in sources:
             moto, stand_in = stack.enter_context(shaped_s3(emulation.shaping))
             upload(moto, {S3_KEY: model_path})
+            preload(stand_in, [S3_KEY], tmp)
             s3 = {**s3_env(stand_in.url, tmp), "MODEL_URI": f"s3://{BENCH_BUCKET}/{S3_KEY}"}
         event = url_event(web.url_for("image"))
         functions = {row: _bench_function(code_dir, row, architecture, s3) for row in rows}

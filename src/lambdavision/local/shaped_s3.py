@@ -132,6 +132,7 @@ class ShapedS3:
         self._cache_lock = threading.Lock()
         self.requests = 0
         self.bytes_sent = 0
+        self.object_reads = 0  # whole objects read from moto into the cache
         self._counter_lock = threading.Lock()
         handler = type("Handler", (_Handler,), {"stand_in": self})
         self._server = _Server(("127.0.0.1", port), handler)
@@ -191,6 +192,7 @@ class ShapedS3:
         if status == 200 and etag and cached is not None and cached.etag == etag:
             return cached
         answer = self.upstream_call("GET", target, plain, None)
+        self.object_reads += 1
         status, _reason, got_headers, body = answer
         if status != 200 or not _header(got_headers, "etag"):
             return answer
@@ -258,23 +260,8 @@ class _Handler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         return
 
-    def do_GET(self) -> None:
-        self._serve("GET")
-
-    def do_HEAD(self) -> None:
-        self._serve("HEAD")
-
-    def do_PUT(self) -> None:
-        self._serve("PUT")
-
-    def do_POST(self) -> None:
-        self._serve("POST")
-
-    def do_DELETE(self) -> None:
-        self._serve("DELETE")
-
-    def _serve(self, method: str) -> None:
-        arrived = time.monotonic()
+    def _serve(self) -> None:
+        arrived, method = time.monotonic(), self.command
         with self.stand_in._counter_lock:
             self.stand_in.requests += 1
         length = int(self.headers.get("Content-Length") or 0)
@@ -297,6 +284,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(
             status, reason, kept, data, arrived, head=method == "HEAD", length=_header(answer_headers, "content-length")
         )
+
+    do_GET = do_HEAD = do_PUT = do_POST = do_DELETE = _serve
 
     def _send_object(self, obj: _Object, arrived: float) -> None:
         if_match = self.headers.get("If-Match")
