@@ -81,7 +81,9 @@ def own_groups() -> list[Path]:
 
 
 @needs_cgroups
-@pytest.mark.parametrize(("memory_mb", "processes"), [(512, 1), (1024, 2)])
+# Shares well under what a busy process gets on a loaded 2-core machine (a third of a core each at a
+# load of 6), so the quota, not the other load, is what holds it: 0.22 vCPU alone, 0.43 for two processes.
+@pytest.mark.parametrize(("memory_mb", "processes"), [(384, 1), (768, 2)])
 def test_a_busy_function_gets_its_share(make_pool: PoolFactory, memory_mb: int, processes: int) -> None:
     limiter = CpuLimiter()
     try:
