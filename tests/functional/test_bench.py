@@ -125,8 +125,10 @@ def test_s3_and_bundled_under_lambda_s_cpu_share_and_shaped_s3(
     assert ("held to that share by a cgroup CPU quota" in report["caveat"]) == held
     assert report["emulation"]["s3"] == {"latency_ms": 40.0, "bandwidth_mb_s": 50.0, "aggregate_mb_s": 200.0}
     assert report["emulation"]["sources"] == ["bundled", "s3"]
-    # The model came from S3: its load took at least the first-byte latency asked for.
-    assert report["results"][1]["model_load_ms"]["min"] >= 40
+    # The model came through the shaped S3: the cold start (process start -> first answer, which
+    # needs the model's bytes) took at least the first-byte latency asked for. (Not the model load
+    # alone: the download starts at the handler's import, before the load's clock does.)
+    assert report["results"][1]["cold_start_ms"]["min"] >= 40
 
 
 def test_no_cpu_share_and_loopback_s3_are_said(cli: click.Group, colour_artifact: Path, red_jpeg: Path) -> None:
