@@ -147,6 +147,7 @@ def converted_the_guides_folder(reader: Reader, done: Done) -> None:
         f"parameter BucketName Default 'somebucket' -> '{reader.bucket}'",
         f"parameter ObjectKey Default 'somekey' -> '{KEY}'",
         "env.json: written",
+        "Next: point the URL in app/event.json at an image (as the guide says)",
     ):
         assert change in done.stdout, done.describe()
     assert (app / "pytorch" / "app_original.py").read_bytes() == (GUIDE_APP / "pytorch" / "app.py").read_bytes()
