@@ -120,7 +120,8 @@ def exported(reader: Reader, done: Done) -> None:
         names = tar.getnames()
         classes = tar.extractfile("classes.txt")
         assert classes is not None and classes.read() == (reader.terminal.cwd / "classes.txt").read_bytes()
-    assert names == ["lambdavision.json", "classes.txt", "model.onnx", "model.onnx.data", "resnet50_jit.pth"]
+    # the .pth stays out unless --keep-torchscript: the function serves the ONNX graph only
+    assert names == ["lambdavision.json", "classes.txt", "model.onnx", "model.onnx.data"]
 
 
 def uploaded(reader: Reader, done: Done) -> None:
@@ -298,8 +299,10 @@ def predicted(reader: Reader, done: Done) -> None:
 def benched(reader: Reader, done: Done) -> None:
     assert "model.tar.gz on photo.jpg (320x240)" in done.stdout, done.describe()
     memory_sizes = re.findall(r"--memory ((?:\d+ ?)+)", done.line)[0].split()
-    for memory in memory_sizes:  # one row each: cold start (min-max), p50, p95...
-        assert re.search(rf"│\s+{memory} MB \(\d\) │\s+\d+ \(\d+-\d+\) │", done.stdout), done.stdout
+    for memory in memory_sizes:  # one row each: model, CPU share, cold start (min-max, wrapped if narrow), p50...
+        row = re.search(rf"│\s+{memory} MB \(\d\) │\s+bundled │[^│]+│\s+(\d+) │\s+(\d+) │", done.stdout)
+        assert row and int(row[1]) > 0 and int(row[2]) > 0, done.stdout
+    assert len(re.findall(r"\(\d+-\d+\)", done.stdout)) == len(memory_sizes), done.stdout
 
 
 def curl_with_urllib(line: str) -> Done:
