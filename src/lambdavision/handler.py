@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import os
 
-from lambdavision import model_source
+from lambdavision.runtime import model_source
+from lambdavision.runtime.settings import LEVELS, Settings, in_lambda_runtime
 
 # Inside a Lambda runtime, a model on S3 starts downloading now, before the heavy imports below
 # (numpy, Pillow, then ONNX Runtime in the loader): the download and unpack overlap them.
-if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+if in_lambda_runtime(os.environ):
     model_source.start_prefetch(os.environ)
 
 # (The imports below come after the prefetch on purpose.)
@@ -27,30 +28,17 @@ from collections.abc import Callable, Mapping
 from typing import Any, TextIO
 
 from lambdavision.core.classify import Classifier, Prediction, Timings
-from lambdavision.core.errors import ConfigError, LambdaVisionError, MethodNotAllowed
+from lambdavision.core.errors import FunctionUnavailable, HttpError, LambdaVisionError, MethodNotAllowed, http_answer
 from lambdavision.core.events import ApiRequest, DirectInvoke, EventSource, Response, error_response, parse_event
-from lambdavision.core.fetch import FetchPolicy, fetch, fetch_many
 from lambdavision.core.page import NOSNIFF, page_headers
 from lambdavision.core.payload import DEFAULT_MAX_BATCH, ClassifyRequest, parse_request
 from lambdavision.core.redact import RedactingFilter, redact_text
 from lambdavision.core.telemetry import RequestRecord
+from lambdavision.core.urlpolicy import FetchPolicy
+from lambdavision.runtime.fetch import fetch, fetch_many
 
 log = logging.getLogger("lambdavision")
 log.addFilter(RedactingFilter())  # no URL's query string reaches the logs (SECURITY.md)
-LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "WARN": 30, "ERROR": 40, "CRITICAL": 50}
-
-
-def _int_env(environ: Mapping[str, str], name: str, default: int) -> int:
-    raw = environ.get(name)
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{name} must be an integer, not {raw!r}") from None
-    if value < 1:
-        raise ConfigError(f"{name} must be at least 1, not {value}")
-    return value
 
 
 def _page() -> str:
@@ -93,25 +81,22 @@ class App:
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str]) -> App:
-        from lambdavision.loader import load_classifier
+        from lambdavision.runtime.loader import load_classifier
 
         started = time.perf_counter()
         # Settings first: a bad variable fails in one line before a (possibly long) model download.
-        try:
-            policy = FetchPolicy.from_env(environ)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        settings: dict[str, Any] = {
-            "max_image_bytes": _int_env(environ, "LAMBDAVISION_MAX_IMAGE_BYTES", policy.max_bytes),
-            "max_batch": _int_env(environ, "LAMBDAVISION_MAX_BATCH", DEFAULT_MAX_BATCH),
-            "cors_origin": environ.get("LAMBDAVISION_CORS_ORIGIN") or None,
-            "serve_page": environ.get("LAMBDAVISION_PAGE", "1") != "0",
-            "function_name": environ.get("AWS_LAMBDA_FUNCTION_NAME", "lambdavision"),
-            "log_level": LEVELS.get(environ.get("LOG_LEVEL", "INFO").upper(), LEVELS["INFO"]),
+        settings = Settings.from_env(environ)
+        options: dict[str, Any] = {
+            "max_image_bytes": settings.max_image_bytes,
+            "max_batch": settings.max_batch,
+            "cors_origin": settings.cors_origin,
+            "serve_page": settings.serve_page,
+            "function_name": settings.function_name or "lambdavision",
+            "log_level": settings.log_level,
         }
         parts: dict[str, float] = {}
         classifier = load_classifier(environ=environ, parts_ms=parts)
-        app = cls(classifier, policy, init_ms=(time.perf_counter() - started) * 1000, **settings)
+        app = cls(classifier, settings.policy, init_ms=(time.perf_counter() - started) * 1000, **options)
         app._emit(
             "INFO",
             {"message": "model loaded", "source": classifier.source, "init_ms": round(app.init_ms, 1), **parts},
@@ -131,12 +116,12 @@ class App:
             source, request = parse_event(event)
             record.source = source.name
             response = self._route(request, timings, record)
-        except LambdaVisionError as exc:
+        except HttpError as exc:
             response = error_response(exc)
             record.error_type, record.error = type(exc).__name__, exc.message
         except Exception as exc:
             log.exception("unexpected error while handling a request")
-            response = Response(status=500, body={"error": "internal error"})
+            response = error_response(exc)
             record.error_type, record.error = type(exc).__name__, str(exc)
         response.headers.update(self._headers(request_id, timings, record.cold_start))
         record.status = response.status
@@ -237,7 +222,8 @@ class App:
 
 def _result_dict(result: Prediction | LambdaVisionError) -> dict[str, Any]:
     if isinstance(result, LambdaVisionError):
-        return {"error": result.message, "status": result.status}
+        status, body, _ = http_answer(result)
+        return {**body, "status": status}
     return result.to_dict()
 
 
@@ -261,13 +247,15 @@ def lambda_handler(event: Any, context: Any) -> dict[str, Any]:
         # names of variables) goes to the log only; the caller gets a request id to quote.
         request_id = str(getattr(context, "aws_request_id", "") or "local")
         log.error("cannot start (request %s): %s", request_id, exc.message)
-        body = {"error": "function unavailable: it could not load its model or settings", "request_id": request_id}
-        return DirectInvoke.render(Response(status=500, body=body, headers={**NOSNIFF, "X-Request-Id": request_id}))
+        response = error_response(FunctionUnavailable("function unavailable: it could not load its model or settings"))
+        response.body["request_id"] = request_id
+        response.headers.update({**NOSNIFF, "X-Request-Id": request_id})
+        return DirectInvoke.render(response)
     return app(event, context)
 
 
 # Inside a Lambda runtime (AWS's, or lambdavision's local one) load during INIT: the guide's
 # function did the same, and INIT runs with a full CPU. A failure here is reported by the runtime
 # as an init error, and the next invocation retries in a fresh environment.
-if os.environ.get("AWS_LAMBDA_RUNTIME_API"):
+if in_lambda_runtime(os.environ):
     get_app()

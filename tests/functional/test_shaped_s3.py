@@ -15,8 +15,9 @@ import boto3
 import pytest
 
 from lambdavision.bench_emulation import preload
-from lambdavision.core import s3get
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, LOOPBACK, MB, ShapedS3, Shaping, byte_range
+from lambdavision.runtime import s3get
+from lambdavision.runtime.settings import Settings
 
 BUCKET = "shaped"
 KEY = "models/a b+ñ.bin"  # encoded in the path exactly as signed
@@ -41,7 +42,7 @@ def stand_in(moto_endpoint: str, request: pytest.FixtureRequest) -> Iterator[Sha
 
 
 def signed(server: ShapedS3, env: dict[str, str], key: str = KEY, **extra: str) -> tuple[str, dict[str, str]]:
-    request = s3get.build_get(BUCKET, key, {**env, "AWS_ENDPOINT_URL": server.url})
+    request = s3get.build_get(BUCKET, key, Settings.from_env({**env, "AWS_ENDPOINT_URL": server.url}).s3)
     assert request is not None
     return request.target, {**request.headers, **extra}
 

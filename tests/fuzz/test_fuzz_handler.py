@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lambdavision.core.events import build_http_v2_event, build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy
 from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget
 
 CONTEXT = SimpleNamespace(aws_request_id="fuzz")

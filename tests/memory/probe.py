@@ -25,9 +25,9 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lambdavision.core.events import build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy
 from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 from tests.memory.shapes import Shape, from_dict
 
 

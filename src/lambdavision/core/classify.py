@@ -2,7 +2,7 @@
 threshold for a multi-label model) and top-k.
 
 The backend is any object with `run(batch) -> logits` and `output_width` (ONNX Runtime or
-TorchScript, see lambdavision.backends); this module never imports either.
+TorchScript, see lambdavision.runtime.backends); this module never imports either.
 """
 
 from __future__ import annotations

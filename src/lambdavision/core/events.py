@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any, ClassVar
 
-from lambdavision.core.errors import BadRequest, LambdaVisionError, MethodNotAllowed
+from lambdavision.core.errors import BadRequest, LambdaVisionError, http_answer
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,10 @@ class Response:
         return json.dumps(self.body, separators=(",", ":"), ensure_ascii=False)
 
 
-def error_response(exc: LambdaVisionError) -> Response:
-    """The one place a known error becomes an HTTP answer."""
-    headers = {"Allow": exc.allow} if isinstance(exc, MethodNotAllowed) else {}
-    return Response(status=exc.status, body={"error": exc.message}, headers=headers)
+def error_response(exc: BaseException) -> Response:
+    """An error as a Response (`core.errors.http_answer` decides its status, body and headers)."""
+    status, body, headers = http_answer(exc)
+    return Response(status=status, body=body, headers=headers)
 
 
 def _lower_headers(raw: Any) -> dict[str, str]:

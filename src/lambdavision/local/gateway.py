@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from lambdavision.cfn import ApiRoute, TemplateError
+from lambdavision.cfn import ApiRoute
+from lambdavision.core.errors import TemplateError
 from lambdavision.core.events import (
     build_http_v2_event,
     build_rest_v1_event,

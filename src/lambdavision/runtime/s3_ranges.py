@@ -34,44 +34,27 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import TracebackType
 
-from lambdavision.core import s3get
-from lambdavision.core.errors import ArtifactError, ConfigError
+from lambdavision.core.errors import ArtifactError, ObjectChanged
+from lambdavision.core.sigv4 import GetRequest
+from lambdavision.runtime import s3get
+from lambdavision.runtime.s3_body import S3Object, describe
+from lambdavision.runtime.settings import S3_TIMEOUT_ENV
 
 MIB = 1024 * 1024
 FIRST_BYTES = 8 * MIB  # AWS's typical range size; an object up to this size keeps one GET
 PART_BYTES = 8 * MIB  # the largest part
 WINDOW_BYTES = 32 * MIB  # parts in flight ahead of the reader, together: its memory bound
 MIN_PART_BYTES = 1 * MIB
-MAX_CONNECTIONS = 8
-CONNECTIONS_PER_VCPU = 9
 BLOCK = 1 * MIB
 ATTEMPTS = 3
-CONNECTIONS_ENV = "LAMBDAVISION_S3_CONNECTIONS"
-MB_PER_VCPU = 1769
 _CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-
-
-class ObjectChanged(ArtifactError):
-    """The object was replaced while its ranges were read: start again on the new version."""
 
 
 class _Retry(Exception):
     """A part's GET failed in a way a new connection may get past."""
-
-
-def connections_for(environ: Mapping[str, str]) -> int:
-    """Parallel GETs: LAMBDAVISION_S3_CONNECTIONS, else ~9 per vCPU of the function's memory size, 2..8."""
-    text = environ.get(CONNECTIONS_ENV)
-    if text:
-        if not text.isdigit() or int(text) < 1:
-            raise ConfigError(f"{CONNECTIONS_ENV} must be a whole number >= 1, got {text!r}")
-        return min(int(text), 64)
-    memory = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    vcpus = int(memory) / MB_PER_VCPU if memory.isdigit() and int(memory) > 0 else 1.0
-    return max(2, min(MAX_CONNECTIONS, math.ceil(vcpus * CONNECTIONS_PER_VCPU)))
 
 
 def plan(total: int, connections: int, first: int = FIRST_BYTES) -> list[tuple[int, int]]:
@@ -85,9 +68,11 @@ def plan(total: int, connections: int, first: int = FIRST_BYTES) -> list[tuple[i
     return [(0, first), *[(start, min(start + size, total)) for start in range(first, total, size)]]
 
 
-def open_object(request: s3get.GetRequest, environ: Mapping[str, str]) -> s3get.S3Object | RangedObject:
-    """GET the object's first bytes; the object itself (one GET) if that was all, else a RangedObject."""
-    connections = connections_for(environ)
+def open_object(request: GetRequest, connections: int) -> S3Object | RangedObject:
+    """GET the object's first bytes; the object itself (one GET) if that was all, else a RangedObject.
+
+    `connections` is `S3Settings.connections`: LAMBDAVISION_S3_CONNECTIONS, else ~9 per vCPU, 2..8.
+    """
     if connections == 1:
         return s3get.open_get(request)
     ranged = dataclasses.replace(request, headers={**request.headers, "Range": f"bytes=0-{FIRST_BYTES - 1}"})
@@ -132,10 +117,10 @@ def _unmap(buffer: mmap.mmap) -> None:
 
 
 class RangedObject:
-    """An object read by parallel ranged GETs; the same surface as `s3get.S3Object` (`stream.read`)."""
+    """An object read by parallel ranged GETs; the same surface as `S3Object` (`stream.read`)."""
 
     def __init__(
-        self, request: s3get.GetRequest, first: s3get.S3Object, total: int, parts: list[tuple[int, int]], window: int
+        self, request: GetRequest, first: S3Object, total: int, parts: list[tuple[int, int]], window: int
     ) -> None:
         self.uri = self.name = first.uri
         self.etag = first.etag
@@ -264,7 +249,7 @@ class RangedObject:
 
     # -- the fetchers' side --
 
-    def _fetch(self, part: _Part, first: s3get.S3Object | None) -> None:
+    def _fetch(self, part: _Part, first: S3Object | None) -> None:
         failures = 0
         try:
             while part.received < part.size and not self._stopping:
@@ -296,7 +281,7 @@ class RangedObject:
     def _fetch_once(self, part: _Part) -> None:
         offset, last = part.start + part.received, part.end - 1
         headers = {**self._request.headers, "Range": f"bytes={offset}-{last}", "If-Match": f'"{self.etag}"'}
-        connection = s3get._connection(self._request)
+        connection = s3get.connection_for(self._request)
         try:
             try:
                 connection.putrequest("GET", self._request.target, skip_host=True, skip_accept_encoding=True)
@@ -383,8 +368,8 @@ def _filling(read: Callable[[int], bytes]) -> Callable[[memoryview], int]:
 
 def _describe(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, TimeoutError):
-        return f"no data for {timeout:g} s ({s3get.TIMEOUT_ENV})"
-    return s3get._describe(exc)
+        return f"no data for {timeout:g} s ({S3_TIMEOUT_ENV})"
+    return describe(exc)
 
 
 def _transient(exc: ArtifactError) -> bool:
@@ -392,4 +377,4 @@ def _transient(exc: ArtifactError) -> bool:
     return "cannot read from S3:" in exc.message
 
 
-__all__ = ["CONNECTIONS_ENV", "FIRST_BYTES", "ObjectChanged", "RangedObject", "connections_for", "open_object", "plan"]
+__all__ = ["FIRST_BYTES", "ObjectChanged", "RangedObject", "open_object", "plan"]

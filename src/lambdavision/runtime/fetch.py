@@ -25,16 +25,16 @@ import io
 import os
 import socket
 import ssl
-import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urljoin
 
 from lambdavision.core.errors import (
     BadRequest,
+    InternalError,
     LambdaVisionError,
     PayloadTooLarge,
     UpstreamError,
@@ -50,6 +50,7 @@ from lambdavision.core.urlpolicy import (
     is_ip_literal,
     parse_url,
 )
+from lambdavision.runtime.background import in_thread
 
 # host name -> the IP addresses it resolves to (as text). The default asks getaddrinfo.
 Resolver = Callable[[str], Sequence[str]]
@@ -100,30 +101,18 @@ def _getaddrinfo_resolver(host: str) -> list[str]:
 
 
 def _resolve(host: str, resolver: Resolver, deadline: float, total_timeout: float) -> Sequence[str]:
-    """`resolver(host)` within the deadline; getaddrinfo has no timeout, so it runs in a thread
-    that is abandoned (daemon) if it is still waiting when the deadline passes."""
-    answer: list[Sequence[str]] = []
-    failure: list[BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            answer.append(resolver(host))
-        except BaseException as exc:  # handed to the caller's thread below
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"resolve {host}", daemon=True).start()
-    if not done.wait(max(_remaining(deadline), 0.0)):
+    """`resolver(host)` within the deadline; getaddrinfo has no timeout, so it runs in a daemon
+    thread that is abandoned if it is still waiting when the deadline passes."""
+    answer = in_thread(resolver, host)
+    if not wait([answer], timeout=max(_remaining(deadline), 0.0)).done:
         raise UpstreamTimeout(f"resolving host {host} took longer than {total_timeout:g} s")
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, LambdaVisionError):
-            raise exc
+    try:
+        return answer.result()
+    except LambdaVisionError:
+        raise
+    except Exception as exc:
         detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         raise UpstreamError(f"could not resolve host {host}: {detail}") from exc
-    return answer[0]
 
 
 @dataclass
@@ -370,7 +359,7 @@ def fetch_many(urls: Sequence[str], policy: FetchPolicy, max_workers: int = 8) -
         except LambdaVisionError as exc:
             return exc
         except Exception as exc:  # a bug; one image must not fail the batch
-            error = LambdaVisionError(f"internal error while fetching {redact_url(url)}: {type(exc).__name__}")
+            error = InternalError(f"internal error while fetching {redact_url(url)}: {type(exc).__name__}")
             error.__cause__ = exc
             return error
 
