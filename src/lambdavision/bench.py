@@ -39,7 +39,8 @@ from lambdavision.bench_emulation import BENCH_BUCKET, LAMBDA, Emulation, preloa
 from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.errors import BenchError, LambdaVisionError
-from lambdavision.core.events import invocation_event, parse_proxy_response
+from lambdavision.core.event_builders import invocation_event
+from lambdavision.core.proxy_response import parse_proxy_response
 from lambdavision.local.cpu_quota import CpuLimiter, CpuShare
 from lambdavision.local.environment import Invocation
 from lambdavision.local.pool import FunctionPool

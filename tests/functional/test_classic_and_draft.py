@@ -12,8 +12,8 @@ from PIL import Image
 
 from lambdavision.core.errors import ArtifactError
 from lambdavision.runtime.artifact_files import read_artifact
-from lambdavision.runtime.backends import TorchScriptBackend
 from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.torchscript import TorchScriptBackend
 from tests.unit.test_preprocess import photo_like, torch_reference
 
 

@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from lambdavision.core.errors import BadRequest, UpstreamError
-from lambdavision.core.events import build_rest_v1_event
+from lambdavision.core.event_builders import build_rest_v1_event
 from lambdavision.handler import App
 from lambdavision.runtime.fetch import FetchPolicy, fetch
 from lambdavision.runtime.loader import load_classifier

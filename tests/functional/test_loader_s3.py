@@ -9,7 +9,7 @@ import boto3
 import pytest
 
 from lambdavision.core.errors import ArtifactError
-from lambdavision.runtime import model_source
+from lambdavision.runtime import s3_boto3
 from lambdavision.runtime.artifact_files import write_artifact
 from lambdavision.runtime.loader import load_classifier
 from lambdavision.runtime.model_source import resolve_model_uri
@@ -28,14 +28,14 @@ def s3(aws_env: dict[str, str]) -> Any:
 def get_object_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every GetObject the loader sends, counted by a botocore event hook."""
     calls: list[str] = []
-    real = model_source._s3_client
+    real = s3_boto3._s3_client
 
     def counting_client(environ: Any) -> Any:
         client = real(environ)
         client.meta.events.register("before-call.s3.GetObject", lambda **kw: calls.append(kw["model"].name))
         return client
 
-    monkeypatch.setattr(model_source, "_s3_client", counting_client)
+    monkeypatch.setattr(s3_boto3, "_s3_client", counting_client)
     return calls
 
 

@@ -27,7 +27,7 @@ import pytest
 from lambdavision.core import sigv4
 from lambdavision.core.errors import ArtifactError, ConfigError
 from lambdavision.local.simulated_aws import moto_server
-from lambdavision.runtime import model_source, s3get
+from lambdavision.runtime import s3get
 from lambdavision.runtime.loader import load_classifier
 from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import colour_image
@@ -451,5 +451,6 @@ def test_a_damaged_cached_copy_is_downloaded_again(uploaded: Any, lean_env: dict
 
 
 def test_a_bad_timeout_is_a_config_error_on_the_boto3_path_too() -> None:
+    # No credentials in the environment: the boto3 path, whose timeouts come from the same Settings.
     with pytest.raises(ConfigError, match="LAMBDAVISION_S3_TIMEOUT"):
-        model_source._s3_client({"LAMBDAVISION_S3_TIMEOUT": "abc"})
+        load_classifier(environ={"MODEL_URI": "s3://b/k.tar.gz", "LAMBDAVISION_S3_TIMEOUT": "abc"})

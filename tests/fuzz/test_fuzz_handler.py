@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from lambdavision.core.events import build_http_v2_event, build_rest_v1_event
+from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event
 from lambdavision.handler import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier

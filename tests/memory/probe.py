@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from lambdavision.core.events import build_rest_v1_event
+from lambdavision.core.event_builders import build_rest_v1_event
 from lambdavision.handler import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier

@@ -13,7 +13,7 @@ from botocore.credentials import Credentials as BotocoreCredentials
 
 from lambdavision.core import sigv4
 from lambdavision.core.errors import ConfigError
-from lambdavision.runtime import s3get
+from lambdavision.runtime import s3_errors, s3get
 from lambdavision.runtime.settings import Settings
 
 WHEN = dt.datetime(2026, 11, 3, 23, 59, 58)  # naive = UTC, as botocore's clock gives it
@@ -227,4 +227,4 @@ def test_timeout_from_the_environment() -> None:
     ],
 )
 def test_parse_error(body: bytes, expected: tuple[str | None, str | None]) -> None:
-    assert s3get.parse_error(body) == expected
+    assert s3_errors.parse_error(body) == expected

@@ -19,7 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
-from lambdavision.core.artifact import DEFAULT_LIMITS, Artifact, Limits, decode_classes, pack_artifact
+from lambdavision.core.artifact import DEFAULT_LIMITS, Artifact, Limits, decode_classes
+from lambdavision.core.artifact_pack import pack_artifact
 from lambdavision.core.artifact_scan import scan_artifact
 from lambdavision.core.errors import ArtifactError, CacheWriteError
 from lambdavision.core.manifest import CLASSES_NAME, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Head, Manifest

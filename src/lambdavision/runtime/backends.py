@@ -6,7 +6,6 @@ artifact has no ONNX model (the guide's classic layout, served outside Lambda).
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from lambdavision.core.artifact import ONNX_DATA_NAME, Artifact
 from lambdavision.core.errors import ArtifactError
 from lambdavision.runtime.settings import Settings
+from lambdavision.runtime.torchscript import TorchScriptBackend
 
 
 class OnnxBackend:
@@ -93,56 +93,6 @@ def _check_input_shape(shape: list[Any], source: str, input_shape: tuple[int, in
             )
 
 
-class TorchScriptBackend:
-    """torch.jit on the CPU, for artifacts that carry only the guide's TorchScript .pth."""
-
-    name = "torchscript"
-
-    def __init__(self, model: bytes, source: str, input_shape: tuple[int, int], in_lambda: bool = False) -> None:
-        try:
-            import torch
-        except ImportError:
-            raise ArtifactError(torch_missing_message(source, in_lambda)) from None
-        self._torch = torch
-        try:
-            self.module = torch.jit.load(io.BytesIO(model), map_location="cpu").eval()  # type: ignore[no-untyped-call]
-            with torch.inference_mode():
-                probe = self.module(torch.zeros(1, 3, *input_shape))
-        except Exception as exc:
-            raise ArtifactError(f"{source}: the TorchScript model cannot be loaded or run: {exc}") from None
-        self._width = int(probe.shape[-1]) if probe.ndim == 2 else None
-
-    @property
-    def output_width(self) -> int | None:
-        return self._width
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            out = self.module(self._torch.from_numpy(batch))
-        return np.asarray(out.numpy())
-
-
-def torch_missing_message(source: str, in_lambda: bool) -> str:
-    """Why a TorchScript-only artifact cannot load here, with the fix that is right where it runs.
-
-    Inside a Lambda function (AWS's, or lambdavision's local runtime running the built package)
-    torch cannot be installed: only converting the artifact helps.
-    """
-    convert = (
-        "run `lambdavision convert model.tar.gz model-onnx.tar.gz` (it adds ONNX) and upload that, "
-        "or upload with `lambdavision upload --convert`"
-    )
-    if in_lambda:
-        return (
-            f"{source} is a classic tarball (TorchScript .pth + classes.txt, no model.onnx), and a Lambda "
-            f"package carries no torch to run it: {convert}"
-        )
-    return (
-        f"{source} has no model.onnx, only TorchScript, which needs torch: {convert}; or, to serve it on this "
-        "machine only, `pip install 'lambdavision[export]'`"
-    )
-
-
 def backend_for(artifact: Artifact, settings: Settings) -> OnnxBackend | TorchScriptBackend:
     model = artifact.onnx_path if artifact.onnx_path is not None else artifact.onnx
     if model is not None:
@@ -154,3 +104,6 @@ def backend_for(artifact: Artifact, settings: Settings) -> OnnxBackend | TorchSc
         in_lambda = settings.function_name is not None  # AWS_LAMBDA_FUNCTION_NAME: inside a Lambda function
         return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_shape, in_lambda)
     raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")
+
+
+__all__ = ["OnnxBackend", "TorchScriptBackend", "backend_for"]

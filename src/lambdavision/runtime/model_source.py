@@ -18,22 +18,19 @@ GIL) then overlap importing numpy, Pillow and ONNX Runtime, and `load_classifier
 
 from __future__ import annotations
 
-import hashlib
-import io
 import logging
-import shutil
 import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 from lambdavision.core.artifact import MANIFEST_NAME, Artifact
 from lambdavision.core.errors import ArtifactError, CacheWriteError, LambdaVisionError, ObjectChanged
 from lambdavision.runtime import s3_ranges, s3get
-from lambdavision.runtime.artifact_files import read_artifact, read_serving_dir, unpack_for_serving
+from lambdavision.runtime.artifact_files import read_artifact, unpack_for_serving
 from lambdavision.runtime.background import in_thread
-from lambdavision.runtime.seal import UnsafeFolder, check_seal, ensure_private_dir
-from lambdavision.runtime.settings import S3Settings, Settings
+from lambdavision.runtime.model_cache import cached_copy, cached_folder
+from lambdavision.runtime.s3_boto3 import open_with_boto3
+from lambdavision.runtime.settings import Settings
 
 log = logging.getLogger("lambdavision")
 
@@ -66,53 +63,6 @@ def split_s3_uri(uri: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _s3_client(s3: S3Settings) -> Any:
-    import boto3  # lazily: only S3-hosted models need it
-    from botocore.config import Config
-
-    # Short timeouts: botocore's default of 60 s per read would outlast Lambda's 10 s INIT, and an
-    # unreachable S3 must fail the cold start clearly so the next invocation can retry.
-    config = Config(
-        connect_timeout=s3.timeout, read_timeout=s3.timeout, retries={"max_attempts": 2, "mode": "standard"}
-    )
-    # boto3 honours AWS_ENDPOINT_URL itself (how tests reach moto).
-    return boto3.client("s3", region_name=s3.region_name, config=config)
-
-
-def _cached_copy(cached: Path, uri: str) -> Artifact | None:
-    """The unpacked copy of this object version, if the cache holds a whole one, unchanged.
-
-    The cache folder must be this user's alone (0700, core.seal), and the copy must match the
-    record written with it: sizes and times of every file, sha256 of the manifest, the class list
-    and a format-2 graph. A copy that changed or lost a file (an edit, a /tmp cleaner) is removed,
-    so this load downloads the model again instead of serving it, or of every later load failing.
-    """
-    if not (cached / MANIFEST_NAME).is_file():
-        return None
-    try:
-        ensure_private_dir(cached.parent)
-    except UnsafeFolder as exc:
-        log.warning("model %s: not using the disk cache: %s", uri, exc)
-        return None
-    problem = check_seal(cached)
-    if problem is not None:
-        log.warning("model %s: the unpacked copy in %s cannot be trusted (%s); downloading again", uri, cached, problem)
-        shutil.rmtree(cached, ignore_errors=True)
-        return None
-    try:
-        artifact = read_serving_dir(cached, source=uri)
-    except ArtifactError as exc:
-        log.warning("model %s: the unpacked copy in %s is damaged (%s); downloading again", uri, cached, exc.message)
-        shutil.rmtree(cached, ignore_errors=True)
-        return None
-    log.info("model %s: using the unpacked copy in %s", uri, cached)
-    return artifact
-
-
-def _cached_folder(settings: Settings, bucket: str, key: str, etag: str) -> Path:
-    return settings.cache_dir / hashlib.sha256(f"{bucket}/{key}/{etag}".encode()).hexdigest()[:32]
-
-
 def open_s3_artifact(uri: str, settings: Settings) -> Artifact:
     """Read an artifact from S3 through the ETag-keyed disk cache (memory only if the disk fails).
 
@@ -130,12 +80,12 @@ def _open_s3_artifact(uri: str, settings: Settings) -> Artifact:
     bucket, key = split_s3_uri(uri)
     request = s3get.build_get(bucket, key, settings.s3)
     if request is None:  # no credentials in the environment: boto3 finds them
-        return _open_with_boto3(uri, bucket, key, settings)
+        return open_with_boto3(uri, bucket, key, settings)
     with s3_ranges.open_object(request, settings.s3.connections) as s3_object:
         # Real S3 always sends an ETag; some S3-compatible servers may not.
         version = s3_object.etag or f"{s3_object.last_modified}/{s3_object.content_length}"
-        cached = _cached_folder(settings, bucket, key, version)
-        hit = _cached_copy(cached, uri)
+        cached = cached_folder(settings, bucket, key, version)
+        hit = cached_copy(cached, uri)
         if hit is not None:
             return hit  # leaving `with` drops the unread body
         try:
@@ -148,39 +98,6 @@ def _open_s3_artifact(uri: str, settings: Settings) -> Artifact:
         with s3get.open_get(s3get.build_get(bucket, key, settings.s3) or request) as s3_object:
             artifact = read_artifact(s3_object.stream)
     artifact.source = uri
-    return artifact
-
-
-def _open_with_boto3(uri: str, bucket: str, key: str, settings: Settings) -> Artifact:
-    from botocore.exceptions import BotoCoreError, ClientError
-
-    client = _s3_client(settings.s3)
-    try:
-        head = client.head_object(Bucket=bucket, Key=key)
-        etag = str(head["ETag"]).strip('"')
-        cached = _cached_folder(settings, bucket, key, etag)
-        hit = _cached_copy(cached, uri)
-        if hit is not None:
-            return hit
-        body = client.get_object(Bucket=bucket, Key=key, IfMatch=head["ETag"])["Body"]
-        try:
-            artifact = unpack_for_serving(body, cached, seal=True)  # gunzips while the bytes arrive
-        except CacheWriteError as exc:
-            log.warning("model %s: the disk cache is unusable (%s); loading from memory", uri, exc.message)
-            data = client.get_object(Bucket=bucket, Key=key)["Body"].read()
-            return _read_bytes(data, uri)
-    except ClientError as exc:
-        err = exc.response.get("Error", {})
-        raise ArtifactError(f"{uri}: S3 said {err.get('Code')}: {err.get('Message') or exc}") from None
-    except BotoCoreError as exc:
-        raise ArtifactError(f"{uri}: cannot read from S3: {exc}") from None
-    artifact.source = uri
-    return artifact
-
-
-def _read_bytes(data: bytes, source: str) -> Artifact:
-    artifact = read_artifact(io.BytesIO(data))
-    artifact.source = source
     return artifact
 
 

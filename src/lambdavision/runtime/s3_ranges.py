@@ -40,7 +40,9 @@ from types import TracebackType
 from lambdavision.core.errors import ArtifactError, ObjectChanged
 from lambdavision.core.sigv4 import GetRequest
 from lambdavision.runtime import s3get
-from lambdavision.runtime.s3_body import S3Object, describe
+from lambdavision.runtime.s3_body import describe
+from lambdavision.runtime.s3_errors import ERROR_BODY_CAP, parse_error
+from lambdavision.runtime.s3_object import S3Object
 from lambdavision.runtime.settings import S3_TIMEOUT_ENV
 
 MIB = 1024 * 1024
@@ -314,8 +316,8 @@ class RangedObject:
                     f"{self.content_length} bytes, now {match.group(3)})"
                 )
             return
-        body = response.read(s3get.ERROR_BODY_CAP) if status >= 300 else b""
-        code, message = s3get.parse_error(body)
+        body = response.read(ERROR_BODY_CAP) if status >= 300 else b""
+        code, message = parse_error(body)
         if status == 412:
             raise ObjectChanged(
                 f"{self.uri}: the object changed while it was read (S3 said {code or 412}: "

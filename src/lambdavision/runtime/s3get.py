@@ -23,10 +23,11 @@ from urllib.parse import urlsplit
 
 from lambdavision.core.errors import ArtifactError, ConfigError
 from lambdavision.core.sigv4 import GetRequest, host_header, object_url, sign_get
-from lambdavision.runtime.s3_body import S3Object, describe
+from lambdavision.runtime.s3_body import describe
+from lambdavision.runtime.s3_errors import error_from
+from lambdavision.runtime.s3_object import S3Object
 from lambdavision.runtime.settings import S3_TIMEOUT_ENV, S3Settings
 
-ERROR_BODY_CAP = 64 * 1024  # S3's error documents are < 1 KB; never read a large body as one
 RETRY_PAUSE_S = 0.2
 USER_AGENT = "lambdavision-s3get/1"
 
@@ -98,7 +99,7 @@ def open_get(request: GetRequest) -> S3Object:
             if response.status >= 500 and attempt == 1:
                 time.sleep(RETRY_PAUSE_S)  # S3's 503 SlowDown asks for a pause
                 continue
-            raise _error_from(request, response)
+            raise error_from(request, response)
         finally:
             response.close()
             connection.close()
@@ -111,46 +112,4 @@ def get_object(bucket: str, key: str, s3: S3Settings) -> S3Object | None:
     return None if request is None else open_get(request)
 
 
-# --- S3's error answers --------------------------------------------------------------------------
-
-
-def _error_from(request: GetRequest, response: http.client.HTTPResponse) -> ArtifactError:
-    try:
-        body = response.read(ERROR_BODY_CAP)
-    except (OSError, http.client.HTTPException):
-        body = b""
-    code, message = parse_error(body)
-    if code:
-        text = f"{request.uri}: S3 said {code}: {message or response.reason}"
-    else:
-        text = f"{request.uri}: S3 answered HTTP {response.status} {_one_line(response.reason)}".rstrip()
-    bucket_region = response.getheader("x-amz-bucket-region")
-    if bucket_region and bucket_region != request.region:
-        text += f" (the bucket is in {bucket_region}, not {request.region}: set AWS_REGION)"
-    return ArtifactError(text)
-
-
-def parse_error(body: bytes) -> tuple[str | None, str | None]:
-    """S3's <Error><Code>..</Code><Message>..</Message></Error>: (code, message), None if absent."""
-    if not body.lstrip().startswith(b"<"):
-        return None, None
-    import xml.etree.ElementTree as ElementTree  # only an error answer needs it
-
-    try:
-        root = ElementTree.fromstring(body[:ERROR_BODY_CAP])
-    except ElementTree.ParseError:
-        return None, None
-    found: dict[str, str] = {}
-    for element in root.iter():
-        name = element.tag.rsplit("}", 1)[-1]  # with or without a namespace
-        if name in ("Code", "Message") and name not in found and element.text:
-            found[name] = _one_line(element.text)
-    return found.get("Code"), found.get("Message")
-
-
-def _one_line(text: str, limit: int = 300) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
-
-
-__all__ = ["GetRequest", "S3Object", "build_get", "get_object", "open_get", "parse_error"]
+__all__ = ["GetRequest", "S3Object", "build_get", "connection_for", "get_object", "open_get"]
