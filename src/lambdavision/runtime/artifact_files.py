@@ -8,16 +8,13 @@ the serving folder written atomically and sealed (`runtime.seal`), an artifact w
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import os
 import tarfile
 import tempfile
-from collections import deque
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any
 
 from lambdavision.core.artifact import DEFAULT_LIMITS, Artifact, Limits, decode_classes
 from lambdavision.core.artifact_pack import pack_artifact
@@ -26,6 +23,7 @@ from lambdavision.core.errors import ArtifactError, CacheWriteError
 from lambdavision.core.manifest import CLASSES_NAME, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Head, Manifest
 from lambdavision.core.tarstream import ByteStream
 from lambdavision.runtime.seal import UnsafeFolder, ensure_private_dir, write_seal
+from lambdavision.runtime.unpack_sink import folder_sink
 
 if TYPE_CHECKING:
     from lambdavision.core.preprocess import Preprocessing
@@ -50,10 +48,12 @@ def read_artifact(
         name = os.fspath(source)
         try:
             with open(name, "rb") as fileobj:
-                return scan_artifact(fileobj, name, want_torchscript, limits, _sink(onnx_dir))
+                return scan_artifact(fileobj, name, want_torchscript, limits, folder_sink(onnx_dir))
         except OSError as exc:
             raise ArtifactError(f"{name}: cannot open the artifact ({exc.strerror or exc})") from exc
-    return scan_artifact(source, str(getattr(source, "name", "<stream>")), want_torchscript, limits, _sink(onnx_dir))
+    return scan_artifact(
+        source, str(getattr(source, "name", "<stream>")), want_torchscript, limits, folder_sink(onnx_dir)
+    )
 
 
 def unpack_for_serving(
@@ -177,79 +177,6 @@ def write_artifact(
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return manifest
-
-
-class _FolderSink:
-    """Streams members into `folder`, each hashed and written by a worker a few MiB behind the reader.
-
-    Hashing and writing run in a second thread while the caller's reads (the download, gunzip and
-    tar parsing) go on: sha256, file writes, zlib and socket reads all release the GIL, so on two
-    cores a 100 MB model unpacks in about the time of the slower half instead of the sum
-    (129 -> ~80 ms, measured when this was written; worth its dozen lines).
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-
-    def path(self, name: str) -> Path:
-        return self.folder / name
-
-    def open(self, name: str, source: str) -> _HashingWriter:
-        target = self.folder / name
-        try:
-            out = open(target, "wb")  # noqa: SIM115 - closed by the writer; write errors must be told apart
-        except OSError as exc:
-            raise CacheWriteError(f"{source}: cannot write {target} ({exc})") from exc
-        return _HashingWriter(out, f"{source}: cannot write {target}")
-
-
-def _sink(onnx_dir: Path | None) -> _FolderSink | None:
-    return None if onnx_dir is None else _FolderSink(onnx_dir)
-
-
-class _HashingWriter:
-    """Hashes and writes the chunks it is given, in order, on one worker thread."""
-
-    _DEPTH = 4  # chunks in flight: bounds the extra memory to a few MiB
-
-    def __init__(self, out: IO[bytes], what: str) -> None:
-        self._out = out
-        self._what = what
-        self._digest = hashlib.sha256()
-        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="lambdavision-unpack")
-        self._pending: deque[Future[None]] = deque()
-
-    def put(self, chunk: bytes) -> None:
-        if len(self._pending) >= self._DEPTH:
-            self._wait(self._pending.popleft())
-        self._pending.append(self._worker.submit(self._write, chunk))
-
-    def close(self) -> None:
-        """Wait for the writes and close the file; CacheWriteError if one failed."""
-        failure: BaseException | None = None
-        for pending in self._pending:
-            failure = failure or pending.exception()
-        self._pending.clear()
-        self._worker.shutdown(wait=True)
-        try:
-            self._out.close()
-        except OSError as exc:
-            failure = failure or exc
-        if failure is not None:
-            raise CacheWriteError(f"{self._what} ({failure})") from failure
-
-    def hexdigest(self) -> str:
-        return self._digest.hexdigest()
-
-    def _write(self, chunk: bytes) -> None:
-        self._digest.update(chunk)
-        self._out.write(chunk)
-
-    def _wait(self, pending: Future[None]) -> None:
-        try:
-            pending.result()
-        except OSError as exc:
-            raise CacheWriteError(f"{self._what} ({exc})") from exc
 
 
 def _own_version() -> str:

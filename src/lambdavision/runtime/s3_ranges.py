@@ -27,10 +27,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.client
 import math
 import mmap
-import re
 import socket
 import threading
 import time
@@ -40,10 +38,8 @@ from types import TracebackType
 from lambdavision.core.errors import ArtifactError, ObjectChanged
 from lambdavision.core.sigv4 import GetRequest
 from lambdavision.runtime import s3get
-from lambdavision.runtime.s3_body import describe
-from lambdavision.runtime.s3_errors import ERROR_BODY_CAP, parse_error
+from lambdavision.runtime.range_get import CONTENT_RANGE, Retry, filling, open_range, read_into, transient
 from lambdavision.runtime.s3_object import S3Object
-from lambdavision.runtime.settings import S3_TIMEOUT_ENV
 
 MIB = 1024 * 1024
 FIRST_BYTES = 8 * MIB  # AWS's typical range size; an object up to this size keeps one GET
@@ -52,11 +48,6 @@ WINDOW_BYTES = 32 * MIB  # parts in flight ahead of the reader, together: its me
 MIN_PART_BYTES = 1 * MIB
 BLOCK = 1 * MIB
 ATTEMPTS = 3
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-
-
-class _Retry(Exception):
-    """A part's GET failed in a way a new connection may get past."""
 
 
 def plan(total: int, connections: int, first: int = FIRST_BYTES) -> list[tuple[int, int]]:
@@ -84,7 +75,7 @@ def open_object(request: GetRequest, connections: int) -> S3Object | RangedObjec
         if " S3 said InvalidRange:" not in exc.message:
             raise
         return s3get.open_get(request)  # an empty object has no byte 0: S3 answers 416 to any range
-    match = _CONTENT_RANGE.fullmatch((first.content_range or "").strip())
+    match = CONTENT_RANGE.fullmatch((first.content_range or "").strip())
     if match is None or not first.etag or int(match.group(3)) <= FIRST_BYTES:
         return first  # the whole object (or a server without ranges, or no ETag to pin a version)
     return RangedObject(request, first, int(match.group(3)), plan(int(match.group(3)), connections), connections)
@@ -258,11 +249,11 @@ class RangedObject:
                 try:
                     if first is not None:  # part 0 arrives on the first GET's own answer
                         source, first = first, None
-                        self._pump(part, _filling(source.stream.read))
+                        self._pump(part, filling(source.stream.read))
                     else:
                         self._fetch_once(part)
-                except (_Retry, ArtifactError) as exc:
-                    if isinstance(exc, ObjectChanged) or (isinstance(exc, ArtifactError) and not _transient(exc)):
+                except (Retry, ArtifactError) as exc:
+                    if isinstance(exc, ObjectChanged) or (isinstance(exc, ArtifactError) and not transient(exc)):
                         raise
                     failures += 1
                     if failures >= ATTEMPTS:
@@ -282,56 +273,16 @@ class RangedObject:
 
     def _fetch_once(self, part: _Part) -> None:
         offset, last = part.start + part.received, part.end - 1
-        headers = {**self._request.headers, "Range": f"bytes={offset}-{last}", "If-Match": f'"{self.etag}"'}
-        connection = s3get.connection_for(self._request)
         try:
+            connection, response = open_range(
+                self._request, self.etag, self.content_length, offset, last, lambda sock: setattr(part, "sock", sock)
+            )
             try:
-                connection.putrequest("GET", self._request.target, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers.items():
-                    connection.putheader(name, value)
-                connection.putheader("Accept-Encoding", "identity")
-                connection.putheader("User-Agent", s3get.USER_AGENT)
-                connection.endheaders()
-                part.sock = connection.sock
-                response = connection.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                raise _Retry(_describe(exc, self._request.timeout)) from exc
-            self._check(response, offset, last)
-            self._pump(part, lambda view: _read_into(response, view, self._request.timeout))
+                self._pump(part, lambda view: read_into(response, view, self._request.timeout))
+            finally:
+                connection.close()
         finally:
             part.sock = None
-            connection.close()
-
-    def _check(self, response: http.client.HTTPResponse, offset: int, last: int) -> None:
-        status = response.status
-        if status == 206:
-            match = _CONTENT_RANGE.fullmatch((response.getheader("Content-Range") or "").strip())
-            etag = (response.getheader("ETag") or "").strip().strip('"')
-            if match is None or int(match.group(1)) != offset or int(match.group(2)) > last:
-                got = response.getheader("Content-Range")
-                raise ArtifactError(f"{self.uri}: S3 answered a GET of bytes {offset}-{last} with Content-Range {got}")
-            if int(match.group(3)) != self.content_length or (etag and etag != self.etag):
-                raise ObjectChanged(
-                    f"{self.uri}: the object changed while it was read (ETag {self.etag}, now {etag or '?'}; "
-                    f"{self.content_length} bytes, now {match.group(3)})"
-                )
-            return
-        body = response.read(ERROR_BODY_CAP) if status >= 300 else b""
-        code, message = parse_error(body)
-        if status == 412:
-            raise ObjectChanged(
-                f"{self.uri}: the object changed while it was read (S3 said {code or 412}: "
-                f"its ETag is no longer {self.etag})"
-            )
-        if status >= 500:
-            raise _Retry(f"S3 answered HTTP {status}{f' ({code})' if code else ''}")
-        if status == 200:
-            raise ArtifactError(
-                f"{self.uri}: the server answered a byte range with the whole object (no range support)"
-            )
-        raise ArtifactError(
-            f"{self.uri}: S3 said {code or status}: {message or response.reason} (bytes {offset}-{last})"
-        )
 
     def _pump(self, part: _Part, read_into: Callable[[memoryview], int]) -> None:
         """Fill the part's map from `read_into`, waking the reader after each piece."""
@@ -343,40 +294,10 @@ class RangedObject:
                 with view[part.received : min(part.size, part.received + BLOCK)] as room:
                     count = read_into(room)
                 if not count:
-                    raise _Retry(f"the answer ended after {part.received} of the part's {part.size} bytes")
+                    raise Retry(f"the answer ended after {part.received} of the part's {part.size} bytes")
                 with self._cond:
                     part.received += count
                     self._cond.notify_all()
-
-
-def _read_into(response: http.client.HTTPResponse, room: memoryview, timeout: float) -> int:
-    """Some bytes of a range's answer into `room` (0 at its end); a failure a new connection may get past is _Retry."""
-    try:
-        return response.readinto(room)
-    except (OSError, http.client.HTTPException) as exc:
-        raise _Retry(_describe(exc, timeout)) from exc
-
-
-def _filling(read: Callable[[int], bytes]) -> Callable[[memoryview], int]:
-    """A `read(size)` (s3get's first GET body) as a `read_into(room)`."""
-
-    def read_into(room: memoryview) -> int:
-        data = read(len(room))
-        room[: len(data)] = data
-        return len(data)
-
-    return read_into
-
-
-def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no data for {timeout:g} s ({S3_TIMEOUT_ENV})"
-    return describe(exc)
-
-
-def _transient(exc: ArtifactError) -> bool:
-    """Errors of the first GET's body (s3get's words) worth a new connection: cut, stalled, truncated."""
-    return "cannot read from S3:" in exc.message
 
 
 __all__ = ["FIRST_BYTES", "ObjectChanged", "RangedObject", "open_object", "plan"]
