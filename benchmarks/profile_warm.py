@@ -43,9 +43,9 @@ sys.path.insert(0, str(REPO / "src"))
 
 from lambdavision.bench import ImageServer, parse_server_timing  # noqa: E402
 from lambdavision.bench_emulation import preload, s3_env, shaped_s3, upload  # noqa: E402
-from lambdavision.handler import App  # noqa: E402
 from lambdavision.local.cpu_quota import CpuLimiter  # noqa: E402
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
+from lambdavision.runtime.app import App  # noqa: E402
 from lambdavision.runtime.settings import Settings  # noqa: E402
 
 DEFAULT_IMAGES = [

@@ -21,7 +21,7 @@ import pytest
 
 from lambdavision.core.errors import BadRequest, UpstreamError
 from lambdavision.core.event_builders import build_rest_v1_event
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy, fetch
 from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.image_server import ImageServer, RawServer

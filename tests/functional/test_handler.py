@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event, invocation_event
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.image_server import ImageServer

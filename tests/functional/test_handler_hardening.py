@@ -12,7 +12,7 @@ from types import SimpleNamespace
 import pytest
 
 from lambdavision.core.event_builders import build_rest_v1_event
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
 

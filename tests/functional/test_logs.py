@@ -26,7 +26,7 @@ import pytest
 from lambdavision.aws.logs import LogEvent, ReadableLog, parse_time, summarise_metrics
 from lambdavision.core.errors import BadRequest
 from lambdavision.core.event_builders import build_rest_v1_event
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.colour import colour_image

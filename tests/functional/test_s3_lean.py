@@ -1,4 +1,4 @@
-"""The model read from S3 with one signed stdlib GET (core.s3get), against moto and scripted servers.
+"""The model read from S3 with one signed stdlib GET (core.sigv4 + runtime.s3get), against moto and scripted servers.
 
 moto (shared server) serves the happy paths and S3's own error answers; a moto server of this
 file's own enforces IAM, so it checks our SigV4 signatures for real (wrong secret refused, right

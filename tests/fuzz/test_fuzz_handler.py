@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget

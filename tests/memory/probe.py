@@ -25,7 +25,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from lambdavision.core.event_builders import build_rest_v1_event
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
 from tests.memory.shapes import Shape, from_dict

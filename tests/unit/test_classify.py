@@ -75,7 +75,7 @@ def test_threads_follow_lambda_vcpus(
 
 def test_a_sigmoid_head_answers_every_label_over_its_threshold() -> None:
     from lambdavision.core.classify import Classifier
-    from lambdavision.core.manifest import Head
+    from lambdavision.core.head import Head
     from lambdavision.core.preprocess import Preprocessing
 
     class Fixed:

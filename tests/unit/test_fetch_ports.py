@@ -9,7 +9,7 @@ import pytest
 from lambdavision.core.errors import ConfigError
 from lambdavision.core.redact import RedactingFilter, redact_text, redact_url
 from lambdavision.core.urlpolicy import DEFAULT_PORTS, FetchPolicy, parse_url
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
 from lambdavision.runtime.settings import Settings
 
 

@@ -1,4 +1,4 @@
-"""core.s3get without sockets: its SigV4 signature and URLs are botocore's and boto3's, to the byte."""
+"""core.sigv4 and runtime.s3get, no sockets: the SigV4 signature and URLs are botocore's and boto3's, to the byte."""
 
 from __future__ import annotations
 

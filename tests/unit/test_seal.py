@@ -1,4 +1,4 @@
-"""core.seal: the private cache parent and the record a cached serving folder is checked against."""
+"""runtime.seal: the private cache parent and the record a cached serving folder is checked against."""
 
 from __future__ import annotations
 

@@ -29,15 +29,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from lambdavision.core.errors import ArtifactError
-from lambdavision.core.manifest import (
-    CLASSES_NAME,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    ONNX_DATA_NAME,
-    ONNX_NAME,
-    Head,
-    Manifest,
-)
+from lambdavision.core.head import Head
+from lambdavision.core.manifest import CLASSES_NAME, FORMAT_VERSION, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Manifest
 
 if TYPE_CHECKING:
     # Imported where used at run time: core.preprocess brings numpy and Pillow, and this module

@@ -11,12 +11,12 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from lambdavision.core.errors import ArtifactError
+from lambdavision.core.head import Head
 from lambdavision.core.manifest import (
     CLASSES_NAME,
     MANIFEST_NAME,
     ONNX_DATA_NAME,
     ONNX_NAME,
-    Head,
     Manifest,
     format_version_for,
     is_bare_name,

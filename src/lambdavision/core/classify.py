@@ -16,7 +16,7 @@ import numpy as np
 
 from lambdavision.core.decode import DEFAULT_MEMORY_BUDGET, MemoryBudget
 from lambdavision.core.errors import ArtifactError, BadRequest, LambdaVisionError
-from lambdavision.core.manifest import Head
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import DEFAULT_MAX_PIXELS, Preprocessing, preprocess
 
 

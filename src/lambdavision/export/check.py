@@ -20,7 +20,7 @@ import numpy as np
 
 from lambdavision.core.classify import probabilities
 from lambdavision.core.errors import ExportError, LambdaVisionError
-from lambdavision.core.manifest import Head
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import Preprocessing, preprocess
 from lambdavision.export.photos import images_in, write_check_photos
 from lambdavision.export.torch_onnx import first_line

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from lambdavision.core.errors import ExportError
-from lambdavision.core.manifest import Head, sigmoid_head
+from lambdavision.core.head import Head, sigmoid_head
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.core.steps import FastaiCropPad, FastaiResize, Step
 from lambdavision.export.check import ReadModel

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from lambdavision.core.errors import ExportError
-from lambdavision.core.manifest import Head
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.core.steps import CenterCrop, Resize, Step
 from lambdavision.export.check import ReadModel

@@ -18,7 +18,7 @@ from typing import Any
 
 from lambdavision.core.artifact import Manifest
 from lambdavision.core.errors import ExportError
-from lambdavision.core.manifest import Head
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from lambdavision.export.check import CHECK_TOLERANCE, ReadModel, check_photos
 from lambdavision.export.torch_onnx import (

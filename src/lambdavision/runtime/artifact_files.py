@@ -20,7 +20,8 @@ from lambdavision.core.artifact import DEFAULT_LIMITS, Artifact, Limits, decode_
 from lambdavision.core.artifact_pack import pack_artifact
 from lambdavision.core.artifact_scan import scan_artifact
 from lambdavision.core.errors import ArtifactError, CacheWriteError
-from lambdavision.core.manifest import CLASSES_NAME, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Head, Manifest
+from lambdavision.core.head import Head
+from lambdavision.core.manifest import CLASSES_NAME, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Manifest
 from lambdavision.core.tarstream import ByteStream
 from lambdavision.runtime.seal import UnsafeFolder, ensure_private_dir, write_seal
 from lambdavision.runtime.unpack_sink import folder_sink
@@ -67,7 +68,7 @@ def unpack_for_serving(
     path, without gunzipping. If `dest` already holds this same model (another process unpacked it
     first), that copy is used; if it holds another model, that is an error, never a silent swap.
     A classic artifact (no ONNX) is returned as read, and nothing is written. `dest`'s parent is
-    created 0700 and must be this user's (core.seal); with `seal`, the folder also gets a record
+    created 0700 and must be this user's (runtime.seal); with `seal`, the folder also gets a record
     of its files (`check_seal` finds any later change), written before it appears under `dest`.
     """
     try:

@@ -24,7 +24,7 @@ log = logging.getLogger("lambdavision")
 def cached_copy(cached: Path, uri: str) -> Artifact | None:
     """The unpacked copy of this object version, if the cache holds a whole one, unchanged.
 
-    The cache folder must be this user's alone (0700, core.seal), and the copy must match the
+    The cache folder must be this user's alone (0700, runtime.seal), and the copy must match the
     record written with it: sizes and times of every file, sha256 of the manifest, the class list
     and a format-2 graph. A copy that changed or lost a file (an edit, a /tmp cleaner) is removed,
     so this load downloads the model again instead of serving it, or of every later load failing.

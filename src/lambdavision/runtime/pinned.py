@@ -157,7 +157,11 @@ def _tls_context_for(cafile: str | None, capath: str | None) -> ssl.SSLContext:
 
 
 def tls_context() -> ssl.SSLContext:
-    """The default verifying context, built once per trust-store setting (it costs ~20 ms)."""
+    """The default verifying context, built once per trust-store setting (it costs ~20 ms).
+
+    The two variables are OpenSSL's, read by it at each context build, not settings of ours (so not
+    in `runtime.settings`): they only key the cache, so a changed trust store gets a new context.
+    """
     return _tls_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
 
 

@@ -4,7 +4,7 @@ S3 gives each connection roughly 85-90 MB/s and recommends concurrent byte-range
 for large objects (AWS, "Performance design patterns for Amazon S3"). So:
 
 - the first GET asks for the first 8 MiB (`FIRST_BYTES`); an object no larger comes whole in that
-  one GET, read as before (`core.s3get`), and so does the answer of a server that ignores ranges;
+  one GET, read as before (`runtime.s3get`), and so does the answer of a server that ignores ranges;
 - for a larger object, its 206 answer gives the size and ETag, and the rest is cut into parts
   (`plan`): as many connections as the unpack can use at this vCPU share, ~9 per vCPU (it digests
   ~750 MB/s per vCPU less what the imports beside it take; a connection brings 50-65 MB/s once
