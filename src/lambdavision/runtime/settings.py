@@ -77,7 +77,7 @@ class S3Settings:
     region_name: str | None = None  # AWS_REGION, else AWS_DEFAULT_REGION; None: unset
     endpoint: str | None = None  # AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL (path-style)
     timeout: float = DEFAULT_S3_TIMEOUT_S
-    connections: int = 2
+    connections: int = MAX_CONNECTIONS  # what no memory size gives (1 vCPU)
     ca_bundle: str | None = None
     # A proxy, a FIPS or dual-stack endpoint: what only boto3 does (the lean GET steps aside).
     wants_boto3: bool = False
