@@ -1,6 +1,7 @@
-"""What the Lambda function does with the world: settings, model source and cache, S3 reads, fetch.
+"""The Lambda function itself, one floor above the pure `core`: its App, its settings, and what it
+does with the world (model source and cache, S3 reads, image fetch, the inference backend).
 
-One floor above the pure `core`: sockets, TLS, threads, files and the environment live here (and
-only here, in the function's package). Imports `core` and the standard library; numpy and ONNX
-Runtime only where a model is loaded (`loader`, `backends`), lazily.
+Sockets, TLS, threads, files and the environment live here (and only here, in the function's
+package); it imports nothing of lambdavision but `core` (import-linter's contract). ONNX Runtime
+and torch are imported only when a model loads; boto3 only when the lean S3 GET cannot serve.
 """
