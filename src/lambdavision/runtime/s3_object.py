@@ -27,9 +27,12 @@ class _ReadAhead:
     blocks are in flight. One worker runs the fetches, so blocks come in order; a fetch's failure
     is raised by the read that reaches it, in the body's words.
 
-    Worth it: a 102 MB ResNet-50 artifact read by one GET from the benchmarks' shaped S3 (30 ms to the
-    first byte, 85 MB/s) took a median 1,257 ms with it against 1,359 ms without, and 1,482 against
-    2,074 ms in a second round (5 runs each, 2 shared cores: `benchmarks/threads_ab.py MODEL --runs 5`).
+    Measured (`benchmarks/threads_ab.py MODEL --runs N`: a 102 MB ResNet-50 artifact by one GET from the
+    benchmarks' shaped S3, 30 ms to the first byte, 85 MB/s): on a quiet machine it buys nothing, the
+    read being bandwidth-bound (1,240 ms with it and without, 9 runs); with the 2 cores busy it bought
+    22-590 ms (medians 1,257 / 1,279, 1,257 / 1,359 and 1,482 / 2,074 ms, 5 runs each), the unpack then
+    competing for CPU as it does in the function beside its imports. Kept for that; one GET serves objects up to 8 MiB
+    and LAMBDAVISION_S3_CONNECTIONS=1 only (larger ones: `runtime.s3_ranges`).
     """
 
     DEPTH = 4

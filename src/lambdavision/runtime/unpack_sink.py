@@ -22,9 +22,9 @@ class FolderSink:
     Hashing and writing run in a second thread while the caller's reads (the download, gunzip and
     tar parsing) go on: sha256, file writes, zlib and socket reads all release the GIL, so on two
     cores a 100 MB model unpacks in about the time of the slower half instead of the sum: 129 -> ~80 ms
-    from memory; read from the benchmarks' shaped S3 by ranged GETs (102 MB ResNet-50, 5 runs, 2 shared
-    cores: `benchmarks/threads_ab.py MODEL --runs 5`) a median 1,223 ms with the thread against 1,424 ms
-    inline, and 1,127 against 1,205 ms in a second round.
+    from memory. Read from the benchmarks' shaped S3 by ranged GETs (`benchmarks/threads_ab.py MODEL`,
+    102 MB ResNet-50): a median 492 ms with the thread against 531 ms inline on a quiet machine (9 runs),
+    with the 2 cores busy 1,223 against 1,424 and 1,127 against 1,205 ms, once 783 against 690 (5 runs).
     """
 
     def __init__(self, folder: Path) -> None:
