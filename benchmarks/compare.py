@@ -57,7 +57,6 @@ from benchmarks.conditions import CORE_VARIANTS, Condition, conditions, conditio
 from lambdavision.bench import (
     DEFAULT_TIMEOUT_S,
     HANDLER,
-    BenchError,
     BenchFunction,
     ColdRun,
     Floor,
@@ -73,12 +72,14 @@ from lambdavision.bench import (
 from lambdavision.bench_emulation import DecodeFloor, WorkerGroup, preload
 from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.cfn import FunctionSpec
-from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
+from lambdavision.core.artifact import FORMAT_VERSION
+from lambdavision.core.errors import BenchError
 from lambdavision.local import simulated_aws
 from lambdavision.local.cpu_quota import CpuLimiter
 from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, ShapedS3, Shaping
-from lambdavision.model_source import BUNDLED_DIR
 from lambdavision.pricing import Prices, cost_per_million, load_prices
+from lambdavision.runtime.artifact_files import unpack_for_serving
+from lambdavision.runtime.model_source import BUNDLED_DIR
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO / "benchmarks" / "baseline"
@@ -137,8 +138,8 @@ def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: 
     name = folder.name
     import torch
 
-    from lambdavision.core.artifact import read_artifact, write_artifact
     from lambdavision.export import export
+    from lambdavision.runtime.artifact_files import read_artifact, write_artifact
     from lambdavision.zoo import resnet50, small_cnn
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -184,8 +185,8 @@ def build_int8(serving: Path, out: Path, cache: Path) -> tuple[Path | None, str]
         return None, "not available: `lambdavision export --quantize int8` is not implemented yet"
     if out.is_file():
         return out, INT8_NOTE
-    from lambdavision.core.artifact import read_artifact
     from lambdavision.core.preprocess import preprocess
+    from lambdavision.runtime.artifact_files import read_artifact
 
     log("models: quantising to int8 (static, calibrated on generated photos)")
     prep = read_artifact(serving).preprocessing

@@ -93,7 +93,7 @@ def write_app(folder: Path, model: Path, threads: int | None) -> Path:
 def direct_caller(model: Path, body: bytes) -> Callable[[], int]:
     """Load the handler in this process; return a call of it on the event start-api would send."""
     os.environ["MODEL_URI"] = str(model.resolve())
-    from lambdavision.core.events import invocation_event
+    from lambdavision.core.event_builders import invocation_event
     from lambdavision.handler import lambda_handler
 
     event = invocation_event(body, binary=False, headers=[("Content-Length", str(len(body)))])

@@ -43,9 +43,10 @@ sys.path.insert(0, str(REPO / "src"))
 
 from lambdavision.bench import ImageServer, parse_server_timing  # noqa: E402
 from lambdavision.bench_emulation import preload, s3_env, shaped_s3, upload  # noqa: E402
-from lambdavision.handler import App  # noqa: E402
 from lambdavision.local.cpu_quota import CpuLimiter  # noqa: E402
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
+from lambdavision.runtime.app import App  # noqa: E402
+from lambdavision.runtime.settings import Settings  # noqa: E402
 
 DEFAULT_IMAGES = [
     REPO / "benchmarks/.cache/images/photo-640x480.jpg",
@@ -174,13 +175,13 @@ def _leave(path: Path, by_thread: bool, me: int) -> None:
 def profile_download(env: dict[str, str], out: Path) -> None:
     """The S3 read alone, in this thread (the function runs it in a thread of its own, beside the imports):
     its call tree, and its CPU time against its wall time, which says whether the share or the network bounds it."""
-    from lambdavision import model_source
+    from lambdavision.runtime import model_source
 
     fresh = {**env, "LAMBDAVISION_CACHE_DIR": tempfile.mkdtemp(prefix="profile-cache-")}
     profiler = Profiler(interval=0.0005)
     wall, cpu = time.perf_counter(), time.process_time()
     profiler.start()
-    model_source.open_s3_artifact(fresh["MODEL_URI"], fresh)
+    model_source.open_s3_artifact(fresh["MODEL_URI"], Settings.from_env(fresh))
     profiler.stop()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"S3 read alone: {wall * 1000:.0f} ms, {cpu * 1000:.0f} ms of CPU (every thread of this process)")

@@ -32,7 +32,7 @@ console = Console()
 
 
 def api_gateway_event(image: bytes) -> dict[str, object]:
-    from lambdavision.core.events import invocation_event
+    from lambdavision.core.event_builders import invocation_event
 
     return invocation_event({"image": base64.b64encode(image).decode("ascii")})
 

@@ -215,8 +215,8 @@ def write_samples(directory: Path) -> list[Path]:
 def write_int8(out_dir: Path) -> int:
     """demo/model-int8.tar.gz: the float demo model quantised, calibrated on generated images and
     judged on others (never the training set)."""
+    from lambdavision.core.errors import ExportError
     from lambdavision.core.preprocess import preprocess
-    from lambdavision.export import ExportError
     from lambdavision.quantize import quantize_int8
 
     def inputs(per_class: int, seed: int) -> list[np.ndarray]:

@@ -15,7 +15,7 @@ from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.aws.template_names import FUNCTION_ID
 from lambdavision.cfn import dump_template
 from lambdavision.core.errors import BadRequest
-from lambdavision.core.events import dumps_event, invocation_event
+from lambdavision.core.event_builders import dumps_event, invocation_event
 
 DEFAULT_IMAGE_URL = "https://example.com/images/dog.jpg"
 DEFAULT_STACK_NAME = "pytorch-sam-app"

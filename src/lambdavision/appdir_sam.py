@@ -30,10 +30,10 @@ from typing import Any
 
 from lambdavision.appdir import FUNCTION_APP
 from lambdavision.aws.template_names import check_runtime
-from lambdavision.cfn import TemplateError, dump_template, find_default_template, is_sam, load_functions
+from lambdavision.cfn import dump_template, find_default_template, is_sam, load_functions
 from lambdavision.cfn import parse_template as parse_template_text
 from lambdavision.cfn.intrinsics import referenced_ids
-from lambdavision.core.errors import BadRequest
+from lambdavision.core.errors import BadRequest, TemplateError
 
 # Lambda's deprecated Python runtimes (no new functions); any other older one cannot load onnxruntime either.
 RETIRED = frozenset({"python2.7", "python3.6", "python3.7", "python3.8"})

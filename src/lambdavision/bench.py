@@ -38,14 +38,15 @@ import numpy as np
 from lambdavision.bench_emulation import BENCH_BUCKET, LAMBDA, Emulation, preload, s3_env, shaped_s3, upload
 from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.cfn import FunctionSpec
-from lambdavision.core.artifact import unpack_for_serving
-from lambdavision.core.errors import LambdaVisionError
-from lambdavision.core.events import invocation_event, parse_proxy_response
+from lambdavision.core.errors import BenchError, LambdaVisionError
+from lambdavision.core.event_builders import invocation_event
+from lambdavision.core.proxy_response import parse_proxy_response
 from lambdavision.local.cpu_quota import CpuLimiter, CpuShare
 from lambdavision.local.environment import Invocation
 from lambdavision.local.pool import FunctionPool
-from lambdavision.model_source import BUNDLED_DIR
 from lambdavision.pricing import Cost, Prices, cost_per_million, load_prices
+from lambdavision.runtime.artifact_files import unpack_for_serving
+from lambdavision.runtime.model_source import BUNDLED_DIR
 
 HANDLER = "lambdavision.handler.lambda_handler"
 DEFAULT_MEMORY_SIZES = (1024, 2048, 3008)
@@ -58,10 +59,6 @@ DEFAULT_TIMEOUT_S = 900
 MB_PER_VCPU = 1769
 
 ProgressFn = Callable[[str], None]
-
-
-class BenchError(LambdaVisionError):
-    """A measurement could not be taken: the function failed, or the inputs are unusable."""
 
 
 # --- statistics -------------------------------------------------------------------------------
@@ -409,7 +406,7 @@ class WarmFunction:
 
 _FLOOR_WORKER = """
 import sys, time
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.loader import load_classifier
 classifier = load_classifier(sys.argv[1], environ={"LAMBDAVISION_THREADS": sys.argv[2]})
 with open(sys.argv[3], "rb") as image:
     batch = classifier.preprocess(image.read())[None]
@@ -483,9 +480,9 @@ def onnx_floor(model: str | os.PathLike[str], image: bytes, threads: int, runs: 
 
 def threads_for_memory(memory_mb: int) -> int:
     """The intra-op threads the handler picks at this memory size on this machine."""
-    from lambdavision.backends import threads_for
+    from lambdavision.runtime.settings import Settings
 
-    return threads_for({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb)}) or (os.cpu_count() or 1)
+    return Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb)}).threads or (os.cpu_count() or 1)
 
 
 # --- `lambdavision bench`: one model, several memory sizes ------------------------------------

@@ -131,11 +131,12 @@ def upload(endpoint: str, files: Mapping[str, Path], bucket: str = BENCH_BUCKET)
 def preload(stand_in: ShapedS3, keys: Iterable[str], scratch: Path, bucket: str = BENCH_BUCKET) -> None:
     """Fill the stand-in's copy of each object now: no measured cold start pays moto's whole read (a
     100 MB object took the first GET 150-370 ms here, which S3 would not)."""
-    from lambdavision.core import s3get
+    from lambdavision.runtime import s3get
+    from lambdavision.runtime.settings import Settings
 
-    env = s3_env(stand_in.url, scratch)
+    s3 = Settings.from_env(s3_env(stand_in.url, scratch)).s3
     for key in keys:
-        request = s3get.build_get(bucket, key, env)
+        request = s3get.build_get(bucket, key, s3)
         if request is not None:
             stand_in.current(request.target, dict(request.headers))
 
@@ -144,7 +145,7 @@ def preload(stand_in: ShapedS3, keys: Iterable[str], scratch: Path, bucket: str 
 
 _DECODE_WORKER = """
 import sys, time
-from lambdavision.core.artifact import read_serving_dir, read_artifact
+from lambdavision.runtime.artifact_files import read_serving_dir, read_artifact
 from lambdavision.core.preprocess import decode_image
 from pathlib import Path
 model = Path(sys.argv[1])

@@ -19,17 +19,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import PricingError
 
 MIN_MEMORY_MB = 128
 MAX_MEMORY_MB = 10_240
 ARCHITECTURES = ("x86_64", "arm64")
 API_KINDS = ("rest", "http")
 MILLION = 1_000_000
-
-
-class PricingError(LambdaVisionError):
-    """The price table is unreadable, or a cost was asked for something Lambda does not offer."""
 
 
 @dataclass(frozen=True)

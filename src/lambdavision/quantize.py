@@ -16,11 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from lambdavision.core.artifact import Manifest, read_artifact, write_artifact
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.artifact import Manifest
+from lambdavision.core.errors import ExportError, LambdaVisionError
 from lambdavision.core.preprocess import Preprocessing
-from lambdavision.export import ExportError, first_line, quiet_torch
+from lambdavision.export import first_line, quiet_torch
 from lambdavision.onnx_weights import join_weights, split_weights
+from lambdavision.runtime.artifact_files import read_artifact, write_artifact
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,9 @@ import numpy as np
 import onnx
 import pytest
 
-from lambdavision.core.artifact import write_artifact
-from lambdavision.loader import load_classifier
-from lambdavision.model_source import cache_dir
+from lambdavision.runtime.artifact_files import write_artifact
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import COLOUR_PREP, COLOURS, colour_image, colour_onnx
 
 BUCKET = "models"
@@ -70,7 +70,7 @@ def test_a_fresh_cache_parent_is_created_private(env: dict[str, str]) -> None:
 
 
 def test_the_default_cache_parent_is_this_users() -> None:
-    assert cache_dir({}).name == f"lambdavision-cache-{os.getuid()}"
+    assert Settings.from_env({}).cache_dir.name == f"lambdavision-cache-{os.getuid()}"
 
 
 def test_an_edited_class_list_is_not_served(env: dict[str, str], caplog: pytest.LogCaptureFixture) -> None:

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lambdavision.backends import TorchScriptBackend
-from lambdavision.core.artifact import read_artifact
 from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.artifact_files import read_artifact
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.torchscript import TorchScriptBackend
 from tests.unit.test_preprocess import photo_like, torch_reference
 
 
@@ -41,7 +41,7 @@ def test_torchscript_without_torch_says_what_to_do(classic_artifact: Path, monke
         TorchScriptBackend(artifact.torchscript, str(classic_artifact), 224)
     # Inside a Lambda function (deployed, or the built package run locally) only converting helps.
     with pytest.raises(ArtifactError) as inside:
-        TorchScriptBackend(artifact.torchscript, "s3://b/k", 224, {"AWS_LAMBDA_FUNCTION_NAME": "Fn"})
+        TorchScriptBackend(artifact.torchscript, "s3://b/k", 224, in_lambda=True)
     assert "a Lambda package carries no torch" in inside.value.message and "pip install" not in inside.value.message
 
 

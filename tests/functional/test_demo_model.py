@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from lambdavision.core.artifact import read_artifact
 from lambdavision.core.classify import Classifier
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.artifact_files import read_artifact
+from lambdavision.runtime.loader import load_classifier
 
 
 @pytest.fixture(scope="module")

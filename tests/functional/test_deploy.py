@@ -28,20 +28,14 @@ from click.testing import CliRunner
 import lambdavision
 from lambdavision.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.config import build_default_map, load_default_map
-from lambdavision.aws.deploy import (
-    DeployError,
-    StackEvent,
-    effective_parameters,
-    latest_event_id,
-    raise_if_failed,
-    wait_for_stack,
-)
+from lambdavision.aws.deploy import StackEvent, effective_parameters, latest_event_id, raise_if_failed, wait_for_stack
 from lambdavision.aws.package import runtime_files
-from lambdavision.aws.session import AwsError, aws_errors
+from lambdavision.aws.session import aws_errors
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.cfn import dump_template
 from lambdavision.cfn import parse_template as load_template
 from lambdavision.cli import cli
+from lambdavision.core.errors import AwsError, DeployError
 
 BIN = Path(sys.executable).parent
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "demo" / "model.tar.gz"
@@ -616,7 +610,7 @@ def test_pyproject_table_and_config_errors(tmp_path: Path) -> None:
     nested = build_default_map(cli, {"local": {"start-api": {"port": 3001}}}, "lambdavision.toml")
     assert nested["local"] == {"start-api": {"port": 3001}}  # [local.start-api]
 
-    from lambdavision.aws.config import ConfigError
+    from lambdavision.core.errors import OptionsFileError
 
     for table, message in [
         ({"deploi": {}}, "not a lambdavision command"),
@@ -624,10 +618,10 @@ def test_pyproject_table_and_config_errors(tmp_path: Path) -> None:
         ({"deploy": {"stack-name": ["a", "b"]}}, "takes one value"),
         ({"deploy": "x"}, "must be a table"),
     ]:
-        with pytest.raises(ConfigError, match=message):
+        with pytest.raises(OptionsFileError, match=message):
             build_default_map(cli, table, "lambdavision.toml")
     (deep / "lambdavision.toml").write_text("[deploy\n")
-    with pytest.raises(ConfigError, match="TOML"):
+    with pytest.raises(OptionsFileError, match="TOML"):
         load_default_map(cli, deep, environ={})
     explicit = tmp_path / "elsewhere.toml"
     explicit.write_text('[deploy]\nstack-name = "explicit"\n')

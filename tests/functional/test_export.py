@@ -22,19 +22,13 @@ from click.testing import CliRunner
 from torch import nn
 
 from lambdavision.cli import cli
-from lambdavision.core.artifact import (
-    CLASSES_NAME,
-    MANIFEST_NAME,
-    ONNX_DATA_NAME,
-    ONNX_NAME,
-    Artifact,
-    read_artifact,
-)
-from lambdavision.core.errors import ArtifactError
+from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Artifact
+from lambdavision.core.errors import ArtifactError, ExportError
 from lambdavision.core.preprocess import Preprocessing
-from lambdavision.export import ExportError, convert, export, measure_agreement
-from lambdavision.loader import load_classifier
+from lambdavision.export import convert, export, measure_agreement
 from lambdavision.quantize import load_image_dir, quantize_int8
+from lambdavision.runtime.artifact_files import read_artifact
+from lambdavision.runtime.loader import load_classifier
 from lambdavision.zoo import resnet50, small_cnn
 from tests.fixtures.models import REPO, TINY_CLASSES, TINY_INPUT_SIZE
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from lambdavision.core.artifact import read_artifact
+from lambdavision.runtime.artifact_files import read_artifact
 
 LAMBDAVISION = str(Path(sys.executable).with_name("lambdavision"))
 

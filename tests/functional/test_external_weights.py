@@ -9,17 +9,10 @@ import numpy as np
 import onnx
 import pytest
 
-from lambdavision.core.artifact import (
-    ONNX_DATA_NAME,
-    ONNX_NAME,
-    Artifact,
-    read_artifact,
-    read_serving_dir,
-    unpack_for_serving,
-    write_artifact,
-)
+from lambdavision.core.artifact import ONNX_DATA_NAME, ONNX_NAME, Artifact
 from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.artifact_files import read_artifact, read_serving_dir, unpack_for_serving, write_artifact
+from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.models import TINY_INPUT_SIZE
 
 

@@ -13,10 +13,11 @@ import pytest
 from click.testing import CliRunner
 
 from lambdavision.cli import cli
-from lambdavision.core.artifact import read_artifact
+from lambdavision.core.errors import ExportError
 from lambdavision.core.steps import CenterCrop, FastaiCropPad, FastaiResize, Resize
-from lambdavision.export import ExportError, export, export_fastai
+from lambdavision.export import export, export_fastai
 from lambdavision.export.photos import photo, write_check_photos
+from lambdavision.runtime.artifact_files import read_artifact
 from tests.fixtures.fastai_models import Trained, serve_without_torch
 
 MAX_DP = 0.02

@@ -26,7 +26,7 @@ from lambdavision.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.template import TemplateOptions
 from lambdavision.cfn import load_app as load_template
 from lambdavision.cli.start_api import LocalApi
-from lambdavision.core.artifact import write_artifact
+from lambdavision.runtime.artifact_files import write_artifact
 from tests.fixtures.colour import COLOUR_PREP, colour_image, colour_onnx
 from tests.fixtures.image_server import ImageServer
 

@@ -1,4 +1,4 @@
-"""`lambdavision.core.fetch` against real servers on 127.0.0.1 (HTTP, HTTPS and raw TCP)."""
+"""`lambdavision.runtime.fetch` against real servers on 127.0.0.1 (HTTP, HTTPS and raw TCP)."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ from lambdavision.core.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from lambdavision.core.fetch import Fetched, FetchPolicy, fetch, fetch_many
+from lambdavision.runtime.fetch import Fetched, FetchPolicy, fetch, fetch_many
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.image_server import PNG_BYTES, ImageServer, RawServer
 
 LOCAL = FetchPolicy(allow_private=True, connect_timeout=1.0, total_timeout=1.0)
@@ -93,7 +94,7 @@ def test_other_spellings_of_loopback_are_refused(image_server: ImageServer, host
 
 
 def test_loopback_is_allowed_by_the_environment_switch(image_server: ImageServer, allow_private_urls: None) -> None:
-    policy = FetchPolicy.from_env(os.environ)
+    policy = Settings.from_env(os.environ).policy
     assert policy.allow_private
     fetched = fetch(f"http://localhost:{port_of(image_server)}/png", policy)
     assert fetched.content == PNG_BYTES

@@ -20,10 +20,10 @@ from urllib.parse import quote
 import pytest
 
 from lambdavision.core.errors import BadRequest, UpstreamError
-from lambdavision.core.events import build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy, fetch
-from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.core.event_builders import build_rest_v1_event
+from lambdavision.runtime.app import App
+from lambdavision.runtime.fetch import FetchPolicy, fetch
+from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.image_server import ImageServer, RawServer
 
 LOCAL = FetchPolicy(allow_private=True, connect_timeout=1.0, total_timeout=2.0)

@@ -17,10 +17,10 @@ from typing import Any
 
 import pytest
 
-from lambdavision.core.events import build_http_v2_event, build_rest_v1_event, invocation_event
-from lambdavision.core.fetch import FetchPolicy
-from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event, invocation_event
+from lambdavision.runtime.app import App
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.image_server import ImageServer
 from tests.unit.test_preprocess import png_bomb
 
@@ -396,8 +396,8 @@ def test_405_says_what_is_allowed(app: App) -> None:
 def test_onnx_models_that_cannot_serve_are_refused_at_load() -> None:
     from onnx import TensorProto, helper
 
-    from lambdavision.backends import OnnxBackend
     from lambdavision.core.errors import ArtifactError
+    from lambdavision.runtime.backends import OnnxBackend
 
     def model(shape: list[Any]) -> bytes:
         graph = helper.make_graph(

@@ -11,10 +11,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from lambdavision.core.events import build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy
-from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.core.event_builders import build_rest_v1_event
+from lambdavision.runtime.app import App
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 
 CONTEXT = SimpleNamespace(aws_request_id="req-7f3a")
 

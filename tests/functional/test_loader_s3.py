@@ -8,11 +8,12 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdavision import model_source
-from lambdavision.core.artifact import write_artifact
 from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier
-from lambdavision.model_source import resolve_model_uri
+from lambdavision.runtime import s3_boto3
+from lambdavision.runtime.artifact_files import write_artifact
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.model_source import resolve_model_uri
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import COLOUR_PREP, COLOURS, colour_image, colour_onnx
 
 
@@ -27,14 +28,14 @@ def s3(aws_env: dict[str, str]) -> Any:
 def get_object_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every GetObject the loader sends, counted by a botocore event hook."""
     calls: list[str] = []
-    real = model_source._s3_client
+    real = s3_boto3._s3_client
 
     def counting_client(environ: Any) -> Any:
         client = real(environ)
         client.meta.events.register("before-call.s3.GetObject", lambda **kw: calls.append(kw["model"].name))
         return client
 
-    monkeypatch.setattr(model_source, "_s3_client", counting_client)
+    monkeypatch.setattr(s3_boto3, "_s3_client", counting_client)
     return calls
 
 
@@ -91,12 +92,14 @@ def test_corrupt_artifact_on_s3_is_refused(s3: Any, tmp_path: Path) -> None:
 
 def test_resolution_order(tmp_path: Path) -> None:
     (tmp_path / "model.tar.gz").write_bytes(b"x")
-    assert resolve_model_uri({"MODEL_URI": "s3://a/b", "LAMBDA_TASK_ROOT": str(tmp_path)}) == "s3://a/b"
+    assert (
+        resolve_model_uri(Settings.from_env({"MODEL_URI": "s3://a/b", "LAMBDA_TASK_ROOT": str(tmp_path)})) == "s3://a/b"
+    )
     bundled = {"LAMBDA_TASK_ROOT": str(tmp_path), "MODEL_BUCKET": "a", "MODEL_KEY": "b"}
-    assert resolve_model_uri(bundled) == str(tmp_path / "model.tar.gz")
-    assert resolve_model_uri({"MODEL_BUCKET": "a", "MODEL_KEY": "k/m.tar.gz"}) == "s3://a/k/m.tar.gz"
+    assert resolve_model_uri(Settings.from_env(bundled)) == str(tmp_path / "model.tar.gz")
+    assert resolve_model_uri(Settings.from_env({"MODEL_BUCKET": "a", "MODEL_KEY": "k/m.tar.gz"})) == "s3://a/k/m.tar.gz"
     with pytest.raises(ArtifactError, match="MODEL_BUCKET"):
-        resolve_model_uri({})
+        resolve_model_uri(Settings.from_env({}))
 
 
 def test_file_uri_and_missing_file(colour_artifact: Path, tmp_path: Path) -> None:

@@ -25,10 +25,10 @@ import pytest
 
 from lambdavision.aws.logs import LogEvent, ReadableLog, parse_time, summarise_metrics
 from lambdavision.core.errors import BadRequest
-from lambdavision.core.events import build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy
-from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.core.event_builders import build_rest_v1_event
+from lambdavision.runtime.app import App
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 from tests.fixtures.colour import colour_image
 from tests.functional.test_deploy import GUIDE_DEPLOY, STACK, make_packaged_app
 

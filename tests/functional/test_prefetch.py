@@ -11,10 +11,11 @@ from pathlib import Path
 import boto3
 import pytest
 
-from lambdavision import model_source
-from lambdavision.core import s3get
+from lambdavision.core import sigv4
 from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier
+from lambdavision.runtime import model_source, s3get
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import colour_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +37,7 @@ def gets(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     urls: list[str] = []
     real = s3get.open_get
 
-    def recording(request: s3get.GetRequest) -> s3get.S3Object:
+    def recording(request: sigv4.GetRequest) -> s3get.S3Object:
         urls.append(request.url)
         return real(request)
 
@@ -51,7 +52,7 @@ def test_the_load_takes_the_prefetched_download(function_env: dict[str, str], ge
     assert classifier.classify([colour_image("green")])[0].label == "green"
     assert classifier.source == URI
     assert len(gets) == 1  # the prefetch's GET, not a second one
-    assert model_source.take_prefetch(URI, function_env) is None  # taken once
+    assert model_source.take_prefetch(URI, Settings.from_env(function_env)) is None  # taken once
 
 
 def test_a_failed_prefetch_fails_the_load_in_its_own_words(function_env: dict[str, str], gets: list[str]) -> None:
@@ -64,9 +65,10 @@ def test_a_failed_prefetch_fails_the_load_in_its_own_words(function_env: dict[st
 
 def test_another_environment_does_not_take_it(function_env: dict[str, str], gets: list[str]) -> None:
     model_source.start_prefetch(function_env)
-    other = dict(function_env)
+    other = {**function_env, "LAMBDAVISION_S3_TIMEOUT": "4.5"}  # other settings: not the prefetch's
     assert load_classifier(environ=other).classify([colour_image("red")])[0].label == "red"
-    assert model_source.take_prefetch(URI, function_env) is None  # dropped, not left behind
+    assert len(gets) == 2  # the prefetch's GET, then the load's own
+    assert model_source.take_prefetch(URI, Settings.from_env(function_env)) is None  # dropped, not left behind
 
 
 @pytest.mark.parametrize(
@@ -91,7 +93,7 @@ def test_the_handler_starts_it_before_numpy_pillow_and_onnxruntime(function_env:
     """Imported as a Lambda runtime imports it, the handler starts the download first, then loads."""
     script = (
         "import json, sys\n"
-        "from lambdavision import model_source\n"
+        "from lambdavision.runtime import model_source\n"
         "seen = []\n"
         "real = model_source.start_prefetch\n"
         "def spy(environ):\n"

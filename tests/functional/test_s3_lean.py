@@ -1,4 +1,4 @@
-"""The model read from S3 with one signed stdlib GET (core.s3get), against moto and scripted servers.
+"""The model read from S3 with one signed stdlib GET (core.sigv4 + runtime.s3get), against moto and scripted servers.
 
 moto (shared server) serves the happy paths and S3's own error answers; a moto server of this
 file's own enforces IAM, so it checks our SigV4 signatures for real (wrong secret refused, right
@@ -24,11 +24,12 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdavision import model_source
-from lambdavision.core import s3get
+from lambdavision.core import sigv4
 from lambdavision.core.errors import ArtifactError, ConfigError
-from lambdavision.loader import load_classifier
 from lambdavision.local.simulated_aws import moto_server
+from lambdavision.runtime import s3get
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import colour_image
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -57,7 +58,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[s3get.S3Object]:
     objects: list[s3get.S3Object] = []
     real = s3get.open_get
 
-    def recording(request: s3get.GetRequest) -> s3get.S3Object:
+    def recording(request: sigv4.GetRequest) -> s3get.S3Object:
         opened_object = real(request)
         objects.append(opened_object)
         return opened_object
@@ -69,7 +70,7 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[s3get.S3Object]:
 def test_lean_path_loads_without_boto3_and_imports_the_runtime(uploaded: Any, lean_env: dict[str, str]) -> None:
     script = (
         "import json, sys\n"
-        "from lambdavision.loader import load_classifier\n"
+        "from lambdavision.runtime.loader import load_classifier\n"
         "parts = {}\n"
         "classifier = load_classifier(parts_ms=parts)\n"
         "print(json.dumps({'classes': classifier.classes, 'source': classifier.source, 'parts': sorted(parts),\n"
@@ -386,7 +387,7 @@ def test_moto_checks_the_session_token_of_role_credentials(tmp_path: Path, iam_s
 def test_the_read_ahead_serves_reads_of_any_size_in_order(tmp_path: Path, scripted: ScriptedS3) -> None:
     body = bytes(range(256)) * 20_000  # 5 MB: several 1 MiB blocks read ahead
     scripted.replies.append(answer("200 OK", body))
-    request = s3get.build_get(BUCKET, KEY, endpoint_env(tmp_path, scripted.url))
+    request = s3get.build_get(BUCKET, KEY, Settings.from_env(endpoint_env(tmp_path, scripted.url)).s3)
     assert request is not None
     got = bytearray()
     with s3get.open_get(request) as s3_object:
@@ -404,7 +405,9 @@ def test_closing_early_stops_the_read_ahead_even_on_a_stalled_body(tmp_path: Pat
     with `Connection: close`, where http.client lets go of the connection's socket."""
     body = b"x" * (3 << 20)
     scripted.replies.append(answer("200 OK", body, length=len(body) * 4, close=False))  # then stalls
-    request = s3get.build_get(BUCKET, KEY, endpoint_env(tmp_path, scripted.url, LAMBDAVISION_S3_TIMEOUT="60"))
+    request = s3get.build_get(
+        BUCKET, KEY, Settings.from_env(endpoint_env(tmp_path, scripted.url, LAMBDAVISION_S3_TIMEOUT="60")).s3
+    )
     assert request is not None
     threads = threading.active_count()
     with s3get.open_get(request) as s3_object:
@@ -430,7 +433,7 @@ def test_an_unusable_ca_bundle_is_a_config_error(tmp_path: Path, bundle: str) ->
     if bundle != "missing":
         path.write_text("this is not a PEM certificate\n")
     env = endpoint_env(tmp_path, "https://127.0.0.1:9", AWS_CA_BUNDLE=str(path))
-    request = s3get.build_get(BUCKET, KEY, env)
+    request = s3get.build_get(BUCKET, KEY, Settings.from_env(env).s3)
     assert request is not None
     with pytest.raises(ConfigError, match=r"AWS_CA_BUNDLE '.*ca\.pem' cannot be used as a CA bundle"):
         s3get.open_get(request)
@@ -448,5 +451,6 @@ def test_a_damaged_cached_copy_is_downloaded_again(uploaded: Any, lean_env: dict
 
 
 def test_a_bad_timeout_is_a_config_error_on_the_boto3_path_too() -> None:
+    # No credentials in the environment: the boto3 path, whose timeouts come from the same Settings.
     with pytest.raises(ConfigError, match="LAMBDAVISION_S3_TIMEOUT"):
-        model_source._s3_client({"LAMBDAVISION_S3_TIMEOUT": "abc"})
+        load_classifier(environ={"MODEL_URI": "s3://b/k.tar.gz", "LAMBDAVISION_S3_TIMEOUT": "abc"})

@@ -24,12 +24,13 @@ import boto3
 import numpy as np
 import pytest
 
-from lambdavision import model_source, s3_ranges
-from lambdavision.core import s3get
-from lambdavision.core.artifact import write_artifact
+from lambdavision.core import sigv4
 from lambdavision.core.errors import ArtifactError, ConfigError
-from lambdavision.loader import load_classifier
 from lambdavision.local.shaped_s3 import LOOPBACK, ShapedS3
+from lambdavision.runtime import model_source, s3_ranges, s3get
+from lambdavision.runtime.artifact_files import write_artifact
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import COLOUR_PREP, COLOURS, colour_image, colour_onnx
 
 MIB = 1024 * 1024
@@ -179,7 +180,9 @@ def loads_as(env: dict[str, str], classes: list[str]) -> None:
 
 
 def parts_of(server: RangeS3) -> list[tuple[int, int]]:
-    return s3_ranges.plan(len(server.body), s3_ranges.connections_for({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}))
+    return s3_ranges.plan(
+        len(server.body), Settings.from_env({"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "1024"}).s3.connections
+    )
 
 
 def cached_models(tmp_path: Path) -> list[Path]:
@@ -227,9 +230,9 @@ def test_through_moto_and_the_shaped_stand_in(
 
 
 def test_bounded_memory_with_a_slow_reader(tmp_path: Path, range_s3: RangeS3) -> None:
-    request = s3get.build_get(BUCKET, KEY, env_for(tmp_path, range_s3.url))
+    request = s3get.build_get(BUCKET, KEY, Settings.from_env(env_for(tmp_path, range_s3.url)).s3)
     assert request is not None
-    obj = s3_ranges.open_object(request, {"LAMBDAVISION_S3_CONNECTIONS": "4"})
+    obj = s3_ranges.open_object(request, Settings.from_env({"LAMBDAVISION_S3_CONNECTIONS": "4"}).s3.connections)
     assert isinstance(obj, s3_ranges.RangedObject)
     got = bytearray()
     peak = 0
@@ -344,7 +347,7 @@ def test_an_object_that_keeps_changing_is_a_clear_error(
 ) -> None:
     real_open = s3_ranges.open_object
 
-    def opened_then_replaced(request: s3get.GetRequest, environ: Any) -> Any:
+    def opened_then_replaced(request: sigv4.GetRequest, environ: Any) -> Any:
         obj = real_open(request, environ)  # the first GET saw one version; its ranges will meet another
         range_s3.replace(artifacts[1] if range_s3.body == artifacts[0] else artifacts[0])
         return obj
@@ -394,10 +397,10 @@ def test_a_server_without_ranges_is_read_in_one_get(tmp_path: Path, range_s3: Ra
 @pytest.mark.parametrize(("memory", "connections"), [(None, 9), ("128", 2), ("1024", 6), ("2048", 8), ("3008", 8)])
 def test_connections_follow_the_vcpu_share(memory: str | None, connections: int) -> None:
     env = {} if memory is None else {"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": memory}
-    assert s3_ranges.connections_for(env) == min(connections, 8)
-    assert s3_ranges.connections_for({**env, "LAMBDAVISION_S3_CONNECTIONS": "3"}) == 3
+    assert Settings.from_env(env).s3.connections == min(connections, 8)
+    assert Settings.from_env({**env, "LAMBDAVISION_S3_CONNECTIONS": "3"}).s3.connections == 3
     with pytest.raises(ConfigError, match="LAMBDAVISION_S3_CONNECTIONS"):
-        s3_ranges.connections_for({"LAMBDAVISION_S3_CONNECTIONS": "many"})
+        Settings.from_env({"LAMBDAVISION_S3_CONNECTIONS": "many"})
 
 
 @pytest.mark.parametrize("total", [1, 8 * MIB, 8 * MIB + 1, 20 * MIB, 102_000_000, 300 * MIB])

@@ -15,8 +15,9 @@ import boto3
 import pytest
 
 from lambdavision.bench_emulation import preload
-from lambdavision.core import s3get
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, LOOPBACK, MB, ShapedS3, Shaping, byte_range
+from lambdavision.runtime import s3_errors, s3get
+from lambdavision.runtime.settings import Settings
 
 BUCKET = "shaped"
 KEY = "models/a b+ñ.bin"  # encoded in the path exactly as signed
@@ -41,7 +42,7 @@ def stand_in(moto_endpoint: str, request: pytest.FixtureRequest) -> Iterator[Sha
 
 
 def signed(server: ShapedS3, env: dict[str, str], key: str = KEY, **extra: str) -> tuple[str, dict[str, str]]:
-    request = s3get.build_get(BUCKET, key, {**env, "AWS_ENDPOINT_URL": server.url})
+    request = s3get.build_get(BUCKET, key, Settings.from_env({**env, "AWS_ENDPOINT_URL": server.url}).s3)
     assert request is not None
     return request.target, {**request.headers, **extra}
 
@@ -152,9 +153,9 @@ def test_ranges_and_if_match_as_s3_answers_them(stand_in: ShapedS3, upload: Any,
     status, headers, body = get(stand_in, aws_env, Range="bytes=-10")
     assert (status, body) == (206, data[-10:])
     status, headers, body = get(stand_in, aws_env, Range=f"bytes={len(data)}-")
-    assert status == 416 and s3get.parse_error(body)[0] == "InvalidRange"
+    assert status == 416 and s3_errors.parse_error(body)[0] == "InvalidRange"
     status, _, body = get(stand_in, aws_env, Range="bytes=0-9", **{"If-Match": '"0123"'})
-    assert status == 412 and s3get.parse_error(body)[0] == "PreconditionFailed"
+    assert status == 412 and s3_errors.parse_error(body)[0] == "PreconditionFailed"
     status, headers, body = get(stand_in, aws_env)
     assert (status, body, headers["accept-ranges"]) == (200, data, "bytes")
 
@@ -179,7 +180,7 @@ def test_a_changed_object_is_served_new(
 def test_moto_errors_and_other_calls_pass(stand_in: ShapedS3, upload: Any, aws_env: dict[str, str]) -> None:
     upload(b"data")
     status, _, body = get(stand_in, aws_env, key="missing.bin")
-    assert status == 404 and s3get.parse_error(body)[0] == "NoSuchKey"
+    assert status == 404 and s3_errors.parse_error(body)[0] == "NoSuchKey"
     client = boto3.client("s3", endpoint_url=stand_in.url)  # boto3 (the guide's app) through the stand-in
     client.put_object(Bucket=BUCKET, Key="up.bin", Body=b"uploaded through it")
     assert client.get_object(Bucket=BUCKET, Key="up.bin")["Body"].read() == b"uploaded through it"

@@ -14,9 +14,9 @@ import pytest
 from boto3.s3.transfer import TransferConfig
 
 from lambdavision.aws.upload import parse_s3_uri, upload_artifact
-from lambdavision.core.artifact import write_artifact
 from lambdavision.core.errors import ArtifactError, BadRequest
 from lambdavision.core.preprocess import Preprocessing
+from lambdavision.runtime.artifact_files import write_artifact
 
 LAMBDAVISION = str(Path(sys.executable).with_name("lambdavision"))
 BUCKET = "model-bucket"

@@ -14,8 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdavision.core.artifact import Limits, read_artifact
+from lambdavision.core.artifact import Limits
 from lambdavision.core.errors import ArtifactError
+from lambdavision.runtime.artifact_files import read_artifact
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget
 
 SMALL_LIMITS = Limits(max_member_bytes=2_000_000, max_total_bytes=4_000_000, max_members=16)

@@ -18,10 +18,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from lambdavision.core.events import build_http_v2_event, build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy
-from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event
+from lambdavision.runtime.app import App
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget
 
 CONTEXT = SimpleNamespace(aws_request_id="fuzz")

@@ -24,10 +24,10 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from lambdavision.core.events import build_rest_v1_event
-from lambdavision.core.fetch import FetchPolicy
-from lambdavision.handler import App
-from lambdavision.loader import load_classifier
+from lambdavision.core.event_builders import build_rest_v1_event
+from lambdavision.runtime.app import App
+from lambdavision.runtime.fetch import FetchPolicy
+from lambdavision.runtime.loader import load_classifier
 from tests.memory.shapes import Shape, from_dict
 
 

@@ -15,19 +15,10 @@ from typing import Any
 
 import pytest
 
-from lambdavision.core.artifact import (
-    CLASSES_NAME,
-    FORMAT_VERSION,
-    MANIFEST_NAME,
-    ONNX_DATA_NAME,
-    ONNX_NAME,
-    CacheWriteError,
-    Limits,
-    read_artifact,
-    write_artifact,
-)
-from lambdavision.core.errors import ArtifactError
+from lambdavision.core.artifact import CLASSES_NAME, FORMAT_VERSION, MANIFEST_NAME, ONNX_DATA_NAME, ONNX_NAME, Limits
+from lambdavision.core.errors import ArtifactError, CacheWriteError
 from lambdavision.core.preprocess import Preprocessing
+from lambdavision.runtime.artifact_files import read_artifact, write_artifact
 
 CLASSES = ["circle", "square", "triangle"]
 PREPROCESSING = Preprocessing(input_size=64, resize_size=73, mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))

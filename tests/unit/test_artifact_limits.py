@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_NAME, Limits, read_artifact
+from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_NAME, Limits
 from lambdavision.core.errors import ArtifactError
 from lambdavision.core.tarstream import MAX_HEADER_CHAIN
+from lambdavision.runtime.artifact_files import read_artifact
 from tests.unit.test_artifact import (
     CountingReader,
     classes_bytes,

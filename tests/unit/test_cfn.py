@@ -14,7 +14,6 @@ from cfnlint.api import ManualArgs, lint
 from lambdavision.aws.config import write_config
 from lambdavision.cfn import (
     ApiRoute,
-    TemplateError,
     build_app,
     dump_template,
     load_app,
@@ -26,6 +25,7 @@ from lambdavision.cfn import (
 )
 from lambdavision.cfn.intrinsics import Resolver
 from lambdavision.cfn.parameters import parameter_values
+from lambdavision.core.errors import TemplateError
 from tests.fixtures.guide_app import copy_guide_app
 
 FUNCTIONS = Path(__file__).resolve().parents[1] / "functions"

@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lambdavision.backends import OnnxBackend, threads_for
 from lambdavision.core.classify import Classifier, softmax
 from lambdavision.core.errors import ArtifactError, BadRequest, UnsupportedMediaType
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.backends import OnnxBackend
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import COLOUR_PREP, colour_image, colour_onnx
 
 
@@ -69,12 +70,12 @@ def test_threads_follow_lambda_vcpus(
     env: dict[str, str], expected: int | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("os.cpu_count", lambda: 2)
-    assert threads_for(env) == expected
+    assert Settings.from_env(env).threads == expected
 
 
 def test_a_sigmoid_head_answers_every_label_over_its_threshold() -> None:
     from lambdavision.core.classify import Classifier
-    from lambdavision.core.manifest import Head
+    from lambdavision.core.head import Head
     from lambdavision.core.preprocess import Preprocessing
 
     class Fixed:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from lambdavision.core.errors import BadRequest
+from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event, is_binary_media_type
 from lambdavision.core.events import (
     EVENT_SOURCES,
     DirectInvoke,
@@ -17,14 +18,11 @@ from lambdavision.core.events import (
     HttpApiV2,
     Response,
     RestApiV1,
-    build_http_v2_event,
-    build_rest_v1_event,
     error_response,
     infer_source,
-    is_binary_media_type,
     parse_event,
-    parse_proxy_response,
 )
+from lambdavision.core.proxy_response import parse_proxy_response
 
 EVENTS = Path(__file__).parent.parent / "events"
 

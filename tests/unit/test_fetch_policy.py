@@ -6,8 +6,8 @@ import ipaddress
 
 import pytest
 
-from lambdavision.core.errors import BadRequest, PayloadTooLarge, UpstreamError
-from lambdavision.core.fetch import (
+from lambdavision.core.errors import BadRequest, ConfigError, PayloadTooLarge, UpstreamError
+from lambdavision.runtime.fetch import (
     CHUNK_BYTES,
     FetchPolicy,
     address_refusal,
@@ -16,6 +16,7 @@ from lambdavision.core.fetch import (
     parse_url,
     read_capped,
 )
+from lambdavision.runtime.settings import Settings
 
 # (address, phrase it is refused with by default, still refused with allow_private?)
 REFUSED = [
@@ -186,21 +187,21 @@ def test_parsed_url_parts() -> None:
 
 
 def test_policy_from_an_empty_environment_is_the_default() -> None:
-    assert FetchPolicy.from_env({}) == FetchPolicy()
+    assert Settings.from_env({}).policy == FetchPolicy()
 
 
 def test_policy_from_environment() -> None:
-    policy = FetchPolicy.from_env(
+    policy = Settings.from_env(
         {
             "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1",
             "LAMBDAVISION_MAX_FETCH_BYTES": "2048",
             "LAMBDAVISION_FETCH_TIMEOUT": "1.5",
         }
-    )
+    ).policy
     assert policy == FetchPolicy(
         allow_private=True, max_bytes=2048, connect_timeout=1.5, total_timeout=1.5, max_redirects=3
     )
-    assert FetchPolicy.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": "0"}).allow_private is False
+    assert Settings.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": "0"}).policy.allow_private is False
 
 
 @pytest.mark.parametrize(
@@ -219,8 +220,8 @@ def test_policy_from_environment() -> None:
     ],
 )
 def test_a_bad_environment_value_is_named(name: str, value: str) -> None:
-    with pytest.raises(ValueError) as caught:
-        FetchPolicy.from_env({name: value})
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({name: value})
     assert name in str(caught.value) and repr(value) in str(caught.value)
 
 

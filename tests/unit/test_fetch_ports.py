@@ -9,7 +9,8 @@ import pytest
 from lambdavision.core.errors import ConfigError
 from lambdavision.core.redact import RedactingFilter, redact_text, redact_url
 from lambdavision.core.urlpolicy import DEFAULT_PORTS, FetchPolicy, parse_url
-from lambdavision.handler import App
+from lambdavision.runtime.app import App
+from lambdavision.runtime.settings import Settings
 
 
 @pytest.mark.parametrize(
@@ -24,13 +25,13 @@ from lambdavision.handler import App
     ],
 )
 def test_the_ports_a_fetch_may_reach(environ: dict[str, str], ports: frozenset[int] | None) -> None:
-    assert FetchPolicy.from_env(environ).allowed_ports == ports
+    assert Settings.from_env(environ).policy.allowed_ports == ports
 
 
 @pytest.mark.parametrize("text", ["http", "0", "65536", "80;443", ",", "-1"])
 def test_a_bad_ports_setting_is_refused(text: str) -> None:
-    with pytest.raises(ValueError, match="LAMBDAVISION_FETCH_PORTS"):
-        FetchPolicy.from_env({"LAMBDAVISION_FETCH_PORTS": text})
+    with pytest.raises(ConfigError, match="LAMBDAVISION_FETCH_PORTS"):
+        Settings.from_env({"LAMBDAVISION_FETCH_PORTS": text})
 
 
 def test_a_bad_ports_setting_stops_the_function_in_one_line() -> None:

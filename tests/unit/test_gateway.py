@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from lambdavision.cfn import ApiRoute, TemplateError
+from lambdavision.cfn import ApiRoute
+from lambdavision.core.errors import TemplateError
 from lambdavision.local.gateway import (
     LAMBDA_REQUEST_ID_HEADER,
     MAX_REQUEST_BODY_BYTES,

@@ -7,15 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.cfn import (
-    ApiRoute,
-    AppTemplate,
-    FunctionSpec,
-    TemplateError,
-    build_app,
-    parse_parameter_overrides,
-)
+from lambdavision.cfn import ApiRoute, AppTemplate, FunctionSpec, build_app, parse_parameter_overrides
 from lambdavision.cfn import parse_template as parse_template_text
+from lambdavision.core.errors import TemplateError
 from lambdavision.local import report
 from lambdavision.local.env_file import apply_env_file, parse_env_document
 from lambdavision.local.environment import lambda_environment

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from lambdavision.aws.template import TemplateOptions, build_template
-from lambdavision.aws.template_names import TemplateOptionError
+from lambdavision.core.errors import TemplateOptionError
 from tests.unit.test_template import CORS, _methods
 
 

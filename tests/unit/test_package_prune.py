@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from lambdavision.aws import package, wheels, zipbuild
-from lambdavision.aws.package import BuildResult, BuiltZip, FunctionPackage, PackageError
+from lambdavision.aws.package import BuildResult, BuiltZip, FunctionPackage
 from lambdavision.aws.wheels import Target
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import LambdaVisionError, PackageError
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> None:
@@ -494,6 +494,8 @@ def test_runtime_part_is_exactly_the_listed_modules() -> None:
     files = package.runtime_files(Path(lambdavision.__file__).parent)
     tops = {name.split("/")[1] for name in files}
     assert tops <= set(package.RUNTIME_PARTS)
-    assert {"__init__.py", "core", "handler.py", "backends.py", "loader.py", "model_source.py", "s3_ranges.py"} <= tops
+    assert {"__init__.py", "core", "runtime", "handler.py"} <= tops
+    for module in ("backends", "loader", "model_source", "s3_ranges", "s3get", "settings", "fetch"):
+        assert f"lambdavision/runtime/{module}.py" in files
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
     assert not tops & {"cli", "aws", "local", "export", "export.py", "zoo.py"}

@@ -1,4 +1,4 @@
-"""core.s3get without sockets: its SigV4 signature and URLs are botocore's and boto3's, to the byte."""
+"""core.sigv4 and runtime.s3get, no sockets: the SigV4 signature and URLs are botocore's and boto3's, to the byte."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import pytest
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotocoreCredentials
 
-from lambdavision.core import s3get
+from lambdavision.core import sigv4
 from lambdavision.core.errors import ConfigError
+from lambdavision.runtime import s3_errors, s3get
+from lambdavision.runtime.settings import Settings
 
 WHEN = dt.datetime(2026, 11, 3, 23, 59, 58)  # naive = UTC, as botocore's clock gives it
 KEYS = [
@@ -27,8 +29,8 @@ KEYS = [
     "x//double//slashes",
 ]
 CREDENTIALS = [
-    s3get.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
-    s3get.Credentials("ASIAEXAMPLE", "secret/with+chars", "FwoGZXIvYXdzE//////////wEaDN+token=="),
+    sigv4.Credentials("AKIDEXAMPLE", "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY"),
+    sigv4.Credentials("ASIAEXAMPLE", "secret/with+chars", "FwoGZXIvYXdzE//////////wEaDN+token=="),
 ]
 URLS = [
     ("my-models", "eu-west-1", None),  # virtual-hosted, https
@@ -38,7 +40,7 @@ URLS = [
 ]
 
 
-def botocore_signed(url: str, credentials: s3get.Credentials, region: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+def botocore_signed(url: str, credentials: sigv4.Credentials, region: str, monkeypatch: pytest.MonkeyPatch) -> Any:
     monkeypatch.setattr(botocore.auth, "get_current_datetime", lambda remove_tzinfo=True: WHEN)
     request = AWSRequest(method="GET", url=url, headers={})
     auth = botocore.auth.S3SigV4Auth(
@@ -58,11 +60,11 @@ def test_signature_and_headers_equal_botocores(
     bucket: str,
     region: str,
     endpoint: str | None,
-    credentials: s3get.Credentials,
+    credentials: sigv4.Credentials,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    url = s3get.object_url(bucket, key, region, endpoint)
-    ours = s3get.sign_get(url, credentials, region, WHEN)
+    url = sigv4.object_url(bucket, key, region, endpoint)
+    ours = sigv4.sign_get(url, credentials, region, WHEN)
     request, auth = botocore_signed(url, credentials, region, monkeypatch)
     theirs = {name.lower(): value for name, value in request.headers.items()}
     theirs["host"] = auth.headers_to_sign(request)["host"]
@@ -72,10 +74,10 @@ def test_signature_and_headers_equal_botocores(
 
 
 def test_an_aware_time_is_converted_to_utc(monkeypatch: pytest.MonkeyPatch) -> None:
-    url = s3get.object_url("my-models", "m.tar.gz", "eu-west-1")
+    url = sigv4.object_url("my-models", "m.tar.gz", "eu-west-1")
     paris = dt.timezone(dt.timedelta(hours=1))
     aware = WHEN.replace(tzinfo=dt.UTC).astimezone(paris)  # the next day, local time
-    assert s3get.sign_get(url, CREDENTIALS[0], "eu-west-1", aware) == s3get.sign_get(
+    assert sigv4.sign_get(url, CREDENTIALS[0], "eu-west-1", aware) == sigv4.sign_get(
         url, CREDENTIALS[0], "eu-west-1", WHEN
     )
 
@@ -108,26 +110,26 @@ class _Stopped(Exception):
 )
 def test_urls_equal_boto3s(bucket: str, region: str, endpoint: str | None) -> None:
     for key in KEYS[:6]:
-        assert s3get.object_url(bucket, key, region, endpoint) == boto3_get_url(bucket, key, region, endpoint)
+        assert sigv4.object_url(bucket, key, region, endpoint) == boto3_get_url(bucket, key, region, endpoint)
 
 
 def test_url_styles() -> None:
-    assert s3get.object_url("b-1", "a b/c", "eu-west-1") == "https://b-1.s3.eu-west-1.amazonaws.com/a%20b/c"
-    assert s3get.object_url("b.1", "k", "eu-west-1") == "https://s3.eu-west-1.amazonaws.com/b.1/k"
-    assert s3get.object_url("b", "k", "us-east-1", "http://[::1]:9000/") == "http://[::1]:9000/b/k"
-    assert s3get.host_header("http://[::1]:9000/b/k") == "[::1]:9000"
-    assert s3get.host_header("https://HOST.example:443/b/k") == "host.example"
-    assert s3get.host_header("http://127.0.0.1:80/b/k") == "127.0.0.1"
+    assert sigv4.object_url("b-1", "a b/c", "eu-west-1") == "https://b-1.s3.eu-west-1.amazonaws.com/a%20b/c"
+    assert sigv4.object_url("b.1", "k", "eu-west-1") == "https://s3.eu-west-1.amazonaws.com/b.1/k"
+    assert sigv4.object_url("b", "k", "us-east-1", "http://[::1]:9000/") == "http://[::1]:9000/b/k"
+    assert sigv4.host_header("http://[::1]:9000/b/k") == "[::1]:9000"
+    assert sigv4.host_header("https://HOST.example:443/b/k") == "host.example"
+    assert sigv4.host_header("http://127.0.0.1:80/b/k") == "127.0.0.1"
     for bad in ("ftp://host/", "127.0.0.1:5000", "http://host:port/", "http://host/?q=1"):
         with pytest.raises(ConfigError, match="endpoint URL"):
-            s3get.object_url("b", "k", "us-east-1", bad)
+            sigv4.object_url("b", "k", "us-east-1", bad)
 
 
 ENV = {"AWS_ACCESS_KEY_ID": "AKID", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_REGION": "eu-west-1"}
 
 
 def test_build_get_reads_only_the_environment_it_is_given() -> None:
-    request = s3get.build_get("my-models", "k/m.tar.gz", ENV, now=WHEN)
+    request = s3get.build_get("my-models", "k/m.tar.gz", Settings.from_env(ENV).s3, now=WHEN)
     assert request is not None
     assert (request.uri, request.url, request.region, request.timeout) == (
         "s3://my-models/k/m.tar.gz",
@@ -136,8 +138,8 @@ def test_build_get_reads_only_the_environment_it_is_given() -> None:
         5.0,
     )
     assert request.target == "/k/m.tar.gz"
-    assert request.headers == s3get.sign_get(request.url, s3get.Credentials("AKID", "secret"), "eu-west-1", WHEN)
-    with_token = s3get.build_get("b", "k", {**ENV, "AWS_SESSION_TOKEN": "tok"}, now=WHEN)
+    assert request.headers == sigv4.sign_get(request.url, sigv4.Credentials("AKID", "secret"), "eu-west-1", WHEN)
+    with_token = s3get.build_get("b", "k", Settings.from_env({**ENV, "AWS_SESSION_TOKEN": "tok"}).s3, now=WHEN)
     assert with_token is not None and with_token.headers["x-amz-security-token"] == "tok"
 
 
@@ -159,7 +161,7 @@ def test_build_get_reads_only_the_environment_it_is_given() -> None:
     ],
 )
 def test_region_and_endpoint_from_the_environment(extra: dict[str, str], url: str) -> None:
-    request = s3get.build_get("bkt", "k", {**ENV, **extra})
+    request = s3get.build_get("bkt", "k", Settings.from_env({**ENV, **extra}).s3)
     assert request is not None and request.url == url
 
 
@@ -174,8 +176,8 @@ def test_region_and_endpoint_from_the_environment(extra: dict[str, str], url: st
     ],
 )
 def test_no_credentials_in_the_environment_gives_none(env: dict[str, str]) -> None:
-    assert s3get.build_get("b", "k", env) is None
-    assert s3get.get_object("b", "k", env) is None
+    assert s3get.build_get("b", "k", Settings.from_env(env).s3) is None
+    assert s3get.get_object("b", "k", Settings.from_env(env).s3) is None
 
 
 @pytest.mark.parametrize(
@@ -189,18 +191,18 @@ def test_no_credentials_in_the_environment_gives_none(env: dict[str, str]) -> No
     ],
 )
 def test_what_only_boto3_does_gives_none(bucket: str, extra: dict[str, str]) -> None:
-    assert s3get.build_get(bucket, "k", {**ENV, **extra}) is None
+    assert s3get.build_get(bucket, "k", Settings.from_env({**ENV, **extra}).s3) is None
 
 
 @pytest.mark.parametrize("text", ["0", "-1", "soon", "inf", "nan", ""])
 def test_a_bad_timeout_is_a_config_error(text: str) -> None:
     with pytest.raises(ConfigError, match="LAMBDAVISION_S3_TIMEOUT must be a positive number of seconds"):
-        s3get.build_get("b", "k", {**ENV, "LAMBDAVISION_S3_TIMEOUT": text})
+        s3get.build_get("b", "k", Settings.from_env({**ENV, "LAMBDAVISION_S3_TIMEOUT": text}).s3)
 
 
 def test_timeout_from_the_environment() -> None:
-    assert s3get.timeout_from_env({"LAMBDAVISION_S3_TIMEOUT": "0.25"}) == 0.25
-    assert s3get.timeout_from_env({}) == 5.0
+    assert Settings.from_env({"LAMBDAVISION_S3_TIMEOUT": "0.25"}).s3.timeout == 0.25
+    assert Settings.from_env({}).s3.timeout == 5.0
 
 
 @pytest.mark.parametrize(
@@ -225,4 +227,4 @@ def test_timeout_from_the_environment() -> None:
     ],
 )
 def test_parse_error(body: bytes, expected: tuple[str | None, str | None]) -> None:
-    assert s3get.parse_error(body) == expected
+    assert s3_errors.parse_error(body) == expected

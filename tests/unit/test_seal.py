@@ -1,4 +1,4 @@
-"""core.seal: the private cache parent and the record a cached serving folder is checked against."""
+"""runtime.seal: the private cache parent and the record a cached serving folder is checked against."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.core import seal
-from lambdavision.core.seal import SEAL_NAME, UnsafeFolder, check_seal, ensure_private_dir, write_seal
+from lambdavision.runtime import seal
+from lambdavision.runtime.seal import SEAL_NAME, UnsafeFolder, check_seal, ensure_private_dir, write_seal
 
 
 def folder_with(tmp_path: Path, **files: bytes) -> Path:

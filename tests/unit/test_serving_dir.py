@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.core.artifact import CacheWriteError, read_artifact, read_serving_dir, unpack_for_serving
-from lambdavision.core.errors import ArtifactError
-from lambdavision.loader import load_classifier
-from lambdavision.model_source import resolve_model_uri
+from lambdavision.core.errors import ArtifactError, CacheWriteError
+from lambdavision.runtime.artifact_files import read_artifact, read_serving_dir, unpack_for_serving
+from lambdavision.runtime.loader import load_classifier
+from lambdavision.runtime.model_source import resolve_model_uri
+from lambdavision.runtime.settings import Settings
 from tests.fixtures.colour import colour_image
 
 
@@ -57,6 +58,6 @@ def test_serving_dir_refusals(colour_artifact: Path, tmp_path: Path) -> None:
 def test_a_bundled_folder_wins_and_classifies(colour_artifact: Path, tmp_path: Path) -> None:
     unpack_for_serving(colour_artifact, tmp_path / "model")
     env = {"LAMBDA_TASK_ROOT": str(tmp_path), "MODEL_BUCKET": "b", "MODEL_KEY": "k"}
-    assert resolve_model_uri(env) == str(tmp_path / "model")
+    assert resolve_model_uri(Settings.from_env(env)) == str(tmp_path / "model")
     classifier = load_classifier(environ=env)
     assert classifier.classify([colour_image("blue")])[0].label == "blue"

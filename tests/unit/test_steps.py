@@ -15,7 +15,8 @@ import pytest
 from PIL import Image
 
 from lambdavision.core.errors import ArtifactError
-from lambdavision.core.manifest import Head, Manifest
+from lambdavision.core.head import Head
+from lambdavision.core.manifest import Manifest
 from lambdavision.core.preprocess import Preprocessing, run_pipeline
 from lambdavision.core.steps import CenterCrop, FastaiCropPad, FastaiResize, Resize
 from tests.unit.test_preprocess import photo_like

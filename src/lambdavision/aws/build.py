@@ -43,13 +43,13 @@ from lambdavision.aws.package import (
     BuildResult,
     BuiltZip,
     FunctionPackage,
-    PackageError,
     PlannedFunction,
     build,
     plan_functions,
     runtime_files,
 )
 from lambdavision.aws.wheels import Interpreter, Target
+from lambdavision.core.errors import PackageError
 
 Log = Callable[[str], None]
 

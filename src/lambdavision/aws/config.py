@@ -30,17 +30,11 @@ from typing import Any
 
 import click
 
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import OptionsFileError
 
 CONFIG_NAME = "lambdavision.toml"
 ENV_VAR = "LAMBDAVISION_CONFIG"
 GLOBAL_TABLE = "global"
-
-
-class ConfigError(LambdaVisionError):
-    """The config file cannot be used; the message names the file and the entry."""
-
-    status = 400
 
 
 def find_config(start: Path, environ: Mapping[str, str]) -> tuple[Path, dict[str, Any]] | None:
@@ -66,7 +60,7 @@ def build_default_map(group: click.Group, table: Mapping[str, Any], source: str)
     """click's default_map for `group` from a config table; unknown commands or flags are errors."""
     shared = table.get(GLOBAL_TABLE, {})
     if not isinstance(shared, Mapping):
-        raise ConfigError(f"{source}: [{GLOBAL_TABLE}] must be a table")
+        raise OptionsFileError(f"{source}: [{GLOBAL_TABLE}] must be a table")
     result = _defaults_for_group(group, table, shared, source, prefix="")
     return result
 
@@ -89,9 +83,9 @@ def _defaults_for_group(
             continue
         command = group.commands.get(name)
         if command is None:
-            raise ConfigError(f"{source}: [{prefix}{name}] is not a lambdavision command")
+            raise OptionsFileError(f"{source}: [{prefix}{name}] is not a lambdavision command")
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{source}: [{prefix}{name}] must be a table of flag = value")
+            raise OptionsFileError(f"{source}: [{prefix}{name}] must be a table of flag = value")
         if isinstance(command, click.Group):
             result[name] = _defaults_for_group(command, value, shared, source, prefix=f"{prefix}{name}.")
         else:
@@ -120,7 +114,7 @@ def _defaults_for_command(command: click.Command, values: Mapping[str, Any], sou
         key = flag.replace("-", "_")
         if key not in params:
             known = ", ".join(sorted(n.replace("_", "-") for n in params))
-            raise ConfigError(f"{source}: [{where}] has no flag {flag!r} (it has: {known})")
+            raise OptionsFileError(f"{source}: [{where}] has no flag {flag!r} (it has: {known})")
         defaults[key] = _convert(command, key, value, source, where)
     return defaults
 
@@ -134,7 +128,7 @@ def _convert(command: click.Command, key: str, value: Any, source: str, where: s
     if param.multiple or (param.nargs != 1):
         return list(value) if isinstance(value, list) else [value]
     if isinstance(value, (list, Mapping)):
-        raise ConfigError(f"{source}: [{where}] {key.replace('_', '-')} takes one value, not a list")
+        raise OptionsFileError(f"{source}: [{where}] {key.replace('_', '-')} takes one value, not a list")
     return value
 
 
@@ -147,9 +141,9 @@ def write_config(path: Path, updates: Mapping[str, Mapping[str, Any]], base: Map
     text = "".join(_toml_table([name], table) for name, table in merged.items())
     try:
         if tomllib.loads(text) != merged:  # what is written must read back as it was meant
-            raise ConfigError(f"cannot write these settings to {path} as TOML")
+            raise OptionsFileError(f"cannot write these settings to {path} as TOML")
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"cannot write these settings to {path} as TOML ({exc})") from exc
+        raise OptionsFileError(f"cannot write these settings to {path} as TOML ({exc})") from exc
     path.write_text(text, encoding="utf-8")
 
 
@@ -184,7 +178,7 @@ def _toml_value(value: Any) -> str:
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     if isinstance(value, Mapping):
         return "{ " + ", ".join(f"{_toml_key(k)} = {_toml_value(v)}" for k, v in value.items()) + " }"
-    raise ConfigError(f"cannot write {value!r} to a config file")
+    raise OptionsFileError(f"cannot write {value!r} to a config file")
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -192,9 +186,9 @@ def _read_toml(path: Path) -> dict[str, Any]:
         with path.open("rb") as f:
             return tomllib.load(f)
     except FileNotFoundError:
-        raise ConfigError(f"config file {path} does not exist") from None
+        raise OptionsFileError(f"config file {path} does not exist") from None
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it as TOML ({exc})") from exc
+        raise OptionsFileError(f"{path}: cannot read it as TOML ({exc})") from exc
 
 
 def _tool_table(data: Mapping[str, Any]) -> dict[str, Any]:
@@ -205,7 +199,7 @@ def _tool_table(data: Mapping[str, Any]) -> dict[str, Any]:
 __all__ = [
     "CONFIG_NAME",
     "ENV_VAR",
-    "ConfigError",
+    "OptionsFileError",
     "build_default_map",
     "find_config",
     "load_default_map",

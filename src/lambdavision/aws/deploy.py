@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
-from lambdavision.aws.session import AwsError, is_missing_stack
+from lambdavision.aws.session import is_missing_stack
 from lambdavision.cfn import check_overrides, dump_template, local_code, parse_template, read_template_text
-from lambdavision.core.errors import BadRequest
+from lambdavision.core.errors import AwsError, BadRequest, DeployError, NotPackagedError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
@@ -70,14 +70,6 @@ class DeployResult:
 
 EventCallback = Callable[[StackEvent], None]
 NoticeCallback = Callable[[str], None]
-
-
-class DeployError(AwsError):
-    """The stack did not reach the state asked for; the message says what failed and what next."""
-
-
-class NotPackagedError(BadRequest):
-    """The template still points at local code folders."""
 
 
 # --- the template file --------------------------------------------------------------------------

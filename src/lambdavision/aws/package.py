@@ -40,7 +40,11 @@ from lambdavision import cfn
 from lambdavision.aws import wheels, zipbuild
 from lambdavision.aws.wheels import Interpreter, Target
 from lambdavision.aws.zipbuild import Source, ZipSizes
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import (
+    LambdaVisionError,
+    PackageError,
+    PackageTooLarge,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -53,11 +57,8 @@ RUNTIME_PARTS: tuple[str, ...] = (
     "__init__.py",
     "py.typed",
     "core",
+    "runtime",
     "handler.py",
-    "backends.py",
-    "loader.py",
-    "model_source.py",
-    "s3_ranges.py",
     "resources",
 )
 OPTIONAL_RUNTIME_PARTS: frozenset[str] = frozenset({"py.typed", "resources"})
@@ -78,16 +79,6 @@ LAYER_VERSION = "AWS::Lambda::LayerVersion"
 # Names (files or folders, anywhere in a code folder) never copied into the package.
 IGNORED_IN_CODE: tuple[str, ...] = ("__pycache__", "*.pyc", ".aws-sam", ".lambdavision", ".git", ".DS_Store")
 _IGNORED_IN_CODE = shutil.ignore_patterns(*IGNORED_IN_CODE)
-
-
-class PackageError(LambdaVisionError):
-    """The template or the package cannot be built as asked; the message says what to change."""
-
-    status = 400
-
-
-class PackageTooLarge(PackageError):
-    """A package would exceed Lambda's size limit; the message names the biggest parts."""
 
 
 # --- 1. what to build --------------------------------------------------------------------------
@@ -397,7 +388,7 @@ def layer_logical_id(target: Target, include_boto3: bool) -> str:
 
 def _unpacked_model(path: Path, folder: Path) -> dict[str, Path]:
     """Verify the artifact and unpack its serving files; zip member name -> file."""
-    from lambdavision.core.artifact import unpack_for_serving
+    from lambdavision.runtime.artifact_files import unpack_for_serving
 
     artifact = unpack_for_serving(path, folder)  # raises ArtifactError naming the problem
     if artifact.onnx_path is None:

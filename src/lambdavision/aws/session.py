@@ -31,19 +31,13 @@ from botocore.exceptions import (
 )
 from botocore.parsers import ResponseParserError
 
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import AwsError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
     from mypy_boto3_lambda import LambdaClient
     from mypy_boto3_logs import CloudWatchLogsClient
     from mypy_boto3_s3 import S3Client
-
-
-class AwsError(LambdaVisionError):
-    """An AWS call failed for a reason the user can act on; the message says how."""
-
-    status = 502
 
 
 @dataclass(frozen=True)

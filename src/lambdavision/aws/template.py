@@ -40,7 +40,6 @@ from lambdavision.aws.template_names import (
     USAGE_PLAN_ID,
     USAGE_PLAN_KEY_ID,
     Route,
-    TemplateOptionError,
     check_architecture,
     check_memory,
     check_origin,
@@ -48,6 +47,7 @@ from lambdavision.aws.template_names import (
     check_runtime,
     ref,
 )
+from lambdavision.core.errors import TemplateOptionError
 
 
 @dataclass(frozen=True)

@@ -31,13 +31,13 @@ from lambdavision.aws.template_names import (
     SUPPORTED_RUNTIMES,
     VERSION_PREFIX,
     Route,
-    TemplateOptionError,
     check_architecture,
     check_memory,
     check_origin,
     ref,
 )
 from lambdavision.cfn.apigateway import replace_resource
+from lambdavision.core.errors import TemplateOptionError
 
 _FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
 _LAYER = "AWS::Lambda::LayerVersion"

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import TemplateOptionError
 
 FUNCTION_ID = "PyTorchFunction"
 ROLE_ID = "PyTorchFunctionRole"
@@ -44,12 +44,6 @@ BINARY_MEDIA_TYPES = ("image/*", "application/octet-stream")
 _ORIGIN = re.compile(r"\*|https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]+|\{[A-Za-z0-9_]+\+?\}")
 _METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS", "ANY")
-
-
-class TemplateOptionError(LambdaVisionError):
-    """An option the template cannot be built with; the message says which values work."""
-
-    status = 400
 
 
 @dataclass(frozen=True)

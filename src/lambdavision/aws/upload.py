@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
-from lambdavision.core.artifact import read_artifact
 from lambdavision.core.errors import BadRequest
+from lambdavision.runtime.artifact_files import read_artifact
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

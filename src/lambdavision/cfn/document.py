@@ -16,13 +16,9 @@ from typing import Any
 import yaml
 from samtranslator.yaml_helper import intrinsics_multi_constructor
 
-from lambdavision.core.errors import BadRequest
+from lambdavision.core.errors import TemplateError
 
 SAM_TRANSFORM = "AWS::Serverless-2016-10-31"
-
-
-class TemplateError(BadRequest):
-    """The template, its parameters or env.json cannot be used; the message says where."""
 
 
 class _Loader(yaml.SafeLoader):

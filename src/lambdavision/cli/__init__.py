@@ -22,7 +22,7 @@ from lambdavision.cli import export as _export
 from lambdavision.cli import local as _local
 from lambdavision.cli import model as _model
 from lambdavision.cli import package as _package
-from lambdavision.cli.common import LambdaVisionGroup, add_debug_option, fail
+from lambdavision.cli.common import LambdaVisionGroup, add_debug_option, fail, known_error_message
 from lambdavision.core.errors import LambdaVisionError
 
 
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> Any:
     try:
         default_map = load_default_map(cli, Path.cwd())
     except LambdaVisionError as exc:
-        fail(exc.message)
+        fail(known_error_message(exc) or exc.message)
     return cli.main(args=argv, prog_name="lambdavision", default_map=default_map)
 
 

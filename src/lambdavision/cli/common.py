@@ -26,21 +26,21 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def known_error_message(exc: BaseException) -> str | None:
-    """The one-line message for an error the user can act on, or None for a bug."""
+    """The one place an error becomes the CLI's one-line message; None for a bug (a traceback).
+
+    A LambdaVisionError says its own message; botocore's errors are worded by `aws.session.explain`
+    (the one wording of AWS's errors, also used inside `aws_errors`).
+    """
     if isinstance(exc, LambdaVisionError):
         return exc.message
     # botocore is imported lazily: `predict` on a local file must not pay for it.
     botocore_exceptions = sys.modules.get("botocore.exceptions")
-    if botocore_exceptions is not None:
-        if isinstance(exc, botocore_exceptions.NoCredentialsError):
-            return "no AWS credentials found: run `aws configure`, set AWS_PROFILE, or export AWS_ACCESS_KEY_ID"
-        if isinstance(exc, botocore_exceptions.ClientError):
-            err = exc.response.get("Error", {})
-            return f"AWS said {err.get('Code', 'error')}: {err.get('Message', str(exc))}"
-        if isinstance(exc, botocore_exceptions.EndpointConnectionError):
-            return f"cannot reach AWS: {exc}"
-        if isinstance(exc, botocore_exceptions.BotoCoreError):
-            return str(exc)
+    if botocore_exceptions is not None and isinstance(
+        exc, (botocore_exceptions.BotoCoreError, botocore_exceptions.ClientError)
+    ):
+        from lambdavision.aws.session import explain
+
+        return explain(exc).message
     if isinstance(exc, FileNotFoundError):
         return f"no such file: {exc.filename}"
     if isinstance(exc, (IsADirectoryError, PermissionError)):

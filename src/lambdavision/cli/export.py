@@ -11,7 +11,8 @@ from pathlib import Path
 
 import click
 
-from lambdavision.core.artifact import Manifest, read_artifact
+from lambdavision.core.artifact import Manifest
+from lambdavision.runtime.artifact_files import read_artifact
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -52,7 +53,8 @@ def _from_artifact(
 ) -> Manifest:
     """`convert` (the artifact's own preprocessing), or with a size given, its TorchScript exported
     again at that size: the ONNX copy is made and checked at N x N, and the manifest says N."""
-    from lambdavision.export import ExportError, convert, export_torchscript
+    from lambdavision.core.errors import ExportError
+    from lambdavision.export import convert, export_torchscript
 
     if input_size is None and resize_size is None:
         return convert(source, out, torchscript=torchscript)
@@ -217,7 +219,7 @@ def export_command(
 
 
 def _quantize(source: Path, out: Path, calibration_dir: Path, min_agreement: float, torchscript: bool) -> Manifest:
-    from lambdavision.export import ExportError
+    from lambdavision.core.errors import ExportError
     from lambdavision.quantize import load_image_dir, quantize_int8, split_held_out
 
     inputs = load_image_dir(calibration_dir, read_artifact(source).preprocessing)

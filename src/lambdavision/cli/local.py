@@ -14,16 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lambdavision.cfn import (
-    AppTemplate,
-    FunctionSpec,
-    TemplateError,
-    find_default_template,
-    load_app,
-    parse_parameter_overrides,
-)
+from lambdavision.cfn import AppTemplate, FunctionSpec, find_default_template, load_app, parse_parameter_overrides
 from lambdavision.cli.common import cpu_share_option
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import LambdaVisionError, TemplateError
 from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 
 if TYPE_CHECKING:
@@ -105,7 +98,7 @@ def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> tuple[La
 
     if use_venv:
         return None, (venv_description(spec, sys.executable),)
-    from lambdavision.aws.package import PackageError
+    from lambdavision.core.errors import PackageError
 
     try:
         layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))

@@ -16,8 +16,8 @@ from lambdavision.core.errors import BadRequest
 @click.option("--topk", "-k", default=3, show_default=True, type=click.IntRange(min=1), help="How many classes.")
 def predict(image: str, model: str, topk: int) -> None:
     """Classify IMAGE (a file path or an http(s) URL) and print the JSON answer."""
-    from lambdavision.core.fetch import FetchPolicy, fetch
-    from lambdavision.loader import load_classifier
+    from lambdavision.runtime.fetch import FetchPolicy, fetch
+    from lambdavision.runtime.loader import load_classifier
 
     classifier = load_classifier(model)
     if image.startswith(("http://", "https://")):

@@ -1,5 +1,7 @@
-"""The pure core: artifact, preprocessing, classification, events and fetch policy.
+"""The pure core: errors, artifact and manifest, tar safety, preprocessing, classification, events,
+the URL policy and SigV4 signing.
 
-Imports only the standard library, numpy and Pillow: never boto3, click, torch or an HTTP
-server, so the Lambda function's cold start pays for nothing it does not use.
+Imports only the standard library, numpy and Pillow, and does no I/O of its own: no sockets, TLS,
+threads, files or environment (that is `runtime`), never boto3, click or torch. `make test` holds
+it to that (import-linter's contracts in pyproject.toml).
 """

@@ -2,7 +2,7 @@
 threshold for a multi-label model) and top-k.
 
 The backend is any object with `run(batch) -> logits` and `output_width` (ONNX Runtime or
-TorchScript, see lambdavision.backends); this module never imports either.
+TorchScript, see lambdavision.runtime.backends); this module never imports either.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 
 from lambdavision.core.decode import DEFAULT_MEMORY_BUDGET, MemoryBudget
 from lambdavision.core.errors import ArtifactError, BadRequest, LambdaVisionError
-from lambdavision.core.manifest import Head
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import DEFAULT_MAX_PIXELS, Preprocessing, preprocess
 
 

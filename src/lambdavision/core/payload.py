@@ -15,7 +15,6 @@ from typing import Any
 
 from lambdavision.core.errors import BadRequest, LambdaVisionError, PayloadTooLarge
 from lambdavision.core.events import ApiRequest
-from lambdavision.core.preprocess import sniff_format
 
 DEFAULT_TOPK = 3
 DEFAULT_MAX_BATCH = 16
@@ -107,6 +106,9 @@ def parse_request(
         raise BadRequest(f"the request body is empty: {USAGE}")
     ctype = request.content_type
     raw_image = ctype.startswith("image/") or ctype == "application/octet-stream"
+    # Imported here: this module's constants are read by runtime.settings before numpy/Pillow load.
+    from lambdavision.core.decode import sniff_format
+
     if raw_image or (ctype != "application/json" and sniff_format(body) is not None):
         if len(body) > max_bytes:
             raise PayloadTooLarge(f"the image is {len(body):,} bytes; the limit is {max_bytes:,}")

@@ -1,6 +1,6 @@
 """Where a fetch may go: the address policy, the URL forms and ports accepted, and the fetch limits.
 
-Pure (no sockets): `core.fetch` applies it to the URL and to every redirect. A Lambda function that
+Pure (no sockets): `runtime.fetch` applies it to the URL and to every redirect. A Lambda function that
 fetches user-given URLs is a server-side request forgery target: the instance-metadata service
 (169.254.169.254, fd00:ec2::254) hands out credentials, and loopback or VPC addresses reach
 services that trust their callers. So:
@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import quote, urlsplit
@@ -35,9 +35,6 @@ MAX_BYTES_ENV = "LAMBDAVISION_MAX_FETCH_BYTES"
 TIMEOUT_ENV = "LAMBDAVISION_FETCH_TIMEOUT"
 PORTS_ENV = "LAMBDAVISION_FETCH_PORTS"
 DEFAULT_PORTS = frozenset({80, 443})
-
-_TRUE_WORDS = frozenset({"1", "true", "yes", "on"})
-_FALSE_WORDS = frozenset({"0", "false", "no", "off", ""})
 
 
 @dataclass(frozen=True)
@@ -77,53 +74,6 @@ class FetchPolicy:
         if allowed_ports is not None and target.port not in allowed_ports:
             allowed = " and ".join(str(port) for port in sorted(allowed_ports))
             raise BadRequest(f"URL refused: port {target.port} is not allowed (only {allowed}; {PORTS_ENV} widens it)")
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> FetchPolicy:
-        """The policy set by `LAMBDAVISION_*` variables; defaults where a variable is unset."""
-        allow_text = environ.get(ALLOW_PRIVATE_ENV, "").strip().lower()
-        if allow_text not in _TRUE_WORDS | _FALSE_WORDS:
-            raise ValueError(f"{ALLOW_PRIVATE_ENV} must be 1 or 0, got {environ[ALLOW_PRIVATE_ENV]!r}")
-        max_bytes = cls.max_bytes
-        if (text := environ.get(MAX_BYTES_ENV)) is not None:
-            try:
-                max_bytes = int(text)
-            except ValueError:
-                max_bytes = 0
-            if max_bytes < 1:
-                raise ValueError(f"{MAX_BYTES_ENV} must be a positive whole number of bytes, got {text!r}")
-        total = cls.total_timeout
-        if (text := environ.get(TIMEOUT_ENV)) is not None:
-            try:
-                total = float(text)
-            except ValueError:
-                total = math.nan
-            if not (math.isfinite(total) and total > 0):
-                raise ValueError(f"{TIMEOUT_ENV} must be a positive number of seconds, got {text!r}")
-        allow_private = allow_text in _TRUE_WORDS
-        return cls(
-            allow_private=allow_private,
-            max_bytes=max_bytes,
-            connect_timeout=min(cls.connect_timeout, total),
-            total_timeout=total,
-            ports=_ports(environ[PORTS_ENV]) if environ.get(PORTS_ENV) else None,
-        )
-
-
-def _ports(text: str) -> frozenset[int] | Literal["any"]:
-    """`LAMBDAVISION_FETCH_PORTS`: "80,443,8080", or "any"."""
-    if text.strip().lower() in ("any", "*"):
-        return "any"
-    ports: set[int] = set()
-    for word in text.replace(" ", ",").split(","):
-        if not word:
-            continue
-        if not word.isdigit() or not 1 <= int(word) <= 65535:
-            raise ValueError(f"{PORTS_ENV} must be port numbers separated by commas, or 'any'; got {text!r}")
-        ports.add(int(word))
-    if not ports:
-        raise ValueError(f"{PORTS_ENV} must name at least one port (or 'any'), got {text!r}")
-    return frozenset(ports)
 
 
 # --- The address policy (pure) -------------------------------------------------------------------

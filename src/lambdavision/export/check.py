@@ -18,13 +18,13 @@ from typing import Any
 
 import numpy as np
 
-from lambdavision.backends import OnnxBackend
 from lambdavision.core.classify import probabilities
-from lambdavision.core.errors import LambdaVisionError
-from lambdavision.core.manifest import Head
+from lambdavision.core.errors import ExportError, LambdaVisionError
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import Preprocessing, preprocess
 from lambdavision.export.photos import images_in, write_check_photos
-from lambdavision.export.torch_onnx import ExportError, first_line
+from lambdavision.export.torch_onnx import first_line
+from lambdavision.runtime.backends import OnnxBackend
 
 # Largest |Δp| accepted on a check photo. Measured on this project's test Learners (README, "From
 # fastai"): 0.0009 at most with full decodes, up to ~0.006 when a phone-sized JPEG is draft-decoded;

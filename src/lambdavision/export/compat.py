@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from types import ModuleType
 from typing import Any
 
-from lambdavision.export.torch_onnx import ExportError, import_torch
+from lambdavision.core.errors import ExportError
+from lambdavision.export.torch_onnx import import_torch
 
 FASTAI_INSTALL_HINT = "pip install 'lambdavision[fastai]'"
 

@@ -16,12 +16,13 @@ from typing import Any
 
 import numpy as np
 
-from lambdavision.core.manifest import Head, sigmoid_head
+from lambdavision.core.errors import ExportError
+from lambdavision.core.head import Head, sigmoid_head
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.core.steps import FastaiCropPad, FastaiResize, Step
 from lambdavision.export.check import ReadModel
 from lambdavision.export.compat import import_fastai_learner
-from lambdavision.export.torch_onnx import ExportError, first_line
+from lambdavision.export.torch_onnx import first_line
 
 # Pillow's resampling constants (what fastai's `resamples` holds) by name.
 _PIL_RESAMPLE = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from lambdavision.backends import OnnxBackend
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import ExportError
+from lambdavision.runtime.backends import OnnxBackend
 
 if TYPE_CHECKING:
     import torch
@@ -33,10 +33,6 @@ INSTALL_HINT = "pip install 'lambdavision[export]'"
 INPUT_NAME = "input"
 OUTPUT_NAME = "logits"
 _SEED = 20240601
-
-
-class ExportError(LambdaVisionError):
-    """The model cannot be exported, or its exported copies disagree with it; nothing was written."""
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,12 @@ from typing import Any
 
 import numpy as np
 
-from lambdavision.core.manifest import Head
+from lambdavision.core.errors import ExportError
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.core.steps import CenterCrop, Resize, Step
 from lambdavision.export.check import ReadModel
 from lambdavision.export.compat import import_torchvision
-from lambdavision.export.torch_onnx import ExportError
 
 # torchvision's InterpolationMode values -> the Pillow filter torchvision uses for a PIL image.
 _RESAMPLE = {

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from lambdavision.core.artifact import Manifest, read_artifact, write_artifact
-from lambdavision.core.manifest import Head
+from lambdavision.core.artifact import Manifest
+from lambdavision.core.errors import ExportError
+from lambdavision.core.head import Head
 from lambdavision.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from lambdavision.export.check import CHECK_TOLERANCE, ReadModel, check_photos
 from lambdavision.export.torch_onnx import (
-    ExportError,
     check_batch,
     check_onnx,
     check_width,
@@ -36,6 +36,7 @@ from lambdavision.export.torch_onnx import (
     trace,
 )
 from lambdavision.onnx_weights import split_weights
+from lambdavision.runtime.artifact_files import read_artifact, write_artifact
 
 Triple = tuple[float, float, float]
 

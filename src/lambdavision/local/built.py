@@ -25,19 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from lambdavision.core.errors import LambdaVisionError
+from lambdavision.core.errors import LambdaVisionError, MissingInterpreter
 from lambdavision.local.template import FunctionSpec
 
 Log = Callable[[str], None]
 
 BOOTSTRAP = Path(__file__).with_name("bootstrap.py")
 RUN_KEEP = 4  # extracted zips kept in run/ (the newest), so the folder does not grow without end
-
-
-class MissingInterpreter(LambdaVisionError):
-    """The runtime's CPython is not on this machine."""
-
-    status = 400
 
 
 @dataclass(frozen=True)

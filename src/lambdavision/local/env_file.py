@@ -15,7 +15,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from lambdavision.cfn import FunctionSpec, TemplateError, environment_variable
+from lambdavision.cfn import FunctionSpec, environment_variable
+from lambdavision.core.errors import TemplateError
 
 SHARED_SECTION = "Parameters"
 

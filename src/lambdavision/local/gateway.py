@@ -19,13 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from lambdavision.cfn import ApiRoute, TemplateError
-from lambdavision.core.events import (
-    build_http_v2_event,
-    build_rest_v1_event,
-    is_binary_media_type,
-    parse_proxy_response,
-)
+from lambdavision.cfn import ApiRoute
+from lambdavision.core.errors import TemplateError
+from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event, is_binary_media_type
+from lambdavision.core.proxy_response import parse_proxy_response
 from lambdavision.local.environment import new_request_id
 from lambdavision.local.http_api import http_api_answer, is_text_media_type
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge

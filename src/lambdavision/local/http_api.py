@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from lambdavision.core.events import parse_proxy_response
+from lambdavision.core.proxy_response import parse_proxy_response
 
 _TEXT_TYPES = ("text/", "application/json", "application/xml", "application/javascript", "application/x-www-form")
 

@@ -106,7 +106,3 @@ def response_too_large_error(size: int) -> bytes:
         f"Response payload size ({size} bytes) exceeded maximum allowed payload size ({MAX_RESPONSE_BYTES} bytes).",
         ERROR_RESPONSE_TOO_LARGE,
     )
-
-
-def runtime_error(message: str, error_type: str) -> bytes:
-    return _error(message, error_type)

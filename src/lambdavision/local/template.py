@@ -5,6 +5,7 @@ Kept so code written against the old import path (`from lambdavision.local.templ
 FunctionSpec`) still imports; it holds no code of its own.
 """
 
-from lambdavision.cfn import ApiRoute, AppTemplate, FunctionSpec, TemplateError
+from lambdavision.cfn import ApiRoute, AppTemplate, FunctionSpec
+from lambdavision.core.errors import TemplateError
 
 __all__ = ["ApiRoute", "AppTemplate", "FunctionSpec", "TemplateError"]

@@ -6,37 +6,15 @@ artifact has no ONNX model (the guide's classic layout, served outside Lambda).
 
 from __future__ import annotations
 
-import io
-import math
-import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from lambdavision.core.artifact import ONNX_DATA_NAME, Artifact
-from lambdavision.core.errors import ArtifactError, ConfigError
-
-# Lambda gives one vCPU's worth of CPU per 1,769 MB of memory, up to 6 vCPUs.
-MB_PER_VCPU = 1769
-MAX_VCPUS = 6
-
-
-def threads_for(environ: Mapping[str, str]) -> int | None:
-    """Intra-op threads: LAMBDAVISION_THREADS, else the vCPUs Lambda gives this memory size."""
-    explicit = environ.get("LAMBDAVISION_THREADS")
-    if explicit:
-        try:
-            value = int(explicit)
-        except ValueError:
-            raise ConfigError(f"LAMBDAVISION_THREADS must be an integer, not {explicit!r}") from None
-        return max(1, value)
-    memory = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-    if memory and memory.isdigit():
-        vcpus = min(MAX_VCPUS, max(1, math.ceil(int(memory) / MB_PER_VCPU)))
-        return min(vcpus, os.cpu_count() or vcpus)
-    return None  # ONNX Runtime's default: one thread per physical core
+from lambdavision.core.errors import ArtifactError
+from lambdavision.runtime.settings import Settings
+from lambdavision.runtime.torchscript import TorchScriptBackend
 
 
 class OnnxBackend:
@@ -115,65 +93,17 @@ def _check_input_shape(shape: list[Any], source: str, input_shape: tuple[int, in
             )
 
 
-class TorchScriptBackend:
-    """torch.jit on the CPU, for artifacts that carry only the guide's TorchScript .pth."""
-
-    name = "torchscript"
-
-    def __init__(
-        self, model: bytes, source: str, input_shape: tuple[int, int], environ: Mapping[str, str] | None = None
-    ) -> None:
-        try:
-            import torch
-        except ImportError:
-            raise ArtifactError(torch_missing_message(source, environ or {})) from None
-        self._torch = torch
-        try:
-            self.module = torch.jit.load(io.BytesIO(model), map_location="cpu").eval()  # type: ignore[no-untyped-call]
-            with torch.inference_mode():
-                probe = self.module(torch.zeros(1, 3, *input_shape))
-        except Exception as exc:
-            raise ArtifactError(f"{source}: the TorchScript model cannot be loaded or run: {exc}") from None
-        self._width = int(probe.shape[-1]) if probe.ndim == 2 else None
-
-    @property
-    def output_width(self) -> int | None:
-        return self._width
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        with self._torch.inference_mode():
-            out = self.module(self._torch.from_numpy(batch))
-        return np.asarray(out.numpy())
-
-
-def torch_missing_message(source: str, environ: Mapping[str, str]) -> str:
-    """Why a TorchScript-only artifact cannot load here, with the fix that is right where it runs.
-
-    Inside a Lambda function (AWS's, or lambdavision's local runtime running the built package)
-    torch cannot be installed: only converting the artifact helps.
-    """
-    convert = (
-        "run `lambdavision convert model.tar.gz model-onnx.tar.gz` (it adds ONNX) and upload that, "
-        "or upload with `lambdavision upload --convert`"
-    )
-    if environ.get("AWS_LAMBDA_FUNCTION_NAME"):
-        return (
-            f"{source} is a classic tarball (TorchScript .pth + classes.txt, no model.onnx), and a Lambda "
-            f"package carries no torch to run it: {convert}"
-        )
-    return (
-        f"{source} has no model.onnx, only TorchScript, which needs torch: {convert}; or, to serve it on this "
-        "machine only, `pip install 'lambdavision[export]'`"
-    )
-
-
-def backend_for(artifact: Artifact, environ: Mapping[str, str]) -> OnnxBackend | TorchScriptBackend:
+def backend_for(artifact: Artifact, settings: Settings) -> OnnxBackend | TorchScriptBackend:
     model = artifact.onnx_path if artifact.onnx_path is not None else artifact.onnx
     if model is not None:
         # onnx_data is set only for a model read into memory (streamed to disk, it is in the folder).
         return OnnxBackend(
-            model, artifact.source, threads_for(environ), artifact.preprocessing.input_shape, artifact.onnx_data
+            model, artifact.source, settings.threads, artifact.preprocessing.input_shape, artifact.onnx_data
         )
     if artifact.torchscript is not None:
-        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_shape, environ)
+        in_lambda = settings.function_name is not None  # AWS_LAMBDA_FUNCTION_NAME: inside a Lambda function
+        return TorchScriptBackend(artifact.torchscript, artifact.source, artifact.preprocessing.input_shape, in_lambda)
     raise ArtifactError(f"{artifact.source}: holds neither model.onnx nor a TorchScript .pth")
+
+
+__all__ = ["OnnxBackend", "TorchScriptBackend", "backend_for"]

@@ -15,11 +15,13 @@ import urllib.parse
 from collections.abc import Mapping
 from pathlib import Path
 
-from lambdavision.backends import backend_for
-from lambdavision.core.artifact import MANIFEST_NAME, Artifact, read_artifact, read_serving_dir
+from lambdavision.core.artifact import MANIFEST_NAME, Artifact
 from lambdavision.core.classify import Classifier
 from lambdavision.core.errors import ArtifactError
-from lambdavision.model_source import S3Download, open_s3_artifact, resolve_model_uri, take_prefetch
+from lambdavision.runtime.artifact_files import read_artifact, read_serving_dir
+from lambdavision.runtime.backends import backend_for
+from lambdavision.runtime.model_source import S3Download, open_s3_artifact, resolve_model_uri, take_prefetch
+from lambdavision.runtime.settings import Settings
 
 __all__ = ["load_classifier", "open_artifact"]
 
@@ -32,9 +34,9 @@ def _import_inference_runtime() -> None:
             return
 
 
-def open_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
+def open_artifact(uri: str, settings: Settings) -> Artifact:
     if uri.startswith("s3://"):
-        return open_s3_artifact(uri, environ)
+        return open_s3_artifact(uri, settings)
     if uri.startswith("file://"):
         uri = urllib.parse.unquote(urllib.parse.urlparse(uri).path)
     path = Path(uri)
@@ -56,19 +58,19 @@ def load_classifier(
     for a model on S3 the runtime import that overlaps it) and creating the inference session
     after it, for the cold-start breakdown in the logs.
     """
-    env = os.environ if environ is None else environ
-    uri = os.fspath(source) if source is not None else resolve_model_uri(env)
+    settings = Settings.from_env(os.environ if environ is None else environ)
+    uri = os.fspath(source) if source is not None else resolve_model_uri(settings)
     started = time.perf_counter()
     if uri.startswith("s3://"):
         # The download runs in a thread (started at the handler's import inside a Lambda runtime,
         # else now) while this one imports ONNX Runtime and numpy; its exception is raised here.
-        download = take_prefetch(uri, env) or S3Download(uri, env)
+        download = take_prefetch(uri, settings) or S3Download(uri, settings)
         _import_inference_runtime()
         artifact = download.result()
     else:
-        artifact = open_artifact(uri, env)
+        artifact = open_artifact(uri, settings)
     read = time.perf_counter()
-    backend = backend_for(artifact, env)
+    backend = backend_for(artifact, settings)
     if parts_ms is not None:
         parts_ms["artifact_ms"] = round((read - started) * 1000, 1)
         parts_ms["session_ms"] = round((time.perf_counter() - read) * 1000, 1)

@@ -1,7 +1,7 @@
 """Fetch an image from a URL without letting the URL reach anything it should not.
 
 Where a fetch may go is `core.urlpolicy` (schemes, ports, the address policy); this module
-applies it to the URL and to every redirect, and does the socket work:
+applies it to the URL and to every redirect, and `runtime.pinned` does the socket work:
 
 - the host is resolved once (getaddrinfo, within the deadline) and EVERY address it resolves to is
   checked; the connection goes to an address that was checked, never through a second DNS lookup
@@ -19,15 +19,10 @@ checked (requests/urllib3 resolve again at connect time), and the core stays std
 
 from __future__ import annotations
 
-import functools
 import http.client
-import io
-import os
-import socket
 import ssl
-import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
@@ -35,6 +30,7 @@ from urllib.parse import urljoin
 
 from lambdavision.core.errors import (
     BadRequest,
+    InternalError,
     LambdaVisionError,
     PayloadTooLarge,
     UpstreamError,
@@ -43,16 +39,22 @@ from lambdavision.core.errors import (
 from lambdavision.core.redact import redact_url
 from lambdavision.core.urlpolicy import (
     FetchPolicy,
-    IPAddress,
     Target,
     address_refusal,
     check_addresses,
     is_ip_literal,
     parse_url,
 )
-
-# host name -> the IP addresses it resolves to (as text). The default asks getaddrinfo.
-Resolver = Callable[[str], Sequence[str]]
+from lambdavision.runtime.pinned import (
+    Pin,
+    PinnedHTTPConnection,
+    PinnedHTTPSConnection,
+    Resolver,
+    getaddrinfo_resolver,
+    resolve,
+    time_left,
+    tls_context,
+)
 
 CHUNK_BYTES = 64 * 1024
 USER_AGENT = "lambdavision-fetch/1"
@@ -87,152 +89,6 @@ def read_capped(stream: SupportsRead1, limit: int, source: str) -> bytes:
     return b"".join(chunks)
 
 
-# --- The socket work -----------------------------------------------------------------------------
-
-
-def _remaining(deadline: float) -> float:
-    return deadline - time.monotonic()
-
-
-def _getaddrinfo_resolver(host: str) -> list[str]:
-    infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return [str(info[4][0]) for info in infos]
-
-
-def _resolve(host: str, resolver: Resolver, deadline: float, total_timeout: float) -> Sequence[str]:
-    """`resolver(host)` within the deadline; getaddrinfo has no timeout, so it runs in a thread
-    that is abandoned (daemon) if it is still waiting when the deadline passes."""
-    answer: list[Sequence[str]] = []
-    failure: list[BaseException] = []
-    done = threading.Event()
-
-    def run() -> None:
-        try:
-            answer.append(resolver(host))
-        except BaseException as exc:  # handed to the caller's thread below
-            failure.append(exc)
-        finally:
-            done.set()
-
-    threading.Thread(target=run, name=f"resolve {host}", daemon=True).start()
-    if not done.wait(max(_remaining(deadline), 0.0)):
-        raise UpstreamTimeout(f"resolving host {host} took longer than {total_timeout:g} s")
-    if failure:
-        exc = failure[0]
-        if isinstance(exc, LambdaVisionError):
-            raise exc
-        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise UpstreamError(f"could not resolve host {host}: {detail}") from exc
-    return answer[0]
-
-
-@dataclass
-class _Pin:
-    """Connects to the checked addresses, in order, and owns the socket it opened."""
-
-    target: Target
-    addresses: Sequence[IPAddress]
-    connect_timeout: float
-    deadline: float
-    sock: socket.socket | None = None
-
-    def open(self) -> socket.socket:
-        failure: OSError | None = None
-        for address in self.addresses:
-            remaining = _remaining(self.deadline)
-            if remaining <= 0:
-                break
-            family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sock.settimeout(min(self.connect_timeout, remaining))
-            try:
-                sock.connect((str(address), self.target.port))
-            except OSError as exc:
-                sock.close()
-                failure = exc
-                continue
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.settimeout(max(_remaining(self.deadline), 0.001))  # TLS handshake, request
-            self.sock = sock
-            return sock
-        # One answer whether the port was closed (refused), filtered (timed out) or unreachable:
-        # telling them apart would make the fetcher a port scanner.
-        raise UpstreamError(f"could not connect to image host {self.target.display}") from failure
-
-    def close(self) -> None:
-        if self.sock is not None:
-            self.sock.close()
-
-
-class _DeadlineReader(io.RawIOBase):
-    """Socket reads that never wait past the deadline, however slowly the server trickles."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: memoryview) -> int:  # type: ignore[override]
-        remaining = _remaining(self._deadline)
-        if remaining <= 0:
-            raise TimeoutError("deadline passed")
-        self._sock.settimeout(remaining)
-        return self._sock.recv_into(buffer)
-
-
-class _DeadlineSocket:
-    """What http.client sees as its socket: reads go through a `_DeadlineReader`; closing is left
-    to the `_Pin` (http.client closes the connection before the body of a close-delimited
-    response has been read)."""
-
-    def __init__(self, sock: socket.socket, deadline: float) -> None:
-        self._sock = sock
-        self._deadline = deadline
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(_DeadlineReader(self._sock, self._deadline), CHUNK_BYTES)
-
-    def sendall(self, data: bytes) -> None:
-        self._sock.settimeout(max(_remaining(self._deadline), 0.001))
-        self._sock.sendall(data)
-
-    def close(self) -> None:
-        pass
-
-
-class _PinnedHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, pin: _Pin) -> None:
-        super().__init__(pin.target.host, pin.target.port, timeout=pin.connect_timeout)
-        self._pin = pin
-
-    def connect(self) -> None:
-        self.sock = _DeadlineSocket(self._pin.open(), self._pin.deadline)
-
-
-class _PinnedHTTPSConnection(http.client.HTTPSConnection):
-    def __init__(self, pin: _Pin, context: ssl.SSLContext) -> None:
-        super().__init__(pin.target.host, pin.target.port, timeout=pin.connect_timeout, context=context)
-        self._pin = pin
-        self._tls = context
-
-    def connect(self) -> None:
-        tls = self._tls.wrap_socket(self._pin.open(), server_hostname=self.host)
-        self._pin.sock = tls  # the TLS socket now owns the file descriptor
-        self.sock = _DeadlineSocket(tls, self._pin.deadline)
-
-
-@functools.lru_cache(maxsize=4)
-def _tls_context_for(cafile: str | None, capath: str | None) -> ssl.SSLContext:
-    return ssl.create_default_context()  # OpenSSL reads SSL_CERT_FILE / SSL_CERT_DIR itself
-
-
-def _tls_context() -> ssl.SSLContext:
-    """The default verifying context, built once per trust-store setting (it costs ~20 ms)."""
-    return _tls_context_for(os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR"))
-
-
 @dataclass(frozen=True)
 class _Answer:
     location: str | None = None  # set for a redirect
@@ -246,11 +102,11 @@ def _get(target: Target, policy: FetchPolicy, deadline: float, resolver: Resolve
     if is_ip_literal(target.host):
         names: Sequence[str] = [target.host]
     else:
-        names = _resolve(target.host, resolver, deadline, policy.total_timeout)
+        names = resolve(target.host, resolver, deadline, policy.total_timeout)
     addresses = check_addresses(target.host, names, allow_private=policy.allow_private)
-    pin = _Pin(target, addresses, policy.connect_timeout, deadline)
+    pin = Pin(target, addresses, policy.connect_timeout, deadline)
     connection: http.client.HTTPConnection = (
-        _PinnedHTTPSConnection(pin, _tls_context()) if target.scheme == "https" else _PinnedHTTPConnection(pin)
+        PinnedHTTPSConnection(pin, tls_context()) if target.scheme == "https" else PinnedHTTPConnection(pin)
     )
     try:
         connection.putrequest("GET", target.request_target, skip_accept_encoding=True)
@@ -271,11 +127,11 @@ def _get(target: Target, policy: FetchPolicy, deadline: float, resolver: Resolve
         raise UpstreamError(f"the TLS handshake with image host {target.display} failed") from exc
     except http.client.HTTPException as exc:
         # Never the exception's text: BadStatusLine carries what the port sent (an SSH banner...).
-        if _remaining(deadline) <= 0:
+        if time_left(deadline) <= 0:
             raise _timeout(target, policy) from exc
         raise UpstreamError(f"image host {target.display} did not answer with valid HTTP") from exc
     except OSError as exc:
-        if _remaining(deadline) <= 0:
+        if time_left(deadline) <= 0:
             raise _timeout(target, policy) from exc
         raise UpstreamError(f"the connection to image host {target.display} failed") from exc
     finally:
@@ -324,7 +180,7 @@ def fetch(url: str, policy: FetchPolicy, *, resolver: Resolver | None = None) ->
     visited = {target.url}
     for hop in range(policy.max_redirects + 1):
         try:
-            answer = _get(target, policy, deadline, resolver or _getaddrinfo_resolver)
+            answer = _get(target, policy, deadline, resolver or getaddrinfo_resolver)
         except BadRequest as exc:
             if hop == 0:
                 raise
@@ -370,7 +226,7 @@ def fetch_many(urls: Sequence[str], policy: FetchPolicy, max_workers: int = 8) -
         except LambdaVisionError as exc:
             return exc
         except Exception as exc:  # a bug; one image must not fail the batch
-            error = LambdaVisionError(f"internal error while fetching {redact_url(url)}: {type(exc).__name__}")
+            error = InternalError(f"internal error while fetching {redact_url(url)}: {type(exc).__name__}")
             error.__cause__ = exc
             return error
 

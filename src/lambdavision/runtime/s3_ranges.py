@@ -4,7 +4,7 @@ S3 gives each connection roughly 85-90 MB/s and recommends concurrent byte-range
 for large objects (AWS, "Performance design patterns for Amazon S3"). So:
 
 - the first GET asks for the first 8 MiB (`FIRST_BYTES`); an object no larger comes whole in that
-  one GET, read as before (`core.s3get`), and so does the answer of a server that ignores ranges;
+  one GET, read as before (`runtime.s3get`), and so does the answer of a server that ignores ranges;
 - for a larger object, its 206 answer gives the size and ETag, and the rest is cut into parts
   (`plan`): as many connections as the unpack can use at this vCPU share, ~9 per vCPU (it digests
   ~750 MB/s per vCPU less what the imports beside it take; a connection brings 50-65 MB/s once
@@ -27,51 +27,27 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import http.client
 import math
 import mmap
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from types import TracebackType
 
-from lambdavision.core import s3get
-from lambdavision.core.errors import ArtifactError, ConfigError
+from lambdavision.core.errors import ArtifactError, ObjectChanged
+from lambdavision.core.sigv4 import GetRequest
+from lambdavision.runtime import s3get
+from lambdavision.runtime.range_get import CONTENT_RANGE, Retry, filling, open_range, read_into, transient
+from lambdavision.runtime.s3_object import S3Object
 
 MIB = 1024 * 1024
 FIRST_BYTES = 8 * MIB  # AWS's typical range size; an object up to this size keeps one GET
 PART_BYTES = 8 * MIB  # the largest part
 WINDOW_BYTES = 32 * MIB  # parts in flight ahead of the reader, together: its memory bound
 MIN_PART_BYTES = 1 * MIB
-MAX_CONNECTIONS = 8
-CONNECTIONS_PER_VCPU = 9
 BLOCK = 1 * MIB
 ATTEMPTS = 3
-CONNECTIONS_ENV = "LAMBDAVISION_S3_CONNECTIONS"
-MB_PER_VCPU = 1769
-_CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+)")
-
-
-class ObjectChanged(ArtifactError):
-    """The object was replaced while its ranges were read: start again on the new version."""
-
-
-class _Retry(Exception):
-    """A part's GET failed in a way a new connection may get past."""
-
-
-def connections_for(environ: Mapping[str, str]) -> int:
-    """Parallel GETs: LAMBDAVISION_S3_CONNECTIONS, else ~9 per vCPU of the function's memory size, 2..8."""
-    text = environ.get(CONNECTIONS_ENV)
-    if text:
-        if not text.isdigit() or int(text) < 1:
-            raise ConfigError(f"{CONNECTIONS_ENV} must be a whole number >= 1, got {text!r}")
-        return min(int(text), 64)
-    memory = environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
-    vcpus = int(memory) / MB_PER_VCPU if memory.isdigit() and int(memory) > 0 else 1.0
-    return max(2, min(MAX_CONNECTIONS, math.ceil(vcpus * CONNECTIONS_PER_VCPU)))
 
 
 def plan(total: int, connections: int, first: int = FIRST_BYTES) -> list[tuple[int, int]]:
@@ -85,9 +61,11 @@ def plan(total: int, connections: int, first: int = FIRST_BYTES) -> list[tuple[i
     return [(0, first), *[(start, min(start + size, total)) for start in range(first, total, size)]]
 
 
-def open_object(request: s3get.GetRequest, environ: Mapping[str, str]) -> s3get.S3Object | RangedObject:
-    """GET the object's first bytes; the object itself (one GET) if that was all, else a RangedObject."""
-    connections = connections_for(environ)
+def open_object(request: GetRequest, connections: int) -> S3Object | RangedObject:
+    """GET the object's first bytes; the object itself (one GET) if that was all, else a RangedObject.
+
+    `connections` is `S3Settings.connections`: LAMBDAVISION_S3_CONNECTIONS, else ~9 per vCPU, 2..8.
+    """
     if connections == 1:
         return s3get.open_get(request)
     ranged = dataclasses.replace(request, headers={**request.headers, "Range": f"bytes=0-{FIRST_BYTES - 1}"})
@@ -97,7 +75,7 @@ def open_object(request: s3get.GetRequest, environ: Mapping[str, str]) -> s3get.
         if " S3 said InvalidRange:" not in exc.message:
             raise
         return s3get.open_get(request)  # an empty object has no byte 0: S3 answers 416 to any range
-    match = _CONTENT_RANGE.fullmatch((first.content_range or "").strip())
+    match = CONTENT_RANGE.fullmatch((first.content_range or "").strip())
     if match is None or not first.etag or int(match.group(3)) <= FIRST_BYTES:
         return first  # the whole object (or a server without ranges, or no ETag to pin a version)
     return RangedObject(request, first, int(match.group(3)), plan(int(match.group(3)), connections), connections)
@@ -132,10 +110,10 @@ def _unmap(buffer: mmap.mmap) -> None:
 
 
 class RangedObject:
-    """An object read by parallel ranged GETs; the same surface as `s3get.S3Object` (`stream.read`)."""
+    """An object read by parallel ranged GETs; the same surface as `S3Object` (`stream.read`)."""
 
     def __init__(
-        self, request: s3get.GetRequest, first: s3get.S3Object, total: int, parts: list[tuple[int, int]], window: int
+        self, request: GetRequest, first: S3Object, total: int, parts: list[tuple[int, int]], window: int
     ) -> None:
         self.uri = self.name = first.uri
         self.etag = first.etag
@@ -264,18 +242,18 @@ class RangedObject:
 
     # -- the fetchers' side --
 
-    def _fetch(self, part: _Part, first: s3get.S3Object | None) -> None:
+    def _fetch(self, part: _Part, first: S3Object | None) -> None:
         failures = 0
         try:
             while part.received < part.size and not self._stopping:
                 try:
                     if first is not None:  # part 0 arrives on the first GET's own answer
                         source, first = first, None
-                        self._pump(part, _filling(source.stream.read))
+                        self._pump(part, filling(source.stream.read))
                     else:
                         self._fetch_once(part)
-                except (_Retry, ArtifactError) as exc:
-                    if isinstance(exc, ObjectChanged) or (isinstance(exc, ArtifactError) and not _transient(exc)):
+                except (Retry, ArtifactError) as exc:
+                    if isinstance(exc, ObjectChanged) or (isinstance(exc, ArtifactError) and not transient(exc)):
                         raise
                     failures += 1
                     if failures >= ATTEMPTS:
@@ -295,56 +273,16 @@ class RangedObject:
 
     def _fetch_once(self, part: _Part) -> None:
         offset, last = part.start + part.received, part.end - 1
-        headers = {**self._request.headers, "Range": f"bytes={offset}-{last}", "If-Match": f'"{self.etag}"'}
-        connection = s3get._connection(self._request)
         try:
+            connection, response = open_range(
+                self._request, self.etag, self.content_length, offset, last, lambda sock: setattr(part, "sock", sock)
+            )
             try:
-                connection.putrequest("GET", self._request.target, skip_host=True, skip_accept_encoding=True)
-                for name, value in headers.items():
-                    connection.putheader(name, value)
-                connection.putheader("Accept-Encoding", "identity")
-                connection.putheader("User-Agent", s3get.USER_AGENT)
-                connection.endheaders()
-                part.sock = connection.sock
-                response = connection.getresponse()
-            except (OSError, http.client.HTTPException) as exc:
-                raise _Retry(_describe(exc, self._request.timeout)) from exc
-            self._check(response, offset, last)
-            self._pump(part, lambda view: _read_into(response, view, self._request.timeout))
+                self._pump(part, lambda view: read_into(response, view, self._request.timeout))
+            finally:
+                connection.close()
         finally:
             part.sock = None
-            connection.close()
-
-    def _check(self, response: http.client.HTTPResponse, offset: int, last: int) -> None:
-        status = response.status
-        if status == 206:
-            match = _CONTENT_RANGE.fullmatch((response.getheader("Content-Range") or "").strip())
-            etag = (response.getheader("ETag") or "").strip().strip('"')
-            if match is None or int(match.group(1)) != offset or int(match.group(2)) > last:
-                got = response.getheader("Content-Range")
-                raise ArtifactError(f"{self.uri}: S3 answered a GET of bytes {offset}-{last} with Content-Range {got}")
-            if int(match.group(3)) != self.content_length or (etag and etag != self.etag):
-                raise ObjectChanged(
-                    f"{self.uri}: the object changed while it was read (ETag {self.etag}, now {etag or '?'}; "
-                    f"{self.content_length} bytes, now {match.group(3)})"
-                )
-            return
-        body = response.read(s3get.ERROR_BODY_CAP) if status >= 300 else b""
-        code, message = s3get.parse_error(body)
-        if status == 412:
-            raise ObjectChanged(
-                f"{self.uri}: the object changed while it was read (S3 said {code or 412}: "
-                f"its ETag is no longer {self.etag})"
-            )
-        if status >= 500:
-            raise _Retry(f"S3 answered HTTP {status}{f' ({code})' if code else ''}")
-        if status == 200:
-            raise ArtifactError(
-                f"{self.uri}: the server answered a byte range with the whole object (no range support)"
-            )
-        raise ArtifactError(
-            f"{self.uri}: S3 said {code or status}: {message or response.reason} (bytes {offset}-{last})"
-        )
 
     def _pump(self, part: _Part, read_into: Callable[[memoryview], int]) -> None:
         """Fill the part's map from `read_into`, waking the reader after each piece."""
@@ -356,40 +294,10 @@ class RangedObject:
                 with view[part.received : min(part.size, part.received + BLOCK)] as room:
                     count = read_into(room)
                 if not count:
-                    raise _Retry(f"the answer ended after {part.received} of the part's {part.size} bytes")
+                    raise Retry(f"the answer ended after {part.received} of the part's {part.size} bytes")
                 with self._cond:
                     part.received += count
                     self._cond.notify_all()
 
 
-def _read_into(response: http.client.HTTPResponse, room: memoryview, timeout: float) -> int:
-    """Some bytes of a range's answer into `room` (0 at its end); a failure a new connection may get past is _Retry."""
-    try:
-        return response.readinto(room)
-    except (OSError, http.client.HTTPException) as exc:
-        raise _Retry(_describe(exc, timeout)) from exc
-
-
-def _filling(read: Callable[[int], bytes]) -> Callable[[memoryview], int]:
-    """A `read(size)` (s3get's first GET body) as a `read_into(room)`."""
-
-    def read_into(room: memoryview) -> int:
-        data = read(len(room))
-        room[: len(data)] = data
-        return len(data)
-
-    return read_into
-
-
-def _describe(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no data for {timeout:g} s ({s3get.TIMEOUT_ENV})"
-    return s3get._describe(exc)
-
-
-def _transient(exc: ArtifactError) -> bool:
-    """Errors of the first GET's body (s3get's words) worth a new connection: cut, stalled, truncated."""
-    return "cannot read from S3:" in exc.message
-
-
-__all__ = ["CONNECTIONS_ENV", "FIRST_BYTES", "ObjectChanged", "RangedObject", "connections_for", "open_object", "plan"]
+__all__ = ["FIRST_BYTES", "ObjectChanged", "RangedObject", "open_object", "plan"]
