@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/compare.py            # ResNet-50, >= 5 cold starts, >= 50 warm requests
     .venv/bin/python benchmarks/compare.py --quick    # a small CNN, few repeats (the test suite runs this)
 
-Under several conditions (benchmarks/conditions.py): on loopback (whole cores, S3 at memory speed)
+Under several conditions (lambdavision.bench.conditions): on loopback (whole cores, S3 at memory speed)
 and as on Lambda at 1,024, 2,048 and 3,008 MB (each environment held to MemorySize/1769 vCPUs by a
 cgroup quota, S3 with a first-byte latency and a bandwidth per connection: moto behind the shaped
 stand-in). The full table and the targets are the primary condition's (Lambda-shaped, 2,048 MB).
@@ -35,7 +35,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
@@ -52,39 +51,28 @@ from PIL import Image, ImageDraw, ImageFilter
 from lambdavision.aws.package import installed_closure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
-from benchmarks.conditions import CORE_VARIANTS, Condition, conditions, conditions_table
-
-from lambdavision.bench import (
-    DEFAULT_TIMEOUT_S,
-    HANDLER,
-    BenchError,
-    BenchFunction,
-    ColdRun,
-    Floor,
-    ImageServer,
-    Runner,
-    Stats,
-    WarmRun,
-    describe_machine,
-    local_caveat,
-    threads_for_memory,
-    url_event,
-)
-from lambdavision.bench_emulation import DecodeFloor, WorkerGroup, preload
-from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
+from lambdavision.bench.conditions import CORE_VARIANTS, Condition, conditions, conditions_table
+from lambdavision.bench.emulation import WorkerGroup
+from lambdavision.bench.emulation import cpu_limiter as emulated_cpu
+from lambdavision.bench.floor import DecodeFloor, Floor, threads_for_memory
+from lambdavision.bench.images import ImageServer, url_event
+from lambdavision.bench.machine import describe_machine, local_caveat
+from lambdavision.bench.pricing import Prices, cost_per_million, load_prices
+from lambdavision.bench.runner import DEFAULT_TIMEOUT_S, HANDLER, BenchFunction, ColdRun, Runner, WarmRun
+from lambdavision.bench.s3 import BENCH_BUCKET, preload, s3_env, upload
+from lambdavision.bench.stats import BenchError, Stats
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
 from lambdavision.local import simulated_aws
 from lambdavision.local.cpu_quota import CpuLimiter
 from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, ShapedS3, Shaping
 from lambdavision.model_source import BUNDLED_DIR
-from lambdavision.pricing import Prices, cost_per_million, load_prices
 
 REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO / "benchmarks" / "baseline"
 DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
-BUCKET = "lambdavision-bench"
+BUCKET = BENCH_BUCKET
 GUIDE_KEY = "fastai-models/lesson1/model.tar.gz"
 MEMORY_MB = 2048  # the primary condition: Lambda-shaped at 2,048 MB (the targets)
 MEMORY_SIZES = (1024, 2048, 3008)
@@ -234,12 +222,6 @@ def build_images(cache: Path) -> dict[str, bytes]:
 # --- S3 on loopback ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def moto_server(log_dir: Path) -> Iterator[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -252,29 +234,8 @@ def aws_env(endpoint: str, cache: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_CONFIG_FILE": str(cache / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(cache / "no-aws-credentials"),
+        **s3_env(endpoint, cache),
     }
-
-
-def upload(env: dict[str, str], files: dict[str, Path]) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-    client.create_bucket(Bucket=BUCKET)
-    for key, path in files.items():
-        client.upload_file(str(path), BUCKET, key)
 
 
 # --- variants -----------------------------------------------------------------------------------
@@ -954,7 +915,7 @@ def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
         "stand-in and its images fetched by URL from a loopback server, under the conditions below. Figures are "
         "medians; each ratio is to the guide's app in the same condition of the same run (1/6.0 = six times less).",
         "",
-        "**As on Lambda** (`lambdavision.bench_emulation`): every function environment runs in a cgroup CPU quota of "
+        "**As on Lambda** (`lambdavision.bench.emulation`): every function environment runs in a cgroup CPU quota of "
         "MemorySize/1769 vCPUs (Lambda's CPU share by memory size; 2,048 MB = 1.16 vCPU), and S3 answers each "
         f"request after a first-byte latency of {s3['latency_ms']:g} ms and sends at most "
         f"{s3['bandwidth_mb_s']:g} MB/s per connection"
@@ -1174,7 +1135,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         moto_server(cache / "logs") as moto,
         ImageServer({k: v for k, v in images.items()}) as web,
     ):
-        upload(aws_env(moto, cache), s3_uploads(models))
+        upload(moto, s3_uploads(models))
         events = {key: url_event(web.url_for(key)) for key in images}
         for condition in conds:
             cold_runs, warm = (

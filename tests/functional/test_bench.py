@@ -14,11 +14,12 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from lambdavision.bench import Stats, parse_load_line, parse_server_timing
+from lambdavision.bench.pricing import cost_per_million, load_prices
+from lambdavision.bench.stats import Stats
+from lambdavision.bench.timing import parse_load_line, parse_server_timing
 from lambdavision.cli import bench as bench_cli
 from lambdavision.cli.common import LambdaVisionGroup
 from lambdavision.core.artifact import write_artifact
-from lambdavision.pricing import cost_per_million, load_prices
 from tests.fixtures.colour import COLOUR_PREP, COLOURS
 
 STATS_KEYS = ("cold_start_ms", "cold_init_ms", "cold_first_request_ms", "model_load_ms", "warm_ms")

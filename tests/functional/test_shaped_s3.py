@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdavision.bench_emulation import preload
+from lambdavision.bench.s3 import preload
 from lambdavision.core import s3get
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, LOOPBACK, MB, ShapedS3, Shaping, byte_range
 

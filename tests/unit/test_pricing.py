@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdavision.pricing import (
+from lambdavision.bench.pricing import (
     Prices,
     PricingError,
     billed_ms,

@@ -1,6 +1,6 @@
 """`lambdavision bench`: cold start, warm latency, peak memory and $ per 1M requests for a model.
 
-The measuring is `lambdavision.bench`; this module parses, shows progress on a terminal, and prints
+The measuring is `lambdavision.bench.measure`; this module parses, shows progress on a terminal, and prints
 a table (or JSON with --json, a chart with --plot).
 """
 
@@ -15,10 +15,12 @@ from typing import Any
 
 import click
 
-from lambdavision.bench import COLD_FRACTION, DEFAULT_MEMORY_SIZES, BenchReport, MemoryResult, ProgressFn, Stats
+from lambdavision.bench.measure import DEFAULT_MEMORY_SIZES, ProgressFn
+from lambdavision.bench.pricing import ARCHITECTURES, MAX_MEMORY_MB, MIN_MEMORY_MB
+from lambdavision.bench.report import COLD_FRACTION, BenchReport, MemoryResult
+from lambdavision.bench.stats import Stats
 from lambdavision.cli.common import cpu_share_option
 from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, Shaping
-from lambdavision.pricing import ARCHITECTURES, MAX_MEMORY_MB, MIN_MEMORY_MB
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 
@@ -249,8 +251,8 @@ def bench_command(
     connection (--s3-loopback: at memory speed). Local figures approximate Lambda's; the output
     says on what machine and under which conditions they were taken.
     """
-    from lambdavision.bench import bench_model
-    from lambdavision.bench_emulation import Emulation
+    from lambdavision.bench.emulation import Emulation
+    from lambdavision.bench.measure import bench_model
 
     if more_memory and not memory:
         raise click.UsageError(f"unexpected argument {more_memory[0]!r}")

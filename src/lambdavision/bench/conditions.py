@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lambdavision.bench_emulation import LOCAL, Emulation
+from lambdavision.bench.emulation import LOCAL, Emulation
 from lambdavision.local.cpu_quota import CpuLimiter, share_for
 from lambdavision.local.shaped_s3 import Shaping
 
