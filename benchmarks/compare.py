@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from lambdavision.aws.package import installed_closure
+from lambdavision.build.installed import installed_closure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
 from lambdavision.bench.conditions import CORE_VARIANTS, Condition, conditions, conditions_table
@@ -127,7 +127,7 @@ def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: 
 
     from lambdavision.core.artifact import read_artifact, write_artifact
     from lambdavision.export import export
-    from lambdavision.zoo import resnet50, small_cnn
+    from lambdavision.export.zoo import resnet50, small_cnn
 
     folder.mkdir(parents=True, exist_ok=True)
     classes = [f"class_{i:04d}" for i in range(NUM_CLASSES)]
@@ -167,7 +167,7 @@ INT8_NOTE = (
 def build_int8(serving: Path, out: Path, cache: Path) -> tuple[Path | None, str]:
     """`lambdavision export --quantize int8`'s quantisation of the serving artifact, when it exists."""
     try:
-        from lambdavision.quantize import quantize_int8
+        from lambdavision.export.quantize import quantize_int8
     except ImportError:
         return None, "not available: `lambdavision export --quantize int8` is not implemented yet"
     if out.is_file():
@@ -480,8 +480,8 @@ def baseline_stack_sizes(cache: Path) -> dict[str, Any]:
 
 def lambdavision_package_sizes(cache: Path, bundle_model: Path | None) -> dict[str, Any]:
     """`lambdavision package` of a python3.12 x86_64 function (the zip it deploys)."""
-    from lambdavision.aws import wheels
-    from lambdavision.aws.package import BuildOptions, build
+    from lambdavision.build import wheels
+    from lambdavision.build.zips import BuildOptions, build
 
     template = {
         "Resources": {

@@ -33,9 +33,9 @@ from lambdavision.core.artifact import (
 from lambdavision.core.errors import ArtifactError
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.export import ExportError, convert, export, measure_agreement
+from lambdavision.export.quantize import load_image_dir, quantize_int8
+from lambdavision.export.zoo import resnet50, small_cnn
 from lambdavision.loader import load_classifier
-from lambdavision.quantize import load_image_dir, quantize_int8
-from lambdavision.zoo import resnet50, small_cnn
 from tests.fixtures.models import REPO, TINY_CLASSES, TINY_INPUT_SIZE
 
 

@@ -22,7 +22,7 @@ import boto3
 import psutil
 import pytest
 
-from lambdavision.appdir import AppOptions, app_files, write_app_dir
+from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.template import TemplateOptions
 from lambdavision.cfn import load_app as load_template
 from lambdavision.cli.start_api import LocalApi

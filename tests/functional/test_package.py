@@ -25,9 +25,10 @@ import boto3
 import pytest
 import yaml
 
-from lambdavision.aws.package import PackageError, installed_closure, installed_sizes
-from lambdavision.aws.wheels import find_python
-from lambdavision.aws.zipbuild import sizes
+from lambdavision.build.installed import installed_closure, installed_sizes
+from lambdavision.build.plan import PackageError
+from lambdavision.build.wheels import find_python
+from lambdavision.build.zipbuild import sizes
 from lambdavision.cfn import parse_template as load_template
 
 REPO = Path(__file__).resolve().parents[2]

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.aws.host import HostPlatform, HostTarget, twin_reason, twin_target
 from lambdavision.aws.imports_check import (
     check_zip,
     defines,
@@ -24,8 +23,9 @@ from lambdavision.aws.imports_check import (
 )
 from lambdavision.aws.model_check import classify_head
 from lambdavision.aws.preflight import capability_problem
-from lambdavision.aws.runtimes import retired_reason
-from lambdavision.aws.wheels import Target
+from lambdavision.build.host import HostPlatform, HostTarget, twin_reason, twin_target
+from lambdavision.build.runtimes import retired_reason
+from lambdavision.build.wheels import Target
 from lambdavision.core.errors import LambdaVisionError
 
 GUIDE_APP = Path("/work/shared/reference/guide-app/pytorch/app.py")

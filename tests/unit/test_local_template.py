@@ -435,7 +435,7 @@ def test_runtime_api_core_hands_out_one_event_and_keeps_answers_per_request() ->
 
 def test_snapstart_routes_reach_the_function_behind_the_alias(tmp_path: Path) -> None:
     """With SnapStart the API integrates with the alias `live`; locally that is the function itself."""
-    from lambdavision.appdir import AppOptions, app_files, write_app_dir
+    from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
     from lambdavision.aws.template import TemplateOptions
 
     write_app_dir(tmp_path, app_files(AppOptions(template=TemplateOptions(snapstart=True))), force=False)

@@ -10,9 +10,11 @@ from typing import Any
 
 import pytest
 
-from lambdavision.aws import package, wheels, zipbuild
-from lambdavision.aws.package import BuildResult, BuiltZip, FunctionPackage, PackageError
-from lambdavision.aws.wheels import Target
+from lambdavision.aws import package
+from lambdavision.build import plan, stage, wheels, zipbuild
+from lambdavision.build.plan import PackageError
+from lambdavision.build.wheels import Target
+from lambdavision.build.zips import BuildResult, BuiltZip, FunctionPackage
 from lambdavision.core.errors import LambdaVisionError
 
 
@@ -379,7 +381,7 @@ def lambda_template(**props: Any) -> dict[str, Any]:
 
 def test_plan_reads_runtime_and_architecture(tmp_path: Path) -> None:
     (tmp_path / "function").mkdir()
-    [spec] = package.plan_functions(lambda_template(), tmp_path)
+    [spec] = plan.plan_functions(lambda_template(), tmp_path)
     assert spec.logical_id == "PyTorchFunction"
     assert spec.target == Target("python3.12", "arm64")  # through the parameter's Default
     assert spec.code_dir == (tmp_path / "function").resolve()
@@ -393,7 +395,7 @@ def test_plan_reads_sam_functions_and_their_globals(tmp_path: Path) -> None:
         "Globals": {"Function": {"Runtime": "python3.13", "CodeUri": "src/"}},
         "Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "app.h"}}},
     }
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     assert (spec.resource_type, spec.target) == ("AWS::Serverless::Function", Target("python3.13", "x86_64"))
 
 
@@ -413,13 +415,13 @@ def test_plan_errors_say_what_to_change(tmp_path: Path, props: dict[str, Any], m
     if props.get("Runtime", "") is None:
         del template["Resources"]["PyTorchFunction"]["Properties"]["Runtime"]
     with pytest.raises(PackageError, match=message):
-        package.plan_functions(template, tmp_path)
+        plan.plan_functions(template, tmp_path)
 
 
 def test_plan_needs_a_local_function(tmp_path: Path) -> None:
     template = lambda_template(Code={"ZipFile": "def h(e, c): pass"})
     with pytest.raises(PackageError, match="no function with a local code folder"):
-        package.plan_functions(template, tmp_path)
+        plan.plan_functions(template, tmp_path)
 
 
 def built(kind: str, logical_id: str, target: Target, sha: str, key: str | None) -> BuiltZip:
@@ -429,7 +431,7 @@ def built(kind: str, logical_id: str, target: Target, sha: str, key: str | None)
 def test_packaged_template_points_at_s3_and_adds_the_layer(tmp_path: Path) -> None:
     (tmp_path / "function").mkdir()
     template = lambda_template(Layers=["arn:aws:lambda:us-east-1:123456789012:layer:other:1"])
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     target = spec.target
     layer = built("layer", "LambdaVisionDepsPython312Arm64", target, "aa", "p/aa.zip")
     function = built("function", "PyTorchFunction", target, "bb", "p/bb.zip")
@@ -467,7 +469,7 @@ def test_packaged_sam_template_uses_an_s3_uri(tmp_path: Path) -> None:
             }
         }
     }
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     result = BuildResult([FunctionPackage(spec, built("function", "Fn", spec.target, "cc", "cc.zip"))])
     out = package.packaged_template(template, result, "bkt")
     assert out["Resources"]["Fn"]["Properties"]["CodeUri"] == "s3://bkt/cc.zip"
@@ -476,7 +478,7 @@ def test_packaged_sam_template_uses_an_s3_uri(tmp_path: Path) -> None:
 def test_packaged_template_without_upload_names_the_local_zip(tmp_path: Path) -> None:
     (tmp_path / "function").mkdir()
     template = lambda_template()
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     zip_path = tmp_path / "dist" / "PyTorchFunction.zip"
     function = BuiltZip("function", "PyTorchFunction", zip_path, "dd", zipbuild.ZipSizes(1, 2, ()), spec.target)
     out = package.packaged_template(template, BuildResult([FunctionPackage(spec, function)]), None, tmp_path)
@@ -491,9 +493,9 @@ def test_s3_keys_are_content_hashes_under_the_prefix() -> None:
 def test_runtime_part_is_exactly_the_listed_modules() -> None:
     import lambdavision
 
-    files = package.runtime_files(Path(lambdavision.__file__).parent)
+    files = stage.runtime_files(Path(lambdavision.__file__).parent)
     tops = {name.split("/")[1] for name in files}
-    assert tops <= set(package.RUNTIME_PARTS)
+    assert tops <= set(stage.RUNTIME_PARTS)
     assert {"__init__.py", "core", "handler.py", "backends.py", "loader.py", "model_source.py", "s3_ranges.py"} <= tops
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
     assert not tops & {"cli", "aws", "local", "export", "export.py", "zoo.py"}

@@ -8,10 +8,10 @@ The build folder (SAM's `.aws-sam/build`), beside the template unless `--build-d
       PyTorchFunction.zip             exactly the bytes `package` uploads for PyTorchFunction
       LambdaVisionDeps<Platform>.zip  its dependencies' layer, with --layer
       host-twin/<platform>/           the same layout, built for this host when it cannot run the
-                                      package as built (aws/host.py; `local` only)
+                                      package as built (build/host.py; `local` only)
       run/<sha256>/                   a zip extracted for `local` (local/built.py)
 
-`package.build` is the one code path that makes a zip; this module decides whether to call it. A
+`build.zips.build` is the one code path that makes a zip; this module decides whether to call it. A
 function's inputs hash covers everything that decides its zip's bytes: the code folder's files
 (names and contents, minus what `package` ignores), lambdavision's runtime part, the target
 (runtime, architecture, wheel platforms), the pinned requirements, the CPython that compiles the
@@ -33,23 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import lambdavision
-from lambdavision.aws import wheels, zipbuild
-from lambdavision.aws.package import (
-    IGNORED_IN_CODE,
-    LAMBDA_FUNCTION,
-    SAM_FUNCTION,
-    STAGING_FORMAT,
-    BuildOptions,
-    BuildResult,
-    BuiltZip,
-    FunctionPackage,
-    PackageError,
-    PlannedFunction,
-    build,
-    plan_functions,
-    runtime_files,
-)
-from lambdavision.aws.wheels import Interpreter, Target
+from lambdavision.build import wheels, zipbuild
+from lambdavision.build.plan import LAMBDA_FUNCTION, SAM_FUNCTION, PackageError, PlannedFunction, plan_functions
+from lambdavision.build.stage import IGNORED_IN_CODE, STAGING_FORMAT, runtime_files
+from lambdavision.build.zips import BuildOptions, BuildResult, BuiltZip, FunctionPackage, build
+from lambdavision.build.wheels import Interpreter, Target
 
 Log = Callable[[str], None]
 
