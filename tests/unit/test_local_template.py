@@ -18,7 +18,7 @@ from lambdavision.cfn import (
 from lambdavision.cfn import parse_template as parse_template_text
 from lambdavision.local import report
 from lambdavision.local.env_file import apply_env_file, parse_env_document
-from lambdavision.local.environment import lambda_environment
+from lambdavision.local.lambda_env import lambda_environment
 from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore
 
 APP = Path("/apps/demo/template.yaml")
