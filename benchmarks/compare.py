@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from lambdavision.build.installed import installed_closure
+from lambdavision.builder.installed import installed_closure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
 from lambdavision.bench.conditions import CORE_VARIANTS, Condition, conditions, conditions_table
@@ -480,8 +480,8 @@ def baseline_stack_sizes(cache: Path) -> dict[str, Any]:
 
 def lambdavision_package_sizes(cache: Path, bundle_model: Path | None) -> dict[str, Any]:
     """`lambdavision package` of a python3.12 x86_64 function (the zip it deploys)."""
-    from lambdavision.build import wheels
-    from lambdavision.build.zips import BuildOptions, build
+    from lambdavision.builder import wheels
+    from lambdavision.builder.zips import BuildOptions, build
 
     template = {
         "Resources": {

@@ -37,7 +37,7 @@ from lambdavision.aws.deploy import (
 )
 from lambdavision.aws.session import AwsError, aws_errors
 from lambdavision.aws.template import TemplateOptions, build_template
-from lambdavision.build.stage import runtime_files
+from lambdavision.builder.stage import runtime_files
 from lambdavision.cfn import dump_template
 from lambdavision.cfn import parse_template as load_template
 from lambdavision.cli import cli

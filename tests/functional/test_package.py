@@ -25,10 +25,10 @@ import boto3
 import pytest
 import yaml
 
-from lambdavision.build.installed import installed_closure, installed_sizes
-from lambdavision.build.plan import PackageError
-from lambdavision.build.wheels import find_python
-from lambdavision.build.zipbuild import sizes
+from lambdavision.builder.installed import installed_closure, installed_sizes
+from lambdavision.builder.plan import PackageError
+from lambdavision.builder.wheels import find_python
+from lambdavision.builder.zipbuild import sizes
 from lambdavision.cfn import parse_template as load_template
 
 REPO = Path(__file__).resolve().parents[2]

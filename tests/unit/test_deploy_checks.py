@@ -23,9 +23,9 @@ from lambdavision.aws.imports_check import (
 )
 from lambdavision.aws.model_check import classify_head
 from lambdavision.aws.preflight import capability_problem
-from lambdavision.build.host import HostPlatform, HostTarget, twin_reason, twin_target
-from lambdavision.build.runtimes import retired_reason
-from lambdavision.build.wheels import Target
+from lambdavision.builder.host import HostPlatform, HostTarget, twin_reason, twin_target
+from lambdavision.builder.runtimes import retired_reason
+from lambdavision.builder.wheels import Target
 from lambdavision.core.errors import LambdaVisionError
 
 GUIDE_APP = Path("/work/shared/reference/guide-app/pytorch/app.py")

@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from lambdavision.aws import package
-from lambdavision.build import plan, stage, wheels, zipbuild
-from lambdavision.build.plan import PackageError
-from lambdavision.build.wheels import Target
-from lambdavision.build.zips import BuildResult, BuiltZip, FunctionPackage
+from lambdavision.builder import elf, plan, prune, stage, wheels, zipbuild
+from lambdavision.builder.plan import PackageError
+from lambdavision.builder.wheels import Target
+from lambdavision.builder.zips import BuildResult, BuiltZip, FunctionPackage
 from lambdavision.core.errors import LambdaVisionError
 
 
@@ -81,7 +81,7 @@ PRUNED = {
 def test_prune_removes_what_never_runs_and_keeps_the_rest(tmp_path: Path) -> None:
     make_tree(tmp_path, {name: b"x" * 10 for name in KEPT | PRUNED})
 
-    removed = zipbuild.prune(tmp_path)
+    removed = prune.prune(tmp_path)
 
     assert tree_files(tmp_path) == KEPT
     removed_paths = {r.path for r in removed}
@@ -97,8 +97,8 @@ def test_prune_removes_what_never_runs_and_keeps_the_rest(tmp_path: Path) -> Non
 
 def test_prune_is_idempotent(tmp_path: Path) -> None:
     make_tree(tmp_path, {name: b"x" for name in KEPT | PRUNED})
-    zipbuild.prune(tmp_path)
-    assert zipbuild.prune(tmp_path) == []
+    prune.prune(tmp_path)
+    assert prune.prune(tmp_path) == []
     assert tree_files(tmp_path) == KEPT
 
 
@@ -118,7 +118,7 @@ def test_prune_is_idempotent(tmp_path: Path) -> None:
     ],
 )
 def test_prune_reason(path: str, is_dir: bool, pruned: bool) -> None:
-    assert (zipbuild.prune_reason(path, is_dir) is not None) is pruned
+    assert (prune.prune_reason(path, is_dir) is not None) is pruned
 
 
 # --- the reproducible zip -----------------------------------------------------------------------
@@ -193,10 +193,10 @@ def elf_header(machine: int) -> bytes:
 
 
 def test_elf_machine_reads_the_header() -> None:
-    assert zipbuild.elf_machine(elf_header(183)) == 183
-    assert zipbuild.elf_machine(elf_header(62)) == 62
-    assert zipbuild.elf_machine(b"#!/bin/sh\n" + bytes(20)) is None
-    assert zipbuild.elf_machine(b"\x7fELF") is None
+    assert elf.elf_machine(elf_header(183)) == 183
+    assert elf.elf_machine(elf_header(62)) == 62
+    assert elf.elf_machine(b"#!/bin/sh\n" + bytes(20)) is None
+    assert elf.elf_machine(b"\x7fELF") is None
 
 
 def fake_elf(needed: list[str], machine: int = 62) -> bytes:
@@ -219,17 +219,17 @@ def fake_elf(needed: list[str], machine: int = 62) -> bytes:
 
 
 def test_elf_needed_reads_the_dynamic_section() -> None:
-    assert zipbuild.elf_needed(fake_elf(["libfoo.so.1", "libc.so.6"])) == ["libfoo.so.1", "libc.so.6"]
-    assert zipbuild.elf_needed(fake_elf([])) == []
-    assert zipbuild.elf_needed(b"not an elf" * 10) is None
-    assert zipbuild.elf_needed(fake_elf(["libfoo.so"])[:100]) is None  # truncated: unknown, not "none"
+    assert elf.elf_needed(fake_elf(["libfoo.so.1", "libc.so.6"])) == ["libfoo.so.1", "libc.so.6"]
+    assert elf.elf_needed(fake_elf([])) == []
+    assert elf.elf_needed(b"not an elf" * 10) is None
+    assert elf.elf_needed(fake_elf(["libfoo.so"])[:100]) is None  # truncated: unknown, not "none"
 
 
 def test_elf_needed_on_a_real_extension_module() -> None:
     import PIL
 
     [imaging] = Path(PIL.__file__).parent.glob("_imaging.cpython-*.so")
-    needed = zipbuild.elf_needed(imaging.read_bytes())
+    needed = elf.elf_needed(imaging.read_bytes())
     assert needed is not None and any(name.startswith("libjpeg") for name in needed)
 
 
@@ -245,7 +245,7 @@ def test_unlinked_vendored_libraries_go_with_their_module(tmp_path: Path) -> Non
             "PIL/Image.py": b"",
         },
     )
-    removed = zipbuild.prune_unlinked_libraries(tmp_path)
+    removed = prune.prune_unlinked_libraries(tmp_path)
     assert [r.path for r in removed] == ["pillow.libs/libavif-4.so"]
     assert "pillow.libs/libXau-3.so" in tree_files(tmp_path)
 
@@ -255,15 +255,15 @@ def test_unreadable_native_file_prunes_no_library(tmp_path: Path) -> None:
         tmp_path,
         {"PIL/_odd.so": b"\x7fELF" + bytes(10), "pillow.libs/libavif-4.so": fake_elf([])},
     )
-    assert zipbuild.prune_unlinked_libraries(tmp_path) == []
+    assert prune.prune_unlinked_libraries(tmp_path) == []
     assert "pillow.libs/libavif-4.so" in tree_files(tmp_path)
 
 
 def test_native_libraries_must_match_the_architecture(tmp_path: Path) -> None:
     make_tree(tmp_path, {"a/x.so": elf_header(183), "b/y.so.1": elf_header(183), "c.py": b"pass"})
-    assert zipbuild.check_native_libraries(tmp_path, "arm64") == 2
+    assert elf.check_native_libraries(tmp_path, "arm64") == 2
     with pytest.raises(LambdaVisionError, match="not x86_64"):
-        zipbuild.check_native_libraries(tmp_path, "x86_64")
+        elf.check_native_libraries(tmp_path, "x86_64")
 
 
 # --- targets and wheels -------------------------------------------------------------------------

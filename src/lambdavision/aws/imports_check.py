@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from lambdavision.build.zips import BuildResult
+    from lambdavision.builder.zips import BuildResult
 
 # What Lambda's Python runtimes have on sys.path besides the function: the AWS SDK (boto3) and its
-# requirements. The local runtime folder installs the same (build/runtime_client.py).
+# requirements. The local runtime folder installs the same (builder/runtime_client.py).
 RUNTIME_PROVIDED: frozenset[str] = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
 )

@@ -1,4 +1,4 @@
-"""`lambdavision package`: the built zips (`lambdavision.build`) -> S3 -> a packaged template.
+"""`lambdavision package`: the built zips (`lambdavision.builder`) -> S3 -> a packaged template.
 
 `upload_zips(...)` puts each zip on S3 under its content hash, and `packaged_template(...)` points the
 template at the uploaded (or local) zips.
@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from lambdavision.build.plan import SAM_FUNCTION, PackageError
-from lambdavision.build.zips import BuildResult, BuiltZip
+from lambdavision.builder.plan import SAM_FUNCTION, PackageError
+from lambdavision.builder.zips import BuildResult, BuiltZip
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -3,7 +3,7 @@
 Each problem is one line saying what is wrong and how to fix it; `deploy` refuses to start when
 there is any (`--no-verify` skips the checks, saying so). Per function:
 
-- its Runtime is not retired (build/runtimes.py);
+- its Runtime is not retired (builder/runtimes.py);
 - each layer it names exists in the stack's region (GetLayerVersion with the deploy credentials);
 - its package can import what the handler module imports at the top level (aws/imports_check.py),
   read from the zip itself: the build folder's copy when its sha256 matches the S3 key, else the
@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING, Any
 
 from lambdavision.aws import imports_check
 from lambdavision.aws.model_check import model_problem
-from lambdavision.build.folder import file_sha256, zips_by_sha256
-from lambdavision.build.runtimes import SUCCESSORS, retired_reason
+from lambdavision.builder.folder import file_sha256, zips_by_sha256
+from lambdavision.builder.runtimes import SUCCESSORS, retired_reason
 from lambdavision.cfn import TemplateError, plain_template
 from lambdavision.cfn.functions import lambda_functions
 from lambdavision.cfn.intrinsics import Resolver

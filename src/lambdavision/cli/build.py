@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from lambdavision.build import zipbuild
+from lambdavision.builder import zipbuild
 
 
 @click.command("build")
@@ -52,9 +52,9 @@ def build_command(
     CPython. `package` uploads these very zips; `local invoke` and `local start-api` run them.
     """
     from lambdavision.aws.imports_check import built_problems
-    from lambdavision.build.folder import build_functions, default_build_dir
-    from lambdavision.build.wheels import default_cache_dir
-    from lambdavision.build.zips import BuildOptions
+    from lambdavision.builder.folder import build_functions, default_build_dir
+    from lambdavision.builder.wheels import default_cache_dir
+    from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import read_template
     from lambdavision.cli.package import print_size_table
 

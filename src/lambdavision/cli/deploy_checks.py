@@ -15,7 +15,7 @@ import click
 
 from lambdavision.aws.preflight import Preflight, run_checks
 from lambdavision.aws.session import AwsSession
-from lambdavision.build.folder import default_build_dir
+from lambdavision.builder.folder import default_build_dir
 
 CHECKS = "model object and format, handler imports, runtime, layers, IAM capabilities"
 

@@ -105,7 +105,7 @@ def layout_for(app: AppTemplate, spec: FunctionSpec, use_venv: bool) -> tuple[La
 
     if use_venv:
         return None, (venv_description(spec, sys.executable),)
-    from lambdavision.build.plan import PackageError
+    from lambdavision.builder.plan import PackageError
 
     try:
         layout = prepare(app.path, spec, os.environ, lambda message: click.echo(message, err=True))

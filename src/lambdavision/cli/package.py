@@ -16,12 +16,12 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from lambdavision.build import zipbuild
+from lambdavision.builder import zipbuild
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from lambdavision.build.zips import BuildResult, BuiltZip
+    from lambdavision.builder.zips import BuildResult, BuiltZip
 
 
 @click.command("package")
@@ -83,9 +83,9 @@ def package_command(
     from lambdavision.aws.imports_check import built_problems
     from lambdavision.aws.package import check_bucket, packaged_template, upload_zips
     from lambdavision.aws.session import AwsOptions, AwsSession
-    from lambdavision.build.folder import build_functions, default_build_dir
-    from lambdavision.build.wheels import default_cache_dir
-    from lambdavision.build.zips import BuildOptions
+    from lambdavision.builder.folder import build_functions, default_build_dir
+    from lambdavision.builder.wheels import default_cache_dir
+    from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import dump_template, is_sam, plain_template, read_template
 
     if upload and not s3_bucket:
