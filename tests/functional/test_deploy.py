@@ -30,11 +30,11 @@ from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.deploy import (
     DeployError,
     StackEvent,
-    effective_parameters,
     latest_event_id,
     raise_if_failed,
     wait_for_stack,
 )
+from lambdavision.aws.deploy_template import effective_parameters
 from lambdavision.aws.session import AwsError, aws_errors
 from lambdavision.aws.template import TemplateOptions, build_template
 from lambdavision.builder.stage import runtime_files

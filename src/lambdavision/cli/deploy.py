@@ -14,9 +14,15 @@ from rich.console import Console
 from rich.table import Table
 
 from lambdavision.aws import deploy as stacks
-from lambdavision.aws.deploy_template import deployable_template
+from lambdavision.aws.deploy_template import (
+    deployable_template,
+    effective_parameters,
+    read_template_file,
+    template_body,
+)
 from lambdavision.aws.session import aws_errors
-from lambdavision.aws.template_edits import DeployOverrides, has_version, stamp_version
+from lambdavision.aws.snapstart import has_version, stamp_version
+from lambdavision.aws.template_edits import DeployOverrides
 from lambdavision.aws.template_names import ARCHITECTURES
 from lambdavision.cfn import parse_parameter_overrides
 from lambdavision.cli import deploy_checks
@@ -180,7 +186,7 @@ def deploy(
     if template_file is None or stack_name is None:
         missing = "--template-file" if template_file is None else "--stack-name"
         raise click.UsageError(f"Missing option '{missing}' (or answer questions with --guided)")
-    body, template = stacks.read_template_file(template_file)
+    body, template = read_template_file(template_file)
     changes = DeployOverrides(memory=memory, architecture=arch, snapstart=snapstart, cors_origin=cors_origin)
     session = session_for(region, profile, endpoint_url)
     edited, notes = deployable_template(
@@ -191,7 +197,7 @@ def deploy(
     cfn = session.cloudformation()
     with aws_errors(stack=stack_name):
         current = stacks.describe_stack(cfn, stack_name)
-        parameters = stacks.effective_parameters(edited, current, overrides)
+        parameters = effective_parameters(edited, current, overrides)
         if no_verify:
             note(deploy_checks.skip_note(), quiet)
         else:
@@ -202,7 +208,7 @@ def deploy(
         if has_version(edited):
             stamp_version(edited, parameters)
         if edited != template:
-            body, template = stacks.template_body(edited, str(template_file)), edited
+            body, template = template_body(edited, str(template_file)), edited
         result = stacks.deploy_stack(
             cfn,
             stack_name=stack_name,

@@ -7,16 +7,8 @@ from datetime import datetime
 
 import click
 
-from lambdavision.aws.logs import (
-    LogEvent,
-    ReadableLog,
-    fetch_events,
-    function_log_group,
-    parse_time,
-    summarise_metrics,
-    tail_events,
-    to_ms,
-)
+from lambdavision.aws.log_records import LogEvent, ReadableLog, summarise_metrics
+from lambdavision.aws.logs import fetch_events, function_log_group, parse_time, tail_events, to_ms
 from lambdavision.aws.session import aws_errors
 from lambdavision.cli.aws_common import aws_options, note, session_for
 
