@@ -75,7 +75,7 @@ def classify_over_http(workdir: Path) -> None:
 
     from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
     from lambdavision.cfn import load_app as load_template
-    from lambdavision.cli.start_api import LocalApi
+    from lambdavision.local.api_server import LocalApi
 
     write_app_dir(workdir, app_files(AppOptions()), force=True)
     env_file = workdir / "env.json"

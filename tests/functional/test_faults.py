@@ -25,8 +25,8 @@ import pytest
 from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.template import TemplateOptions
 from lambdavision.cfn import load_app as load_template
-from lambdavision.cli.start_api import LocalApi
 from lambdavision.core.artifact import write_artifact
+from lambdavision.local.api_server import LocalApi
 from tests.fixtures.colour import COLOUR_PREP, colour_image, colour_onnx
 from tests.fixtures.image_server import ImageServer
 

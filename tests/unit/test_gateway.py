@@ -16,16 +16,11 @@ from typing import Any
 import pytest
 
 from lambdavision.cfn import ApiRoute, TemplateError
-from lambdavision.local.gateway import (
-    LAMBDA_REQUEST_ID_HEADER,
-    MAX_REQUEST_BODY_BYTES,
-    HttpRequest,
-    HttpResponse,
-    LocalGateway,
-    RouteTable,
-)
+from lambdavision.local.gateway import LAMBDA_REQUEST_ID_HEADER, LocalGateway
+from lambdavision.local.http_messages import MAX_REQUEST_BODY_BYTES, HttpRequest, HttpResponse
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge
 from lambdavision.local.report import MAX_RESPONSE_BYTES
+from lambdavision.local.route_table import RouteTable
 
 ROUTES = [
     ApiRoute("POST", "/invocations", "Classify"),
