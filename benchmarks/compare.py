@@ -65,7 +65,8 @@ from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
 from lambdavision.local import simulated_aws
 from lambdavision.local.cpu_quota import CpuLimiter
-from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, ShapedS3, Shaping
+from lambdavision.local.shaped_s3 import ShapedS3
+from lambdavision.local.shaping import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, Shaping
 from lambdavision.model_source import BUNDLED_DIR
 
 REPO = Path(__file__).resolve().parents[1]

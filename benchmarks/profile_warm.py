@@ -46,7 +46,7 @@ from lambdavision.bench.s3 import preload, s3_env, shaped_s3, upload  # noqa: E4
 from lambdavision.bench.timing import parse_server_timing  # noqa: E402
 from lambdavision.handler import App  # noqa: E402
 from lambdavision.local.cpu_quota import CpuLimiter  # noqa: E402
-from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
+from lambdavision.local.shaping import DEFAULT_SHAPING  # noqa: E402
 
 DEFAULT_IMAGES = [
     REPO / "benchmarks/.cache/images/photo-640x480.jpg",

@@ -29,7 +29,8 @@ from lambdavision.core import s3get
 from lambdavision.core.artifact import write_artifact
 from lambdavision.core.errors import ArtifactError, ConfigError
 from lambdavision.loader import load_classifier
-from lambdavision.local.shaped_s3 import LOOPBACK, ShapedS3
+from lambdavision.local.shaped_s3 import ShapedS3
+from lambdavision.local.shaping import LOOPBACK
 from tests.fixtures.colour import COLOUR_PREP, COLOURS, colour_image, colour_onnx
 
 MIB = 1024 * 1024

@@ -16,7 +16,8 @@ import pytest
 
 from lambdavision.bench.s3 import preload
 from lambdavision.core import s3get
-from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, LOOPBACK, MB, ShapedS3, Shaping, byte_range
+from lambdavision.local.shaped_s3 import ShapedS3, byte_range
+from lambdavision.local.shaping import DEFAULT_SHAPING, LOOPBACK, MB, Shaping
 
 BUCKET = "shaped"
 KEY = "models/a b+ñ.bin"  # encoded in the path exactly as signed

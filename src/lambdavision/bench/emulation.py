@@ -18,8 +18,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from lambdavision.local.cpu_quota import CpuGroup, CpuLimiter, CpuShare
-from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, LOOPBACK, Shaping
+from lambdavision.local.cgroups import CpuGroup
+from lambdavision.local.cpu_quota import CpuLimiter
+from lambdavision.local.cpu_share import CpuShare
+from lambdavision.local.shaping import DEFAULT_SHAPING, LOOPBACK, Shaping
 
 
 @dataclass(frozen=True)

@@ -37,7 +37,7 @@ from lambdavision.bench.s3 import BENCH_BUCKET, preload, s3_env, shaped_s3, uplo
 from lambdavision.bench.stats import BenchError, Stats
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import unpack_for_serving
-from lambdavision.local.cpu_quota import CpuShare
+from lambdavision.local.cpu_share import CpuShare
 from lambdavision.model_source import BUNDLED_DIR
 
 DEFAULT_MEMORY_SIZES = (1024, 2048, 3008)

@@ -7,7 +7,8 @@ import contextlib
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
-from lambdavision.local.shaped_s3 import ShapedS3, Shaping
+from lambdavision.local.shaped_s3 import ShapedS3
+from lambdavision.local.shaping import Shaping
 
 BENCH_BUCKET = "lambdavision-bench"
 

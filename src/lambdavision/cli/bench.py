@@ -20,7 +20,7 @@ from lambdavision.bench.pricing import ARCHITECTURES, MAX_MEMORY_MB, MIN_MEMORY_
 from lambdavision.bench.report import COLD_FRACTION, BenchReport, MemoryResult
 from lambdavision.bench.stats import Stats
 from lambdavision.cli.common import cpu_share_option
-from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, Shaping
+from lambdavision.local.shaping import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, Shaping
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
 

@@ -30,7 +30,9 @@ import psutil
 from lambdavision.cfn import FunctionSpec
 from lambdavision.local import report
 from lambdavision.local.built import LambdaLayout
-from lambdavision.local.cpu_quota import CpuGroup, CpuLimiter, CpuShare
+from lambdavision.local.cgroups import CpuGroup
+from lambdavision.local.cpu_quota import CpuLimiter
+from lambdavision.local.cpu_share import CpuShare
 from lambdavision.local.lambda_env import default_region, function_arn, lambda_environment, trace_id
 from lambdavision.local.log_forwarder import LogForwarder
 from lambdavision.local.preexec import chain, die_with_parent
