@@ -13,17 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.aws.imports_check import (
-    check_zip,
-    defines,
-    describe,
-    handler_module_file,
-    importable_names,
-    top_level_imports,
-)
 from lambdavision.aws.model_check import classify_head
 from lambdavision.aws.preflight import capability_problem
+from lambdavision.builder.handler_source import defines, top_level_imports
 from lambdavision.builder.host import HostPlatform, HostTarget, twin_reason, twin_target
+from lambdavision.builder.imports_check import check_zip, describe, handler_module_file, importable_names
 from lambdavision.builder.runtimes import retired_reason
 from lambdavision.builder.wheels import Target
 from lambdavision.core.errors import LambdaVisionError

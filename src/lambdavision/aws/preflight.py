@@ -5,7 +5,7 @@ there is any (`--no-verify` skips the checks, saying so). Per function:
 
 - its Runtime is not retired (builder/runtimes.py);
 - each layer it names exists in the stack's region (GetLayerVersion with the deploy credentials);
-- its package can import what the handler module imports at the top level (aws/imports_check.py),
+- its package can import what the handler module imports at the top level (builder/imports_check.py),
   read from the zip itself: the build folder's copy when its sha256 matches the S3 key, else the
   object in S3;
 - its model (MODEL_URI, or MODEL_BUCKET + MODEL_KEY) exists, and when lambdavision's handler
@@ -26,8 +26,8 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lambdavision.aws import imports_check
 from lambdavision.aws.model_check import model_problem
+from lambdavision.builder import imports_check
 from lambdavision.builder.folder import file_sha256, zips_by_sha256
 from lambdavision.builder.runtimes import SUCCESSORS, retired_reason
 from lambdavision.cfn import TemplateError, plain_template

@@ -51,8 +51,8 @@ def build_command(
     numpy and Pillow for the function's Runtime and Architectures, pruned and compiled to .pyc by that
     CPython. `package` uploads these very zips; `local invoke` and `local start-api` run them.
     """
-    from lambdavision.aws.imports_check import built_problems
     from lambdavision.builder.folder import build_functions, default_build_dir
+    from lambdavision.builder.imports_check import built_problems
     from lambdavision.builder.wheels import default_cache_dir
     from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import read_template

@@ -80,10 +80,10 @@ def package_command(
     cached (~/.cache/lambdavision, or LAMBDAVISION_CACHE_DIR), so a second run downloads nothing.
     """
     # Imported here: `lambdavision --help` must not pay for boto3 and the builders.
-    from lambdavision.aws.imports_check import built_problems
     from lambdavision.aws.package import check_bucket, packaged_template, upload_zips
     from lambdavision.aws.session import AwsOptions, AwsSession
     from lambdavision.builder.folder import build_functions, default_build_dir
+    from lambdavision.builder.imports_check import built_problems
     from lambdavision.builder.wheels import default_cache_dir
     from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import dump_template, is_sam, plain_template, read_template
