@@ -78,7 +78,7 @@ def run_checks(check: Preflight, session: AwsSession) -> Findings:
     if problem:
         findings.problems.append(problem)
     try:
-        stack = _Stack.of(check)
+        stack = StackTemplate.of(check)
     except TemplateError as exc:
         findings.notes.append(f"cannot read the template's functions ({exc.message}): they were not checked")
         return findings
@@ -121,7 +121,7 @@ def capability_problem(template: Mapping[str, Any], capabilities: Sequence[str])
 
 
 @dataclass(frozen=True)
-class _Stack:
+class StackTemplate:
     """The template as CloudFormation will create it (SAM transformed: SAM's own Globals merge), and
     its values as far as they are known before the deploy."""
 
@@ -129,7 +129,7 @@ class _Stack:
     resolver: Resolver
 
     @classmethod
-    def of(cls, check: Preflight) -> _Stack:
+    def of(cls, check: Preflight) -> StackTemplate:
         plain = plain_template(check.template, check.parameters, region=check.region)
         return cls(plain, Resolver(plain, check.parameters, check.region, local_stack=False))
 
@@ -145,7 +145,7 @@ def _check_function(
     fid: str,
     props: Mapping[str, Any],
     check: Preflight,
-    stack: _Stack,
+    stack: StackTemplate,
     session: AwsSession,
     tmp: Path,
     out: Findings,
@@ -161,7 +161,13 @@ def _check_function(
 
 
 def _check_layers(
-    fid: str, props: Mapping[str, Any], check: Preflight, stack: _Stack, session: AwsSession, tmp: Path, out: Findings
+    fid: str,
+    props: Mapping[str, Any],
+    check: Preflight,
+    stack: StackTemplate,
+    session: AwsSession,
+    tmp: Path,
+    out: Findings,
 ) -> tuple[list[Path], list[str]]:
     """(our layers' zips, the ARNs of layers from elsewhere that may exist); a problem for each layer
     that does not."""
@@ -217,7 +223,7 @@ def _check_code(
     props: Mapping[str, Any],
     runtime: str,
     check: Preflight,
-    stack: _Stack,
+    stack: StackTemplate,
     session: AwsSession,
     tmp: Path,
     layer_zips: list[Path],
@@ -257,7 +263,7 @@ def _check_model(
     fid: str,
     props: Mapping[str, Any],
     package: _Package | None,
-    stack: _Stack,
+    stack: StackTemplate,
     session: AwsSession,
     out: Findings,
 ) -> None:
@@ -306,7 +312,7 @@ def _origin(variable: str, raw: Any, value: str) -> str:
 # --- values and zips ------------------------------------------------------------------------------
 
 
-def _s3_location(code: Any, stack: _Stack) -> tuple[str, str] | None:
+def _s3_location(code: Any, stack: StackTemplate) -> tuple[str, str] | None:
     if isinstance(code, str) and code.startswith("s3://"):
         bucket, _, key = code.removeprefix("s3://").partition("/")
         return (bucket, key) if bucket and key else None
@@ -355,4 +361,4 @@ def _zip_for(
     return target
 
 
-__all__ = ["Findings", "Preflight", "capability_problem", "run_checks"]
+__all__ = ["Findings", "Preflight", "StackTemplate", "capability_problem", "run_checks"]
