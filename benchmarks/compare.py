@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/compare.py            # ResNet-50, >= 5 cold starts, >= 50 warm requests
     .venv/bin/python benchmarks/compare.py --quick    # a small CNN, few repeats (the test suite runs this)
 
-Under several conditions (benchmarks/conditions.py): on loopback (whole cores, S3 at memory speed)
+Under several conditions (lambdavision.bench.conditions): on loopback (whole cores, S3 at memory speed)
 and as on Lambda at 1,024, 2,048 and 3,008 MB (each environment held to MemorySize/1769 vCPUs by a
 cgroup quota, S3 with a first-byte latency and a bandwidth per connection: moto behind the shaped
 stand-in). The full table and the targets are the primary condition's (Lambda-shaped, 2,048 MB).
@@ -35,7 +35,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import sys
 import tarfile
 import tempfile
@@ -49,35 +48,38 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from lambdavision.aws.package import installed_closure
+from lambdavision.builder.installed import installed_closure
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
-from benchmarks.conditions import CORE_VARIANTS, Condition, conditions, conditions_table
-
-from lambdavision.bench import (
-    DEFAULT_TIMEOUT_S,
-    HANDLER,
-    BenchFunction,
-    ColdRun,
-    Floor,
-    ImageServer,
-    Runner,
-    Stats,
-    WarmRun,
-    describe_machine,
-    local_caveat,
-    threads_for_memory,
-    url_event,
+from lambdavision.bench.compare_chart import chart
+from lambdavision.bench.compare_readme import readme_section
+from lambdavision.bench.compare_tables import (
+    IMAGE_SIZES,
+    LARGE,
+    SMALL,
+    conditions_markdown,
+    markdown_table,
+    markdown_targets,
+    table_rows,
+    targets,
 )
-from lambdavision.bench_emulation import DecodeFloor, WorkerGroup, preload
-from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
+from lambdavision.bench.conditions import CORE_VARIANTS, Condition, conditions
+from lambdavision.bench.emulation import WorkerGroup
+from lambdavision.bench.emulation import cpu_limiter as emulated_cpu
+from lambdavision.bench.floor import DecodeFloor, Floor, threads_for_memory
+from lambdavision.bench.images import ImageServer, url_event
+from lambdavision.bench.machine import describe_machine, local_caveat
+from lambdavision.bench.pricing import Prices, cost_per_million, load_prices
+from lambdavision.bench.report import COLD_FRACTION
+from lambdavision.bench.runner import DEFAULT_TIMEOUT_S, HANDLER, BenchFunction, ColdRun, Runner, WarmRun
+from lambdavision.bench.s3 import BENCH_BUCKET, preload, s3_env, upload
+from lambdavision.bench.stats import BenchError, Stats
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import FORMAT_VERSION
-from lambdavision.core.errors import BenchError
 from lambdavision.local import simulated_aws
 from lambdavision.local.cpu_quota import CpuLimiter
-from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, ShapedS3, Shaping
-from lambdavision.pricing import Prices, cost_per_million, load_prices
+from lambdavision.local.shaped_s3 import ShapedS3
+from lambdavision.local.shaping import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, Shaping
 from lambdavision.runtime.artifact_files import unpack_for_serving
 from lambdavision.runtime.model_source import BUNDLED_DIR
 
@@ -85,15 +87,12 @@ REPO = Path(__file__).resolve().parents[1]
 BASELINE_DIR = REPO / "benchmarks" / "baseline"
 DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
-BUCKET = "lambdavision-bench"
+BUCKET = BENCH_BUCKET
 GUIDE_KEY = "fastai-models/lesson1/model.tar.gz"
 MEMORY_MB = 2048  # the primary condition: Lambda-shaped at 2,048 MB (the issue's targets)
 MEMORY_SIZES = (1024, 2048, 3008)
 LOOPBACK_MB = 3008  # the guide's template
-COLD_FRACTION = 0.05
 NUM_CLASSES = 1000
-LARGE, SMALL = "large", "small"
-IMAGE_SIZES = {LARGE: (4032, 3024), SMALL: (640, 480)}
 TORCH_WHEEL_DIR = Path("/opt/wheels")
 BASELINE_DISTRIBUTIONS = ("torch", "numpy", "pillow", "requests")  # boto3 comes with Lambda's runtime
 
@@ -139,8 +138,8 @@ def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: 
     import torch
 
     from lambdavision.export import export
+    from lambdavision.export.zoo import resnet50, small_cnn
     from lambdavision.runtime.artifact_files import read_artifact, write_artifact
-    from lambdavision.zoo import resnet50, small_cnn
 
     folder.mkdir(parents=True, exist_ok=True)
     classes = [f"class_{i:04d}" for i in range(NUM_CLASSES)]
@@ -180,7 +179,7 @@ INT8_NOTE = (
 def build_int8(serving: Path, out: Path, cache: Path) -> tuple[Path | None, str]:
     """`lambdavision export --quantize int8`'s quantisation of the serving artifact, when it exists."""
     try:
-        from lambdavision.quantize import quantize_int8
+        from lambdavision.export.quantize import quantize_int8
     except ImportError:
         return None, "not available: `lambdavision export --quantize int8` is not implemented yet"
     if out.is_file():
@@ -235,12 +234,6 @@ def build_images(cache: Path) -> dict[str, bytes]:
 # --- S3 on loopback ----------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextlib.contextmanager
 def moto_server(log_dir: Path) -> Iterator[str]:
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -253,29 +246,8 @@ def aws_env(endpoint: str, cache: Path) -> dict[str, str]:
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_REGION": "us-east-1",
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ENDPOINT_URL": endpoint,
-        "AWS_CONFIG_FILE": str(cache / "no-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(cache / "no-aws-credentials"),
+        **s3_env(endpoint, cache),
     }
-
-
-def upload(env: dict[str, str], files: dict[str, Path]) -> None:
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=env["AWS_ENDPOINT_URL"],
-        region_name=env["AWS_REGION"],
-        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
-    )
-    client.create_bucket(Bucket=BUCKET)
-    for key, path in files.items():
-        client.upload_file(str(path), BUCKET, key)
 
 
 # --- variants -----------------------------------------------------------------------------------
@@ -520,8 +492,8 @@ def baseline_stack_sizes(cache: Path) -> dict[str, Any]:
 
 def lambdavision_package_sizes(cache: Path, bundle_model: Path | None) -> dict[str, Any]:
     """`lambdavision package` of a python3.12 x86_64 function (the zip it deploys)."""
-    from lambdavision.aws import wheels
-    from lambdavision.aws.package import BuildOptions, build
+    from lambdavision.builder import wheels
+    from lambdavision.builder.zips import BuildOptions, build
 
     template = {
         "Resources": {
@@ -593,435 +565,6 @@ def costs(cold: dict[str, Any], warm_large: dict[str, Any], prices: Prices, memo
             ).to_dict(),
         }
     return out
-
-
-# --- the table ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Row:
-    label: str
-    unit: str
-    get: Callable[[dict[str, Any]], float | None]
-
-
-def _get(*path: str) -> Callable[[dict[str, Any]], float | None]:
-    def getter(variant: dict[str, Any]) -> float | None:
-        value: Any = variant
-        for key in path:
-            if not isinstance(value, dict) or value.get(key) is None:
-                return None
-            value = value[key]
-        return float(value) if isinstance(value, int | float) else None
-
-    return getter
-
-
-def rows() -> list[Row]:
-    large, small = "×".join(map(str, IMAGE_SIZES[LARGE])), "×".join(map(str, IMAGE_SIZES[SMALL]))
-    table = [
-        Row("Cold start (process start → first answer)", "ms", _get("cold", "total", "median")),
-        Row("· runtime start + imports", "ms", _get("cold", "runtime_imports", "median")),
-        Row("· model load (fetch + read + session)", "ms", _get("cold", "model_load", "median")),
-        Row("· first request", "ms", _get("cold", "first_request", "median")),
-    ]
-    for key, name in ((LARGE, large), (SMALL, small)):
-        table += [
-            Row(f"Warm p50, {name}", "ms", _get("warm", key, "total", "median")),
-            Row("· fetch", "ms", _get("warm", key, "fetch", "median")),
-            Row("· decode + preprocess", "ms", _get("warm", key, "decode", "median")),
-            Row("· forward", "ms", _get("warm", key, "inference", "median")),
-            Row(f"Warm p95, {name}", "ms", _get("warm", key, "total", "p95")),
-        ]
-    table += [
-        Row("Forward floor (ONNX Runtime `run` alone)", "ms", _get("floor", "median")),
-        Row(f"Decode floor ({large} JPEG at the model's scale, alone)", "ms", _get("decode_floor", "median")),
-        Row(f"Warm p50 above decode + forward floors, {large}", "%", _get("floors_overhead_pct")),
-        Row(f"Warm overhead above the floor, {small}", "%", _get("overhead_pct")),
-        Row("Peak memory (Max Memory Used)", "MB", _get("peak_memory_mb")),
-        Row("Package unzipped (code + dependencies)", "MB", _get("package", "unzipped_mb")),
-        Row("Package zipped (code + dependencies)", "MB", _get("package", "zipped_mb")),
-        Row("· with the model bundled, unzipped", "MB", _get("package_bundled", "unzipped_mb")),
-        Row("· with the model bundled, zipped", "MB", _get("package_bundled", "zipped_mb")),
-        Row("$ per 1M, x86_64, all warm", "$", _get("cost", "x86_64", "warm", "total")),
-        Row(f"$ per 1M, x86_64, {COLD_FRACTION:.0%} cold", "$", _get("cost", "x86_64", "cold", "total")),
-        Row("$ per 1M, arm64, all warm", "$", _get("cost", "arm64", "warm", "total")),
-        Row(f"$ per 1M, arm64, {COLD_FRACTION:.0%} cold", "$", _get("cost", "arm64", "cold", "total")),
-    ]
-    return table
-
-
-def shown(value: float, unit: str) -> float:
-    """The value as the table prints it (ratios are computed from these)."""
-    if unit == "$":
-        return round(value, 2) if value >= 1 else round(value, 3)
-    if unit in ("ms", "%"):
-        return round(value) if abs(value) >= 100 else round(value, 1)
-    return round(value, 1)
-
-
-def fmt(value: float, unit: str) -> str:
-    if unit == "$":
-        return f"${value:,.2f}" if value >= 1 else f"${value:.3f}"
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.1f}"
-    return f"{text} {unit}" if unit != "%" else f"{text} %"
-
-
-def fmt_ratio(ratio: float) -> str:
-    if ratio <= 0:
-        return "–"
-    return f"1/{1 / ratio:.1f}" if ratio < 1 else f"×{ratio:.2f}"
-
-
-def table_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
-    """Each figure per variant: the raw value, as shown, and its ratio to the baseline's shown value."""
-    out = []
-    variants = results["variants"]
-    baseline = next(v for v in variants if v["key"] == "baseline")
-    for row in rows():
-        base_value = row.get(baseline)
-        base_shown = None if base_value is None else shown(base_value, row.unit)
-        cells: dict[str, dict[str, Any] | None] = {}
-        for variant in variants:
-            if not variant["available"]:
-                continue
-            value = row.get(variant)
-            if value is None:
-                cells[variant["key"]] = None
-                continue
-            value_shown = shown(value, row.unit)
-            ratio = None
-            if variant["key"] != "baseline" and base_shown and row.unit != "%":
-                ratio = value_shown / base_shown
-            cells[variant["key"]] = {
-                "value": value,
-                "shown": value_shown,
-                "text": fmt(value_shown, row.unit),
-                "ratio": ratio,
-            }
-        out.append({"label": row.label, "unit": row.unit, "cells": cells})
-    return out
-
-
-def markdown_table(results: dict[str, Any]) -> str:
-    variants = [v for v in results["variants"] if v["available"]]
-    header = "| Figure | " + " | ".join(v["label"] for v in variants) + " |"
-    lines = [header, "|" + "---|" * (len(variants) + 1)]
-    for row in results["table"]:
-        cells = []
-        for variant in variants:
-            cell = row["cells"].get(variant["key"])
-            if cell is None:
-                cells.append("–")
-            elif cell["ratio"] is None:
-                cells.append(cell["text"])
-            else:
-                cells.append(f"{cell['text']} ({fmt_ratio(cell['ratio'])})")
-        lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
-    text = "\n".join(lines)
-    for variant in results["variants"]:
-        if variant.get("reason"):
-            text += f"\n\n*{variant['label']}: {variant['reason']}.*"
-    return text
-
-
-# --- targets ------------------------------------------------------------------------------------
-
-
-def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
-    by_key = {row["label"]: row for row in results["table"]}
-    rows_ = rows()
-    label = {r.label: r for r in rows_}
-    large, small = (f"{IMAGE_SIZES[k][0]}×{IMAGE_SIZES[k][1]}" for k in (LARGE, SMALL))
-    s3_keys, bundled_keys = {"lv_s3_full", "lv_s3"}, {"lv_bundled", "lv_int8"}
-    cold = "Cold start (process start → first answer)"
-    checks: list[tuple[str, str, str, float, set[str] | None]] = [
-        ("cold start from S3 ≤ 1/6 of the guide app's", cold, "ratio", 1 / 6, s3_keys),
-        ("cold start bundled ≤ 1/10 of the guide app's", cold, "ratio", 1 / 10, bundled_keys),
-        ("peak memory ≤ 1/4", "Peak memory (Max Memory Used)", "ratio", 1 / 4, None),
-        (
-            f"warm p50 within 15 % of decode + forward floors ({large})",
-            f"Warm p50 above decode + forward floors, {large}",
-            "value",
-            15.0,
-            None,
-        ),
-        (
-            f"warm p50 within 15 % of the forward floor ({small})",
-            f"Warm overhead above the floor, {small}",
-            "value",
-            15.0,
-            None,
-        ),
-        ("package unzipped ≤ 1/8", "Package unzipped (code + dependencies)", "ratio", 1 / 8, None),
-        ("package zipped ≤ 40 MB", "Package zipped (code + dependencies)", "value", 40.0, None),
-    ]
-    out = []
-    for name, row_label, kind, limit, keys in checks:
-        assert row_label in label, row_label
-        row = by_key[row_label]
-        verdicts = {}
-        for key, cell in row["cells"].items():
-            if key == "baseline" or cell is None or (keys is not None and key not in keys):
-                continue
-            figure = cell["ratio"] if kind == "ratio" else cell["shown"]
-            if figure is None:
-                continue
-            verdicts[key] = {"figure": figure, "met": figure <= limit + 1e-9}
-        out.append({"target": name, "row": row_label, "kind": kind, "limit": limit, "variants": verdicts})
-    return out
-
-
-def markdown_targets(results: dict[str, Any]) -> str:
-    variants = [v for v in results["variants"] if v["available"] and v["key"] != "baseline"]
-    lines = ["| Target | " + " | ".join(v["label"] for v in variants) + " |", "|" + "---|" * (len(variants) + 1)]
-    for target in results["targets"]:
-        cells = []
-        for variant in variants:
-            verdict = target["variants"].get(variant["key"])
-            if verdict is None:
-                cells.append("–")
-                continue
-            figure = fmt_ratio(verdict["figure"]) if target["kind"] == "ratio" else f"{verdict['figure']:g}"
-            cells.append(f"{'met' if verdict['met'] else '**missed**'} ({figure})")
-        lines.append(f"| {target['target']} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
-
-
-# --- chart --------------------------------------------------------------------------------------
-
-
-def chart(results: dict[str, Any], out: Path) -> str | None:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        return "matplotlib is not installed: no chart (pip install matplotlib)"
-    variants = [v for v in results["variants"] if v["available"]]
-    labels = [v["label"].replace(", ", "\n") for v in variants]
-    colours = ["#b05050" if v["key"] == "baseline" else "#4878a8" for v in variants]
-    figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
-    x = np.arange(len(variants))
-
-    def stacked(axis: Any, title: str, parts: list[tuple[str, list[float]]]) -> None:
-        bottom = np.zeros(len(variants))
-        for name, values in parts:
-            axis.bar(x, values, bottom=bottom, label=name)
-            bottom += np.asarray(values)
-        axis.set_title(title, fontsize=10)
-        axis.set_xticks(x, labels, fontsize=7)
-        axis.legend(fontsize=7)
-
-    def value(v: dict[str, Any], *path: str) -> float:
-        return _get(*path)(v) or 0.0
-
-    stacked(
-        axes[0][0],
-        "cold start, ms (median)",
-        [
-            ("runtime + imports", [value(v, "cold", "runtime_imports", "median") for v in variants]),
-            ("model load", [value(v, "cold", "model_load", "median") for v in variants]),
-            ("first request", [value(v, "cold", "first_request", "median") for v in variants]),
-        ],
-    )
-    for axis, key in ((axes[0][1], LARGE), (axes[0][2], SMALL)):
-        size = "×".join(map(str, IMAGE_SIZES[key]))
-        stacked(
-            axis,
-            f"warm p50 split, ms, {size}",
-            [
-                ("fetch", [value(v, "warm", key, "fetch", "median") for v in variants]),
-                ("decode + preprocess", [value(v, "warm", key, "decode", "median") for v in variants]),
-                ("forward", [value(v, "warm", key, "inference", "median") for v in variants]),
-            ],
-        )
-    simple = [
-        (axes[1][0], "peak memory, MB", [value(v, "peak_memory_mb") for v in variants]),
-        (axes[1][1], "package unzipped (code + deps), MB", [value(v, "package", "unzipped_mb") for v in variants]),
-        (
-            axes[1][2],
-            f"$ per 1M requests, x86_64, {COLD_FRACTION:.0%} cold",
-            [value(v, "cost", "x86_64", "cold", "total") for v in variants],
-        ),
-    ]
-    for axis, title, values in simple:
-        axis.bar(x, values, color=colours)
-        axis.set_title(title, fontsize=10)
-        axis.set_xticks(x, labels, fontsize=7)
-    meta = results["meta"]
-    figure.suptitle(
-        f"lambdavision vs the guide's PyTorch app — {meta['model']}, {meta['memory_mb']} MB, "
-        f"{meta['cold_runs']} cold / {meta['warm_requests']} warm, local runtime on {meta['machine']['cpu']}",
-        fontsize=11,
-    )
-    figure.tight_layout()
-    figure.savefig(out, dpi=100)
-    plt.close(figure)
-    return None
-
-
-# --- the README section -------------------------------------------------------------------------
-
-
-def _median(variant: dict[str, Any], *path: str) -> float | None:
-    return _get(*path)(variant)
-
-
-def findings(results: dict[str, Any]) -> list[str]:
-    """What each difference between variants bought, in numbers from this run."""
-    v = {x["key"]: x for x in results["variants"] if x["available"]}
-    notes = []
-    base, full, s3, bundled = (v.get(k) for k in ("baseline", "lv_s3_full", "lv_s3", "lv_bundled"))
-    for variant in (base, s3, bundled):
-        parts = (variant or {}).get("cold", {}).get("load_parts") or {}
-        if variant and parts:
-            listed = ", ".join(f"{name} {stats['median']:,.0f} ms" for name, stats in parts.items() if stats)
-            notes.append(f"{variant['label']}: its model load splits into {listed}.")
-    if base and s3:
-        a, b = _median(base, "cold", "runtime_imports", "median"), _median(s3, "cold", "runtime_imports", "median")
-        if a and b:
-            notes.append(
-                f"ONNX Runtime + numpy + Pillow instead of torch: runtime start + imports {a:,.0f} → {b:,.0f} ms."
-            )
-    if full and s3:
-        a, b = _median(full, "cold", "model_load", "median"), _median(s3, "cold", "model_load", "median")
-        if a and b:
-            notes.append(
-                f"Leaving the .pth out of the serving artifact (now `export`'s default): model load from S3 "
-                f"{a:,.0f} → {b:,.0f} ms (the reader stops before a .pth, but the ranges it fetched ahead are paid)."
-            )
-    if s3 and bundled:
-        a, b = _median(s3, "cold", "model_load", "median"), _median(bundled, "cold", "model_load", "median")
-        if a and b:
-            notes.append(f"Bundling the model in the package instead of S3: model load {a:,.0f} → {b:,.0f} ms.")
-    int8 = v.get("lv_int8")
-    if bundled and int8:
-        a, b = _median(bundled, "cold", "total", "median"), _median(int8, "cold", "total", "median")
-        c, d = _median(bundled, "peak_memory_mb"), _median(int8, "peak_memory_mb")
-        if a and b and c and d:
-            notes.append(
-                f"int8 instead of float32 (bundled): cold start {a:,.0f} → {b:,.0f} ms, peak memory {c:,.0f} → "
-                f"{d:,.0f} MB (a quarter of the weights to read); judge its accuracy on a trained model."
-            )
-    if base and s3:
-        a, b = _median(base, "warm", LARGE, "decode", "median"), _median(s3, "warm", LARGE, "decode", "median")
-        if a and b:
-            notes.append(
-                f"Decoding the 4032×3024 JPEG in draft mode and preprocessing only the crop: {a:,.0f} → {b:,.0f} ms."
-            )
-        a, b = _median(base, "warm", LARGE, "inference", "median"), _median(s3, "warm", LARGE, "inference", "median")
-        if a and b:
-            notes.append(f"Forward pass, TorchScript (torch) → ONNX Runtime: {a:,.0f} → {b:,.0f} ms.")
-    by_condition = {c["key"]: {x["key"]: x for x in c["variants"] if x["available"]} for c in results["conditions"]}
-    loopback, primary = (
-        by_condition.get("loopback"),
-        next(
-            ({x["key"]: x for x in c["variants"] if x["available"]} for c in results["conditions"] if c["primary"]),
-            None,
-        ),
-    )
-    if loopback and primary:
-        for key in ("baseline", "lv_s3"):
-            a, b = (
-                _median(loopback.get(key, {}), "cold", "model_load", "median"),
-                _median(primary.get(key, {}), "cold", "model_load", "median"),
-            )
-            if a and b:
-                name = primary[key]["label"]
-                notes.append(
-                    f"{name}: model load on loopback (S3 at memory speed, whole cores) {a:,.0f} ms → "
-                    f"{b:,.0f} ms as on Lambda at {results['meta']['memory_mb']:,} MB."
-                )
-    return notes
-
-
-def conditions_markdown(results: dict[str, Any]) -> str:
-    large, small = (f"{IMAGE_SIZES[k][0]}×{IMAGE_SIZES[k][1]}" for k in (LARGE, SMALL))
-    return conditions_table(results, large, small, shown, fmt, fmt_ratio)
-
-
-def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
-    meta = results["meta"]
-    command = meta["command"]
-    s3 = meta["s3"]
-    others = [c for c in results["conditions"] if not c["primary"]]
-    parts = [
-        "## Benchmark: lambdavision vs the guide's PyTorch app",
-        "",
-        f"Made by `{command}` on {meta['date']}: {meta['model']} with random weights. Each variant ran as a real "
-        "`awslambdaric` process in lambdavision's local runtime, its model on a moto S3 server behind a loopback "
-        "stand-in and its images fetched by URL from a loopback server, under the conditions below. Figures are "
-        "medians; each ratio is to the guide's app in the same condition of the same run (1/6.0 = six times less).",
-        "",
-        "**As on Lambda** (`lambdavision.bench_emulation`): every function environment runs in a cgroup CPU quota of "
-        "MemorySize/1769 vCPUs (Lambda's CPU share by memory size; 2,048 MB = 1.16 vCPU), and S3 answers each "
-        f"request after a first-byte latency of {s3['latency_ms']:g} ms and sends at most "
-        f"{s3['bandwidth_mb_s']:g} MB/s per connection"
-        + (f", {s3['aggregate_mb_s']:g} MB/s in all" if s3["aggregate_mb_s"] else "")
-        + " (`lambdavision.local.shaped_s3`; the defaults are AWS's published figures, see below). "
-        "**On loopback**: whole cores, S3 at memory speed, as these figures were taken before.",
-        "",
-        f"### {meta['condition']}",
-        "",
-        f"{meta['cold_runs']} cold starts and {meta['warm_requests']} warm requests per image size and variant, "
-        "variants interleaved.",
-        "",
-        markdown_table(results),
-        "",
-    ]
-    if chart_note is None:
-        parts += ["![benchmark chart](benchmarks/results/compare.png)", ""]
-    parts += ["### Targets", "", markdown_targets(results), ""]
-    parts += [
-        "### Every condition: loopback and as on Lambda at 1,024, 2,048 and 3,008 MB",
-        "",
-        f"{meta['other_cold_runs']} cold starts and {meta['other_warm_requests']} warm requests per image size in "
-        f"{'each of the other conditions' if others else 'the condition'}; the same code and models.",
-        "",
-        conditions_markdown(results),
-        "",
-    ]
-    parts += [
-        "ONNX Runtime's intra-op threads follow the vCPUs the memory size buys (ceil(MemorySize/1769), at most the "
-        "cores): checked against the quota, the forward floor with them and with the other choice, each worker held "
-        "to the same share:",
-        "",
-        threads_markdown(results),
-        "",
-    ]
-    notes = findings(results)
-    if notes:
-        parts += ["### What each difference bought", "", *[f"- {n}" for n in notes], ""]
-    parts += [
-        "### How to read it",
-        "",
-        f"- {meta['caveat']}",
-        "- The machine may be shared with other work: repeat the command for your own figures. Between runs here "
-        "the ratios moved by up to 2×, the guide's torch forward pass being the most sensitive to CPU contention.",
-        "- Cold start = Init Duration + the first request's Duration: process start to the first answer. The model "
-        'load is the function\'s own log line; "runtime start + imports" is the rest of Init.',
-        "- Warm figures are the function's Duration (what Lambda bills), split by its `Server-Timing` header. The "
-        "floors are what no serving code can remove, each measured alone in a worker process held to the same CPU "
-        "share, between the warm rounds: ONNX Runtime's `run` on an already preprocessed input, with the function's "
-        "threads, and the 4032×3024 JPEG decoded at the scale the model needs (draft mode), as the function decodes "
-        "it.",
-        f"- Cost: {meta['prices']}. Warm = every request warm at the 4032×3024 image's p50; "
-        f"{COLD_FRACTION:.0%} cold adds Init (billed since 2025-08-01) and the first request's duration. API Gateway "
-        "adds $3.50 (REST) or $1.00 (HTTP API) per 1M requests to every variant alike.",
-        "- Package sizes: the guide's torch stack is the installed size of torch (CPU) and its requirements with "
-        "numpy, Pillow and requests (zipped: torch's own wheel, the rest deflated); lambdavision's is the zip "
-        "`lambdavision package` builds for python3.12. A bundled model adds its own size, and a zip over 50 MB "
-        "must be deployed from S3 (as `lambdavision package` does), not uploaded directly.",
-        "- S3's figures: AWS's *Performance design patterns for Amazon S3* suggests one concurrent request per "
-        "85–90 MB/s of throughput and byte-range GETs of 8–16 MB; its *Timeouts and retries for latency-sensitive "
-        "applications* puts small requests' median latency in the tens of milliseconds. Lambda's own network "
-        "bandwidth is not published; `--s3-aggregate` caps all connections together when you want to assume one. "
-        "The guide's app reads its model with one boto3 GET (one connection); lambdavision reads a model over 8 MiB "
-        "with parallel ranged GETs.",
-    ]
-    return "\n".join(parts) + "\n"
 
 
 # --- main ---------------------------------------------------------------------------------------
@@ -1141,22 +684,6 @@ def threads_check(measured: Measured, serving: Path) -> dict[str, Any]:
     }
 
 
-def threads_markdown(results: dict[str, Any]) -> str:
-    lines = [
-        "| Conditions | ONNX Runtime threads (the function's) | forward floor | other choice | its forward floor |",
-        "|---|---|---|---|---|",
-    ]
-    for condition in results["conditions"]:
-        check = condition.get("threads_check") or {}
-        if check.get("floor_ms") is None or check.get("other_floor_ms") is None:
-            continue
-        lines.append(
-            f"| {condition['label']} | {check['threads']} | {fmt(shown(check['floor_ms'], 'ms'), 'ms')} | "
-            f"{check['other_threads']} | {fmt(shown(check['other_floor_ms'], 'ms'), 'ms')} |"
-        )
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     started = time.monotonic()
     cache: Path = args.cache_dir
@@ -1175,7 +702,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         moto_server(cache / "logs") as moto,
         ImageServer({k: v for k, v in images.items()}) as web,
     ):
-        upload(aws_env(moto, cache), s3_uploads(models))
+        upload(moto, s3_uploads(models))
         events = {key: url_event(web.url_for(key)) for key in images}
         for condition in conds:
             cold_runs, warm = (

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lambdavision.core.artifact import write_artifact  # noqa: E402
+from lambdavision.runtime.artifact_files import write_artifact  # noqa: E402
 from tests.fixtures.colour import COLOUR_PREP, COLOURS, colour_onnx  # noqa: E402
 from tests.functional.test_memory_bound import CASES  # noqa: E402
 from tests.memory.client import MemoryProbe, stated_bound_mib  # noqa: E402

@@ -41,10 +41,11 @@ from pyinstrument import Profiler
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from lambdavision.bench import ImageServer, parse_server_timing  # noqa: E402
-from lambdavision.bench_emulation import preload, s3_env, shaped_s3, upload  # noqa: E402
+from lambdavision.bench.images import ImageServer  # noqa: E402
+from lambdavision.bench.s3 import preload, s3_env, shaped_s3, upload  # noqa: E402
+from lambdavision.bench.timing import parse_server_timing  # noqa: E402
 from lambdavision.local.cpu_quota import CpuLimiter  # noqa: E402
-from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
+from lambdavision.local.shaping import DEFAULT_SHAPING  # noqa: E402
 from lambdavision.runtime.app import App  # noqa: E402
 from lambdavision.runtime.settings import Settings  # noqa: E402
 

@@ -251,7 +251,7 @@ def free_port() -> int:
 
 
 def write_app(folder: Path) -> Path:
-    from lambdavision.appdir import AppOptions, app_files, write_app_dir
+    from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
 
     write_app_dir(folder, app_files(AppOptions()), force=True)
     env = {FUNCTION_ID: {"MODEL_URI": str(MODEL), "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}}

@@ -24,7 +24,7 @@ from typing import IO
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
-from lambdavision.bench_emulation import preload, s3_env, shaped_s3, upload  # noqa: E402
+from lambdavision.bench.s3 import preload, s3_env, shaped_s3, upload  # noqa: E402
 from lambdavision.local.shaped_s3 import DEFAULT_SHAPING  # noqa: E402
 from lambdavision.runtime import model_source, s3_object, unpack_sink  # noqa: E402
 from lambdavision.runtime.s3_body import Body  # noqa: E402

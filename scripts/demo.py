@@ -73,9 +73,9 @@ def classify_in_process() -> dict[str, object]:
 def classify_over_http(workdir: Path) -> None:
     """`lambdavision local start-api` in process: real HTTP, real awslambdaric environments."""
 
-    from lambdavision.appdir import AppOptions, app_files, write_app_dir
+    from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
     from lambdavision.cfn import load_app as load_template
-    from lambdavision.cli.start_api import LocalApi
+    from lambdavision.local.api_server import LocalApi
 
     write_app_dir(workdir, app_files(AppOptions()), force=True)
     env_file = workdir / "env.json"

@@ -4,7 +4,7 @@
 
 Generates a synthetic data set (circle, square, triangle, star, cross on noisy backgrounds, random
 position, size, rotation, colours and aspect ratio, some of it JPEG-compressed), trains
-`lambdavision.zoo.small_cnn` on the CPU (about a minute on 2 threads), prints the held-out
+`lambdavision.export.zoo.small_cnn` on the CPU (about a minute on 2 threads), prints the held-out
 accuracy (exits 1 below 95 %), exports `demo/model.tar.gz` with `lambdavision.export.export` and
 writes sample images `demo/samples/<class>_<n>.<ext>`. Seeded: the same run gives the same model.
 `--int8` also writes `demo/model-int8.tar.gz` (static int8, calibrated on generated images;
@@ -31,7 +31,7 @@ from torch import nn
 
 from lambdavision.core.preprocess import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from lambdavision.export import export
-from lambdavision.zoo import small_cnn
+from lambdavision.export.zoo import small_cnn
 
 CLASSES = ["circle", "cross", "square", "star", "triangle"]
 PREPROCESSING = Preprocessing(input_size=64, resize_size=73)
@@ -217,7 +217,7 @@ def write_int8(out_dir: Path) -> int:
     judged on others (never the training set)."""
     from lambdavision.core.errors import ExportError
     from lambdavision.core.preprocess import preprocess
-    from lambdavision.quantize import quantize_int8
+    from lambdavision.export.quantize import quantize_int8
 
     def inputs(per_class: int, seed: int) -> list[np.ndarray]:
         rng = random.Random(seed)

@@ -14,10 +14,11 @@ import pytest
 from click.testing import CliRunner
 from onnx import TensorProto, helper, numpy_helper
 
-from lambdavision.bench import Stats, parse_load_line, parse_server_timing
+from lambdavision.bench.pricing import cost_per_million, load_prices
+from lambdavision.bench.stats import Stats
+from lambdavision.bench.timing import parse_load_line, parse_server_timing
 from lambdavision.cli import bench as bench_cli
 from lambdavision.cli.common import LambdaVisionGroup
-from lambdavision.pricing import cost_per_million, load_prices
 from lambdavision.runtime.artifact_files import write_artifact
 from tests.fixtures.colour import COLOUR_PREP, COLOURS
 

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from benchmarks import compare
+
+from lambdavision.bench import compare_tables as tables
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -34,15 +35,15 @@ def test_all_outputs_are_written(quick_run: tuple[Path, dict[str, Any], str]) ->
     assert (out / "compare.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     table = (out / "results.md").read_text()
     section = (out / "README-section.md").read_text()
-    assert compare.markdown_table(results) in table
-    assert compare.markdown_table(results) in section
-    assert compare.markdown_targets(results) in section
+    assert tables.markdown_table(results) in table
+    assert tables.markdown_table(results) in section
+    assert tables.markdown_targets(results) in section
     assert "python benchmarks/compare.py --quick" in section
     assert results["meta"]["machine"]["cpu"] in section
-    assert compare.markdown_table(results) in stdout
-    assert compare.markdown_targets(results) in stdout
-    assert compare.conditions_markdown(results) in stdout
-    assert compare.conditions_markdown(results) in section and compare.conditions_markdown(results) in table
+    assert tables.markdown_table(results) in stdout
+    assert tables.markdown_targets(results) in stdout
+    assert tables.conditions_markdown(results) in stdout
+    assert tables.conditions_markdown(results) in section and tables.conditions_markdown(results) in table
     assert "85–90 MB/s" in section and "tens of milliseconds" in section  # the shaping's sources
 
 
@@ -80,19 +81,19 @@ def test_every_variant_has_every_figure(quick_run: tuple[Path, dict[str, Any], s
 
 def test_ratios_are_computed_from_the_figures_shown(quick_run: tuple[Path, dict[str, Any], str]) -> None:
     _, results, _ = quick_run
-    table = compare.markdown_table(results)
+    table = tables.markdown_table(results)
     checked = 0
     for row in results["table"]:
         base = row["cells"].get("baseline")
         for key, cell in row["cells"].items():
             if key == "baseline" or cell is None:
                 continue
-            assert cell["shown"] == compare.shown(cell["value"], row["unit"])
+            assert cell["shown"] == tables.shown(cell["value"], row["unit"])
             if base is None or row["unit"] == "%":
                 assert cell["ratio"] is None
                 continue
             assert cell["ratio"] == pytest.approx(cell["shown"] / base["shown"])
-            assert f"{cell['text']} ({compare.fmt_ratio(cell['ratio'])})" in table
+            assert f"{cell['text']} ({tables.fmt_ratio(cell['ratio'])})" in table
             checked += 1
     assert checked > 50
 
@@ -140,7 +141,7 @@ def test_every_condition_is_measured_with_the_guide_app_beside(quick_run: tuple[
         check = condition["threads_check"]
         assert check["threads"] in (1, 2) and check["other_threads"] == 3 - check["threads"]
         assert check["floor_ms"] > 0 and check["other_floor_ms"] > 0
-    assert compare.threads_markdown(results).count("\n") == 1 + len(conditions)
-    table = compare.conditions_markdown(results)
+    assert tables.threads_markdown(results).count("\n") == 1 + len(conditions)
+    table = tables.conditions_markdown(results)
     assert table.count("| guide app (torch, S3) |") == 4
     assert "Lambda-shaped: 1,024 MB" in table and "loopback: 3,008 MB" in table

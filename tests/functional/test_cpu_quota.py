@@ -17,8 +17,10 @@ from typing import Any
 
 import pytest
 
-from lambdavision.local import cpu_quota
-from lambdavision.local.cpu_quota import CpuLimiter, find_hierarchy, share_for
+from lambdavision.local import cgroups
+from lambdavision.local.cgroups import find_hierarchy
+from lambdavision.local.cpu_quota import CpuLimiter
+from lambdavision.local.cpu_share import share_for
 from lambdavision.local.pool import Invocation
 from lambdavision.local.template import FunctionSpec
 from tests.fixtures.pools import PoolFactory
@@ -118,7 +120,7 @@ def test_unwritable_cgroups_warn_once_and_fall_back(make_pool: PoolFactory, tmp_
     not_a_folder = tmp_path / "file"
     not_a_folder.write_text("")
     warnings: list[str] = []
-    hierarchy = cpu_quota._Hierarchy(1, not_a_folder)
+    hierarchy = cgroups.Hierarchy(1, not_a_folder)
     limiter = CpuLimiter(hierarchy=hierarchy, warn=warnings.append)
     pool, _ = make_pool(busy(1024), cpu_limiter=limiter, concurrency=2)
     pool.start(warm=True)  # two environments, one warning
@@ -169,7 +171,7 @@ MOUNTINFO_V1 = (
 
 def test_v1_groups_go_under_this_process_s_own_cpu_group() -> None:
     hierarchy = find_hierarchy(MOUNTINFO_V1, "2:cpu,cpuacct:/user/42\n0::/\n")
-    assert hierarchy == cpu_quota._Hierarchy(1, Path("/sys/fs/cgroup/cpu,cpuacct/user/42"))
+    assert hierarchy == cgroups.Hierarchy(1, Path("/sys/fs/cgroup/cpu,cpuacct/user/42"))
     # In a container the mount's root is the container's own group: paths are relative to it.
     inside = MOUNTINFO_V1.replace("0:29 / /sys", "0:29 /docker/abc /sys")
     assert find_hierarchy(inside, "2:cpu,cpuacct:/docker/abc\n")
@@ -182,7 +184,7 @@ def test_v2_quota_is_written_to_cpu_max_with_the_controller_enabled(tmp_path: Pa
     (tmp_path / "cgroup.subtree_control").write_text("memory\n")
     mountinfo = f"41 31 0:38 / {tmp_path} rw,relatime - cgroup2 cgroup2 rw\n"
     hierarchy = find_hierarchy(mountinfo, "0::/user.slice\n")
-    assert hierarchy == cpu_quota._Hierarchy(2, tmp_path)
+    assert hierarchy == cgroups.Hierarchy(2, tmp_path)
     # A plain folder stands in for cgroupfs, whose kernel would create these files itself.
     limiter = CpuLimiter(hierarchy=hierarchy, cores=4)
     parent = next(tmp_path.glob(f"lambdavision-{os.getpid()}-*"))
@@ -197,5 +199,5 @@ def test_groups_of_dead_lambdavision_processes_are_removed(tmp_path: Path) -> No
     dead, alive = tmp_path / "lambdavision-999999999-1", tmp_path / f"lambdavision-{os.getpid()}-7"
     (dead / "env-3").mkdir(parents=True)
     (alive / "env-1").mkdir(parents=True)
-    CpuLimiter(hierarchy=cpu_quota._Hierarchy(1, tmp_path), warn=lambda _m: None)
+    CpuLimiter(hierarchy=cgroups.Hierarchy(1, tmp_path), warn=lambda _m: None)
     assert not dead.exists() and (alive / "env-1").is_dir()

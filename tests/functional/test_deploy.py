@@ -26,16 +26,22 @@ from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 import lambdavision
-from lambdavision.appdir import AppOptions, app_files, write_app_dir
-from lambdavision.aws.config import build_default_map, load_default_map
-from lambdavision.aws.deploy import StackEvent, effective_parameters, latest_event_id, raise_if_failed, wait_for_stack
-from lambdavision.aws.package import runtime_files
-from lambdavision.aws.session import aws_errors
+from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
+from lambdavision.aws.deploy import (
+    DeployError,
+    StackEvent,
+    latest_event_id,
+    raise_if_failed,
+    wait_for_stack,
+)
+from lambdavision.aws.deploy_template import effective_parameters
+from lambdavision.aws.session import AwsError, aws_errors
 from lambdavision.aws.template import TemplateOptions, build_template
+from lambdavision.builder.stage import runtime_files
 from lambdavision.cfn import dump_template
 from lambdavision.cfn import parse_template as load_template
 from lambdavision.cli import cli
-from lambdavision.core.errors import AwsError, DeployError
+from lambdavision.cli.default_map import build_default_map, load_default_map
 
 BIN = Path(sys.executable).parent
 DEMO_MODEL = Path(__file__).resolve().parents[2] / "demo" / "model.tar.gz"

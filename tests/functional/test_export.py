@@ -26,10 +26,10 @@ from lambdavision.core.artifact import CLASSES_NAME, MANIFEST_NAME, ONNX_DATA_NA
 from lambdavision.core.errors import ArtifactError, ExportError
 from lambdavision.core.preprocess import Preprocessing
 from lambdavision.export import convert, export, measure_agreement
-from lambdavision.quantize import load_image_dir, quantize_int8
+from lambdavision.export.quantize import load_image_dir, quantize_int8
+from lambdavision.export.zoo import resnet50, small_cnn
 from lambdavision.runtime.artifact_files import read_artifact
 from lambdavision.runtime.loader import load_classifier
-from lambdavision.zoo import resnet50, small_cnn
 from tests.fixtures.models import REPO, TINY_CLASSES, TINY_INPUT_SIZE
 
 

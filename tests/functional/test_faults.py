@@ -22,10 +22,10 @@ import boto3
 import psutil
 import pytest
 
-from lambdavision.appdir import AppOptions, app_files, write_app_dir
+from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
 from lambdavision.aws.template import TemplateOptions
 from lambdavision.cfn import load_app as load_template
-from lambdavision.cli.start_api import LocalApi
+from lambdavision.local.api_server import LocalApi
 from lambdavision.runtime.artifact_files import write_artifact
 from tests.fixtures.colour import COLOUR_PREP, colour_image, colour_onnx
 from tests.fixtures.image_server import ImageServer

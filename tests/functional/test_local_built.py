@@ -18,7 +18,7 @@ from typing import Any
 
 import boto3
 
-from lambdavision.aws.wheels import find_python
+from lambdavision.builder.wheels import find_python
 from tests.fixtures.image_server import ImageServer
 
 LAMBDAVISION = str(Path(sys.executable).with_name("lambdavision"))

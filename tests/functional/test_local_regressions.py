@@ -24,8 +24,8 @@ import pytest
 
 from lambdavision.cfn import FunctionSpec
 from lambdavision.cfn import load_app as load_template
-from lambdavision.cli.start_api import LocalApi
-from lambdavision.local.environment import MAX_LOG_LINE_BYTES
+from lambdavision.local.api_server import LocalApi
+from lambdavision.local.log_forwarder import MAX_LOG_LINE_BYTES
 from lambdavision.local.pool import MAX_EVENT_BYTES, FunctionPool, Invocation, RequestEntityTooLarge
 from tests.fixtures.pools import Logs, PoolFactory
 

@@ -23,7 +23,8 @@ import boto3
 import numpy as np
 import pytest
 
-from lambdavision.aws.logs import LogEvent, ReadableLog, parse_time, summarise_metrics
+from lambdavision.aws.log_records import LogEvent, ReadableLog, summarise_metrics
+from lambdavision.aws.logs import parse_time
 from lambdavision.core.errors import BadRequest
 from lambdavision.core.event_builders import build_rest_v1_event
 from lambdavision.runtime.app import App

@@ -25,11 +25,11 @@ import boto3
 import pytest
 import yaml
 
-from lambdavision.aws.package import installed_closure, installed_sizes
-from lambdavision.aws.wheels import find_python
-from lambdavision.aws.zipbuild import sizes
+from lambdavision.builder.installed import installed_closure, installed_sizes
+from lambdavision.builder.plan import PackageError
+from lambdavision.builder.wheels import find_python
+from lambdavision.builder.zipbuild import sizes
 from lambdavision.cfn import parse_template as load_template
-from lambdavision.core.errors import PackageError
 
 REPO = Path(__file__).resolve().parents[2]
 LAMBDAVISION = Path(sys.executable).with_name("lambdavision")

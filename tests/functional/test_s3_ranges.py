@@ -26,7 +26,8 @@ import pytest
 
 from lambdavision.core import sigv4
 from lambdavision.core.errors import ArtifactError, ConfigError
-from lambdavision.local.shaped_s3 import LOOPBACK, ShapedS3
+from lambdavision.local.shaped_s3 import ShapedS3
+from lambdavision.local.shaping import LOOPBACK
 from lambdavision.runtime import model_source, s3_ranges, s3get
 from lambdavision.runtime.artifact_files import write_artifact
 from lambdavision.runtime.loader import load_classifier

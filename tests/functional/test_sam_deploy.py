@@ -23,7 +23,7 @@ import boto3
 import pytest
 
 from lambdavision.aws import deploy as stacks
-from lambdavision.aws.deploy_template import deployable_template
+from lambdavision.aws.deploy_template import deployable_template, template_body
 from lambdavision.aws.template_edits import DeployOverrides
 from lambdavision.cfn import read_template
 from tests.fixtures.guide_app import GUIDE_APP, copy_guide_app
@@ -57,7 +57,7 @@ def deploy(template: dict[str, Any], stack: str, overrides: dict[str, str]) -> s
     assert notes == ["packaged is a SAM template: transformed to plain CloudFormation (aws-sam-translator)"]
     assert "Transform" not in plain
     return stacks.deploy_stack(
-        boto3.client("cloudformation"), stack_name=stack, template_body=stacks.template_body(plain, "packaged"),
+        boto3.client("cloudformation"), stack_name=stack, template_body=template_body(plain, "packaged"),
         template=plain, overrides=overrides, capabilities=["CAPABILITY_IAM"],
         on_event=lambda event: None, on_notice=lambda message: None, poll_seconds=0.1,
     )  # fmt: skip

@@ -14,8 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
-from lambdavision.bench_emulation import preload
-from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, LOOPBACK, MB, ShapedS3, Shaping, byte_range
+from lambdavision.bench.s3 import preload
+from lambdavision.local.shaped_s3 import DEFAULT_SHAPING, ShapedS3, Shaping, byte_range
+from lambdavision.local.shaping import LOOPBACK, MB
 from lambdavision.runtime import s3_errors, s3get
 from lambdavision.runtime.settings import Settings
 

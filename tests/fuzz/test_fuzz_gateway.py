@@ -18,7 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from lambdavision.cfn import load_app as load_template
-from lambdavision.cli.start_api import LocalApi
+from lambdavision.local.api_server import LocalApi
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget
 
 APP = Path(__file__).parent.parent / "functions" / "gateway_app"

@@ -110,7 +110,7 @@ def test_a_bad_parameter_override_is_one_clear_error(bad: str) -> None:
 def test_lambdavision_toml_overrides_with_spaces_reach_the_parser_whole(tmp_path: Path) -> None:
     import click
 
-    from lambdavision.aws.config import load_default_map
+    from lambdavision.cli.default_map import load_default_map
 
     @click.group()
     def group() -> None: ...
@@ -319,6 +319,49 @@ Resources:
     assert build_app(document, tmp_path / "template.yaml", {"Env": "test"}).routes == []
 
 
+def test_and_or_not_conditions_decide_which_functions_run(tmp_path: Path) -> None:
+    """Fn::And / Fn::Or / Fn::Not: the SAM transform writes them (Fn::Or above; Fn::Not for the role it
+    makes only when a function's own is not given) and hand-written Conditions use them."""
+    sam = parse_template("""
+Transform: AWS::Serverless-2016-10-31
+Parameters: {RoleArn: {Type: String, Default: ""}}
+Conditions:
+  HasRole: !Not [!Equals [!Ref RoleArn, ""]]
+Resources:
+  F:
+    Type: AWS::Serverless::Function
+    Properties: {CodeUri: f/, Handler: f.h, Runtime: python3.12, Role: !If [HasRole, !Ref RoleArn, !Ref AWS::NoValue]}
+""")
+    plain = plain_template(sam)
+    assert plain["Conditions"]["NOTHasRole"] == {"Fn::Not": [{"Condition": "HasRole"}]}
+    assert plain["Resources"]["FRole"]["Condition"] == "NOTHasRole"
+    cfn_text = """
+Parameters: {Env: {Type: String, Default: dev}, Area: {Type: String, Default: eu}}
+Conditions:
+  IsDev: !Equals [!Ref Env, dev]
+  IsEu: !Equals [!Ref Area, eu]
+  NotDev: !Not [{Condition: IsDev}]
+  DevInEu: !And [{Condition: IsDev}, {Condition: IsEu}]
+  DevOrEu: !Or [{Condition: IsDev}, {Condition: IsEu}]
+Resources:
+  N: {Type: AWS::Lambda::Function, Condition: NotDev, Properties: {Code: n/, Handler: n.h, Runtime: python3.12}}
+  A: {Type: AWS::Lambda::Function, Condition: DevInEu, Properties: {Code: a/, Handler: a.h, Runtime: python3.12}}
+  O: {Type: AWS::Lambda::Function, Condition: DevOrEu, Properties: {Code: o/, Handler: o.h, Runtime: python3.12}}
+"""
+    document = parse_template(cfn_text)
+    served = {
+        (env, area): set(build_app(document, tmp_path / "template.yaml", {"Env": env, "Area": area}).functions)
+        for env in ("dev", "prod")
+        for area in ("eu", "us")
+    }
+    assert served == {
+        ("dev", "eu"): {"A", "O"},
+        ("dev", "us"): {"O"},
+        ("prod", "eu"): {"N", "O"},
+        ("prod", "us"): {"N"},
+    }
+
+
 def test_a_repository_app_is_refused_before_the_transform_could_call_aws() -> None:
     text = """
 Transform: AWS::Serverless-2016-10-31
@@ -354,3 +397,16 @@ Resources:
     body = plain["Resources"]["ServerlessRestApi"]["Properties"]["Body"]
     assert "x-amazon-apigateway-policy" in body
     assert not of_type(plain, "AWS::ApiGateway::Method")
+
+
+def test_before_a_real_deploy_only_what_is_known_resolves() -> None:
+    """deploy's checks resolve with the stack's parameters and region; the account and stack are not
+    known there (locally they are the stand-in's), and anything unknown leaves the value unresolved."""
+    before_deploy = Resolver({}, {"Bucket": "b"}, "eu-west-1", local_stack=False)
+    assert before_deploy.resolve_known({"Fn::Sub": "${Bucket}-${AWS::Region}"}) == "b-eu-west-1"
+    assert before_deploy.resolve_known({"Fn::Sub": "models-${AWS::AccountId}"}) is None
+    assert before_deploy.resolve_known({"Ref": "Missing"}) is None
+    assert before_deploy.resolve_known({"Fn::GetAtt": ["Fn", "Arn"]}) is None
+    assert before_deploy.resolve_known("literal") == "literal"
+    local = Resolver({}, {})
+    assert local.resolve_known({"Fn::Sub": "models-${AWS::AccountId}"}) == "models-123456789012"

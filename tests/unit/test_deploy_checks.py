@@ -13,19 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from lambdavision.aws.host import HostPlatform, HostTarget, twin_reason, twin_target
-from lambdavision.aws.imports_check import (
-    check_zip,
-    defines,
-    describe,
-    handler_module_file,
-    importable_names,
-    top_level_imports,
-)
 from lambdavision.aws.model_check import classify_head
-from lambdavision.aws.preflight import capability_problem
-from lambdavision.aws.runtimes import retired_reason
-from lambdavision.aws.wheels import Target
+from lambdavision.aws.preflight import Preflight, StackTemplate, capability_problem
+from lambdavision.builder.handler_source import defines, top_level_imports
+from lambdavision.builder.host import HostPlatform, HostTarget, twin_reason, twin_target
+from lambdavision.builder.imports_check import check_zip, describe, handler_module_file, importable_names
+from lambdavision.builder.runtimes import retired_reason
+from lambdavision.builder.wheels import Target
+from lambdavision.cfn import parse_template
+from lambdavision.cfn.functions import lambda_functions
 from lambdavision.core.errors import LambdaVisionError
 
 GUIDE_APP = Path("/work/shared/reference/guide-app/pytorch/app.py")
@@ -226,3 +222,38 @@ def test_macos_gets_macos_wheels_and_other_systems_a_clear_error() -> None:
     assert twin.slug == "python3.13-macosx_14_0_arm64"
     with pytest.raises(LambdaVisionError, match="--use-venv"):
         twin_target(target, HostPlatform("Windows", "x86_64", None))
+
+
+def test_the_checks_read_a_sam_template_through_the_transform_and_resolve_only_what_is_known() -> None:
+    """deploy hands the checks plain CloudFormation; given SAM, they see SAM's own Globals merge (the
+    function's variables over the Globals', Layers appended) and resolve only what is known before
+    the deploy (a parameter, the region; not the account)."""
+    template = parse_template("""
+Transform: AWS::Serverless-2016-10-31
+Parameters: {Bucket: {Type: String}}
+Globals:
+  Function:
+    Layers: [arn:aws:lambda:eu-west-1:123456789012:layer:shared:1]
+    Environment: {Variables: {MODEL_BUCKET: !Ref Bucket, MODEL_KEY: global.tar.gz, OWNER: !Ref AWS::AccountId}}
+Resources:
+  Fn:
+    Type: AWS::Serverless::Function
+    Properties:
+      CodeUri: s3://code/fn.zip
+      Handler: app.handler
+      Runtime: python3.12
+      Layers: [arn:aws:lambda:eu-west-1:123456789012:layer:own:2]
+      Environment: {Variables: {MODEL_KEY: !Sub "models/${AWS::Region}/model.tar.gz"}}
+""")
+    stack = StackTemplate.of(Preflight(template, {"Bucket": "models"}, [], "eu-west-1"))
+    [(function_id, props)] = list(lambda_functions(stack.template, stack.resolver))
+    variables = props["Environment"]["Variables"]
+    assert function_id == "Fn"
+    assert stack.value(variables["MODEL_BUCKET"]) == "models"
+    assert stack.value(variables["MODEL_KEY"]) == "models/eu-west-1/model.tar.gz"
+    assert stack.value(variables["OWNER"]) is None
+    assert [stack.value(layer) for layer in props["Layers"]] == [
+        "arn:aws:lambda:eu-west-1:123456789012:layer:shared:1",
+        "arn:aws:lambda:eu-west-1:123456789012:layer:own:2",
+    ]
+    assert stack.value(props["Code"]["S3Bucket"]) == "code" and stack.value(props["Code"]["S3Key"]) == "fn.zip"

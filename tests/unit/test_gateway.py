@@ -15,8 +15,7 @@ from typing import Any
 
 import pytest
 
-from lambdavision.cfn import ApiRoute
-from lambdavision.core.errors import TemplateError
+from lambdavision.cfn import ApiRoute, TemplateError
 from lambdavision.local.gateway import (
     LAMBDA_REQUEST_ID_HEADER,
     MAX_REQUEST_BODY_BYTES,

@@ -12,7 +12,7 @@ from lambdavision.cfn import parse_template as parse_template_text
 from lambdavision.core.errors import TemplateError
 from lambdavision.local import report
 from lambdavision.local.env_file import apply_env_file, parse_env_document
-from lambdavision.local.environment import lambda_environment
+from lambdavision.local.lambda_env import lambda_environment
 from lambdavision.local.runtime_api import PendingEvent, RuntimeApiCore
 
 APP = Path("/apps/demo/template.yaml")
@@ -429,7 +429,7 @@ def test_runtime_api_core_hands_out_one_event_and_keeps_answers_per_request() ->
 
 def test_snapstart_routes_reach_the_function_behind_the_alias(tmp_path: Path) -> None:
     """With SnapStart the API integrates with the alias `live`; locally that is the function itself."""
-    from lambdavision.appdir import AppOptions, app_files, write_app_dir
+    from lambdavision.aws.appdir import AppOptions, app_files, write_app_dir
     from lambdavision.aws.template import TemplateOptions
 
     write_app_dir(tmp_path, app_files(AppOptions(template=TemplateOptions(snapstart=True))), force=False)

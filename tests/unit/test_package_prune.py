@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from lambdavision.aws import package, wheels, zipbuild
-from lambdavision.aws.package import BuildResult, BuiltZip, FunctionPackage
-from lambdavision.aws.wheels import Target
+from lambdavision.aws import package
+from lambdavision.builder import elf, plan, prune, stage, wheels, zipbuild
+from lambdavision.builder.wheels import Target
+from lambdavision.builder.zips import BuildResult, BuiltZip, FunctionPackage
 from lambdavision.core.errors import LambdaVisionError, PackageError
 
 
@@ -79,7 +80,7 @@ PRUNED = {
 def test_prune_removes_what_never_runs_and_keeps_the_rest(tmp_path: Path) -> None:
     make_tree(tmp_path, {name: b"x" * 10 for name in KEPT | PRUNED})
 
-    removed = zipbuild.prune(tmp_path)
+    removed = prune.prune(tmp_path)
 
     assert tree_files(tmp_path) == KEPT
     removed_paths = {r.path for r in removed}
@@ -95,8 +96,8 @@ def test_prune_removes_what_never_runs_and_keeps_the_rest(tmp_path: Path) -> Non
 
 def test_prune_is_idempotent(tmp_path: Path) -> None:
     make_tree(tmp_path, {name: b"x" for name in KEPT | PRUNED})
-    zipbuild.prune(tmp_path)
-    assert zipbuild.prune(tmp_path) == []
+    prune.prune(tmp_path)
+    assert prune.prune(tmp_path) == []
     assert tree_files(tmp_path) == KEPT
 
 
@@ -116,7 +117,7 @@ def test_prune_is_idempotent(tmp_path: Path) -> None:
     ],
 )
 def test_prune_reason(path: str, is_dir: bool, pruned: bool) -> None:
-    assert (zipbuild.prune_reason(path, is_dir) is not None) is pruned
+    assert (prune.prune_reason(path, is_dir) is not None) is pruned
 
 
 # --- the reproducible zip -----------------------------------------------------------------------
@@ -191,10 +192,10 @@ def elf_header(machine: int) -> bytes:
 
 
 def test_elf_machine_reads_the_header() -> None:
-    assert zipbuild.elf_machine(elf_header(183)) == 183
-    assert zipbuild.elf_machine(elf_header(62)) == 62
-    assert zipbuild.elf_machine(b"#!/bin/sh\n" + bytes(20)) is None
-    assert zipbuild.elf_machine(b"\x7fELF") is None
+    assert elf.elf_machine(elf_header(183)) == 183
+    assert elf.elf_machine(elf_header(62)) == 62
+    assert elf.elf_machine(b"#!/bin/sh\n" + bytes(20)) is None
+    assert elf.elf_machine(b"\x7fELF") is None
 
 
 def fake_elf(needed: list[str], machine: int = 62) -> bytes:
@@ -217,17 +218,17 @@ def fake_elf(needed: list[str], machine: int = 62) -> bytes:
 
 
 def test_elf_needed_reads_the_dynamic_section() -> None:
-    assert zipbuild.elf_needed(fake_elf(["libfoo.so.1", "libc.so.6"])) == ["libfoo.so.1", "libc.so.6"]
-    assert zipbuild.elf_needed(fake_elf([])) == []
-    assert zipbuild.elf_needed(b"not an elf" * 10) is None
-    assert zipbuild.elf_needed(fake_elf(["libfoo.so"])[:100]) is None  # truncated: unknown, not "none"
+    assert elf.elf_needed(fake_elf(["libfoo.so.1", "libc.so.6"])) == ["libfoo.so.1", "libc.so.6"]
+    assert elf.elf_needed(fake_elf([])) == []
+    assert elf.elf_needed(b"not an elf" * 10) is None
+    assert elf.elf_needed(fake_elf(["libfoo.so"])[:100]) is None  # truncated: unknown, not "none"
 
 
 def test_elf_needed_on_a_real_extension_module() -> None:
     import PIL
 
     [imaging] = Path(PIL.__file__).parent.glob("_imaging.cpython-*.so")
-    needed = zipbuild.elf_needed(imaging.read_bytes())
+    needed = elf.elf_needed(imaging.read_bytes())
     assert needed is not None and any(name.startswith("libjpeg") for name in needed)
 
 
@@ -243,7 +244,7 @@ def test_unlinked_vendored_libraries_go_with_their_module(tmp_path: Path) -> Non
             "PIL/Image.py": b"",
         },
     )
-    removed = zipbuild.prune_unlinked_libraries(tmp_path)
+    removed = prune.prune_unlinked_libraries(tmp_path)
     assert [r.path for r in removed] == ["pillow.libs/libavif-4.so"]
     assert "pillow.libs/libXau-3.so" in tree_files(tmp_path)
 
@@ -253,15 +254,15 @@ def test_unreadable_native_file_prunes_no_library(tmp_path: Path) -> None:
         tmp_path,
         {"PIL/_odd.so": b"\x7fELF" + bytes(10), "pillow.libs/libavif-4.so": fake_elf([])},
     )
-    assert zipbuild.prune_unlinked_libraries(tmp_path) == []
+    assert prune.prune_unlinked_libraries(tmp_path) == []
     assert "pillow.libs/libavif-4.so" in tree_files(tmp_path)
 
 
 def test_native_libraries_must_match_the_architecture(tmp_path: Path) -> None:
     make_tree(tmp_path, {"a/x.so": elf_header(183), "b/y.so.1": elf_header(183), "c.py": b"pass"})
-    assert zipbuild.check_native_libraries(tmp_path, "arm64") == 2
+    assert elf.check_native_libraries(tmp_path, "arm64") == 2
     with pytest.raises(LambdaVisionError, match="not x86_64"):
-        zipbuild.check_native_libraries(tmp_path, "x86_64")
+        elf.check_native_libraries(tmp_path, "x86_64")
 
 
 # --- targets and wheels -------------------------------------------------------------------------
@@ -379,7 +380,7 @@ def lambda_template(**props: Any) -> dict[str, Any]:
 
 def test_plan_reads_runtime_and_architecture(tmp_path: Path) -> None:
     (tmp_path / "function").mkdir()
-    [spec] = package.plan_functions(lambda_template(), tmp_path)
+    [spec] = plan.plan_functions(lambda_template(), tmp_path)
     assert spec.logical_id == "PyTorchFunction"
     assert spec.target == Target("python3.12", "arm64")  # through the parameter's Default
     assert spec.code_dir == (tmp_path / "function").resolve()
@@ -393,7 +394,7 @@ def test_plan_reads_sam_functions_and_their_globals(tmp_path: Path) -> None:
         "Globals": {"Function": {"Runtime": "python3.13", "CodeUri": "src/"}},
         "Resources": {"Fn": {"Type": "AWS::Serverless::Function", "Properties": {"Handler": "app.h"}}},
     }
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     assert (spec.resource_type, spec.target) == ("AWS::Serverless::Function", Target("python3.13", "x86_64"))
 
 
@@ -413,13 +414,13 @@ def test_plan_errors_say_what_to_change(tmp_path: Path, props: dict[str, Any], m
     if props.get("Runtime", "") is None:
         del template["Resources"]["PyTorchFunction"]["Properties"]["Runtime"]
     with pytest.raises(PackageError, match=message):
-        package.plan_functions(template, tmp_path)
+        plan.plan_functions(template, tmp_path)
 
 
 def test_plan_needs_a_local_function(tmp_path: Path) -> None:
     template = lambda_template(Code={"ZipFile": "def h(e, c): pass"})
     with pytest.raises(PackageError, match="no function with a local code folder"):
-        package.plan_functions(template, tmp_path)
+        plan.plan_functions(template, tmp_path)
 
 
 def built(kind: str, logical_id: str, target: Target, sha: str, key: str | None) -> BuiltZip:
@@ -429,7 +430,7 @@ def built(kind: str, logical_id: str, target: Target, sha: str, key: str | None)
 def test_packaged_template_points_at_s3_and_adds_the_layer(tmp_path: Path) -> None:
     (tmp_path / "function").mkdir()
     template = lambda_template(Layers=["arn:aws:lambda:us-east-1:123456789012:layer:other:1"])
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     target = spec.target
     layer = built("layer", "LambdaVisionDepsPython312Arm64", target, "aa", "p/aa.zip")
     function = built("function", "PyTorchFunction", target, "bb", "p/bb.zip")
@@ -467,7 +468,7 @@ def test_packaged_sam_template_uses_an_s3_uri(tmp_path: Path) -> None:
             }
         }
     }
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     result = BuildResult([FunctionPackage(spec, built("function", "Fn", spec.target, "cc", "cc.zip"))])
     out = package.packaged_template(template, result, "bkt")
     assert out["Resources"]["Fn"]["Properties"]["CodeUri"] == "s3://bkt/cc.zip"
@@ -476,7 +477,7 @@ def test_packaged_sam_template_uses_an_s3_uri(tmp_path: Path) -> None:
 def test_packaged_template_without_upload_names_the_local_zip(tmp_path: Path) -> None:
     (tmp_path / "function").mkdir()
     template = lambda_template()
-    [spec] = package.plan_functions(template, tmp_path)
+    [spec] = plan.plan_functions(template, tmp_path)
     zip_path = tmp_path / "dist" / "PyTorchFunction.zip"
     function = BuiltZip("function", "PyTorchFunction", zip_path, "dd", zipbuild.ZipSizes(1, 2, ()), spec.target)
     out = package.packaged_template(template, BuildResult([FunctionPackage(spec, function)]), None, tmp_path)
@@ -491,9 +492,9 @@ def test_s3_keys_are_content_hashes_under_the_prefix() -> None:
 def test_runtime_part_is_exactly_the_listed_modules() -> None:
     import lambdavision
 
-    files = package.runtime_files(Path(lambdavision.__file__).parent)
+    files = stage.runtime_files(Path(lambdavision.__file__).parent)
     tops = {name.split("/")[1] for name in files}
-    assert tops <= set(package.RUNTIME_PARTS)
+    assert tops <= set(stage.RUNTIME_PARTS)
     assert {"__init__.py", "core", "runtime", "handler.py"} <= tops
     for module in ("backends", "loader", "model_source", "s3_ranges", "s3get", "settings", "fetch"):
         assert f"lambdavision/runtime/{module}.py" in files

@@ -11,8 +11,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lambdavision.core.errors import PricingError
-from lambdavision.pricing import Prices, billed_ms, cost_per_million, gb_seconds, load_prices, parse_prices
+from lambdavision.bench.pricing import (
+    Prices,
+    PricingError,
+    billed_ms,
+    cost_per_million,
+    gb_seconds,
+    load_prices,
+    parse_prices,
+)
 
 TABLE: dict[str, Any] = {
     "region": "us-east-1",

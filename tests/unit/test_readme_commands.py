@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 import pytest
 
-from lambdavision.appdir import AppOptions, app_files
+from lambdavision.aws.appdir import AppOptions, app_files
 from lambdavision.aws.template import TemplateOptions
 from lambdavision.cli import cli
 from tests.fixtures.readme import MARKER, README, REPO, fenced_user_blocks, marked_snippets, shown_commands, words

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
+from lambdavision.aws.snapstart import has_version, stamp_version
 from lambdavision.aws.template import TemplateOptions, build_template
-from lambdavision.aws.template_edits import DeployOverrides, apply_overrides, has_version, stamp_version
-from lambdavision.aws.template_names import BINARY_MEDIA_TYPES, Route
-from lambdavision.cfn import dump_template
+from lambdavision.aws.template_edits import DeployOverrides, apply_overrides
+from lambdavision.aws.template_names import BINARY_MEDIA_TYPES, Route, TemplateOptionError
+from lambdavision.cfn import TemplateError, dump_template
 from lambdavision.cfn import parse_template as load_template
-from lambdavision.core.errors import TemplateError, TemplateOptionError
 
 CORS = "https://example.org"
 VARIANTS = {

@@ -13,21 +13,18 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from botocore.exceptions import ClientError
 from botocore.parsers import ResponseParserError
 
 from lambdavision.aws.session import is_missing_stack
-from lambdavision.cfn import check_overrides, dump_template, local_code, parse_template, read_template_text
-from lambdavision.core.errors import AwsError, BadRequest, DeployError, NotPackagedError
+from lambdavision.cfn import check_overrides
+from lambdavision.core.errors import AwsError, DeployError, NotPackagedError
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
 
-# CloudFormation's limit for an inline TemplateBody.
-TEMPLATE_BODY_LIMIT = 51_200
 UPDATABLE = {
     "CREATE_COMPLETE",
     "UPDATE_COMPLETE",
@@ -70,58 +67,6 @@ class DeployResult:
 
 EventCallback = Callable[[StackEvent], None]
 NoticeCallback = Callable[[str], None]
-
-
-# --- the template file --------------------------------------------------------------------------
-
-
-def read_template_file(path: Path) -> tuple[str, dict[str, Any]]:
-    """The template's text (sent as is) and its parsed form (checked here)."""
-    text = read_template_text(path)
-    if len(text.encode("utf-8")) > TEMPLATE_BODY_LIMIT:
-        raise BadRequest(
-            f"{path} is {len(text.encode())} bytes, over CloudFormation's {TEMPLATE_BODY_LIMIT}-byte "
-            "limit for a template sent inline"
-        )
-    return text, parse_template(text, source=str(path))
-
-
-def template_body(template: Mapping[str, Any], source: str) -> str:
-    """An edited template as the YAML sent to CloudFormation, within its inline size limit."""
-    text = dump_template(dict(template))
-    if len(text.encode("utf-8")) > TEMPLATE_BODY_LIMIT:
-        raise BadRequest(
-            f"{source} with deploy's overrides is {len(text.encode())} bytes, over CloudFormation's "
-            f"{TEMPLATE_BODY_LIMIT}-byte limit for a template sent inline"
-        )
-    return text
-
-
-def effective_parameters(
-    template: Mapping[str, Any], stack: Mapping[str, Any] | None, overrides: Mapping[str, str]
-) -> dict[str, str]:
-    """The parameter values the stack will have after this deploy: an override, else the stack's
-    current value (CloudFormation keeps it), else the template's default."""
-    current = {p["ParameterKey"]: str(p.get("ParameterValue", "")) for p in (stack or {}).get("Parameters", [])}
-    values: dict[str, str] = {}
-    for name, spec in (template.get("Parameters") or {}).items():
-        if name in overrides:
-            values[name] = overrides[name]
-        elif name in current:
-            values[name] = current[name]
-        elif isinstance(spec, Mapping) and "Default" in spec:
-            values[name] = str(spec["Default"])
-    return values
-
-
-def check_packaged(template: Mapping[str, Any], source: str) -> None:
-    """Refuse a template whose code is still a local folder: CloudFormation cannot read it."""
-    local = [f"{logical_id} ({code})" for logical_id, code in local_code(template)]
-    if local:
-        raise NotPackagedError(
-            f"{source} still points at local code: {', '.join(local)}; run `lambdavision package "
-            "--output-template-file packaged.yaml --s3-bucket BUCKET` and deploy packaged.yaml"
-        )
 
 
 # --- stacks -------------------------------------------------------------------------------------
@@ -359,16 +304,12 @@ __all__ = [
     "StackEvent",
     "StackOutput",
     "check_overrides",
-    "check_packaged",
     "delete_stack",
     "deploy_stack",
     "describe_stack",
-    "effective_parameters",
     "latest_event_id",
     "raise_if_failed",
-    "read_template_file",
     "stack_output",
     "stack_outputs",
-    "template_body",
     "wait_for_stack",
 ]

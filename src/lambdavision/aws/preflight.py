@@ -3,9 +3,9 @@
 Each problem is one line saying what is wrong and how to fix it; `deploy` refuses to start when
 there is any (`--no-verify` skips the checks, saying so). Per function:
 
-- its Runtime is not retired (aws/runtimes.py);
+- its Runtime is not retired (builder/runtimes.py);
 - each layer it names exists in the stack's region (GetLayerVersion with the deploy credentials);
-- its package can import what the handler module imports at the top level (aws/imports_check.py),
+- its package can import what the handler module imports at the top level (builder/imports_check.py),
   read from the zip itself: the build folder's copy when its sha256 matches the S3 key, else the
   object in S3;
 - its model (MODEL_URI, or MODEL_BUCKET + MODEL_KEY) exists, and when lambdavision's handler
@@ -20,21 +20,23 @@ from __future__ import annotations
 import re
 import tempfile
 import zipfile
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lambdavision.aws import imports_check
-from lambdavision.aws.build import file_sha256, zips_by_sha256
 from lambdavision.aws.model_check import model_problem
-from lambdavision.aws.runtimes import SUCCESSORS, retired_reason
+from lambdavision.builder import imports_check
+from lambdavision.builder.folder import file_sha256, zips_by_sha256
+from lambdavision.builder.runtimes import SUCCESSORS, retired_reason
+from lambdavision.cfn import TemplateError, plain_template
+from lambdavision.cfn.functions import lambda_functions
+from lambdavision.cfn.intrinsics import Resolver
 
 if TYPE_CHECKING:
     from lambdavision.aws.session import AwsSession
 
-FUNCTION_TYPES = ("AWS::Lambda::Function", "AWS::Serverless::Function")
 LAYER_TYPES = ("AWS::Lambda::LayerVersion", "AWS::Serverless::LayerVersion")
 # Resources CloudFormation will not create without CAPABILITY_IAM, and the property that names one
 # (a named one needs CAPABILITY_NAMED_IAM).
@@ -75,9 +77,14 @@ def run_checks(check: Preflight, session: AwsSession) -> Findings:
     problem = capability_problem(check.template, check.capabilities)
     if problem:
         findings.problems.append(problem)
+    try:
+        stack = StackTemplate.of(check)
+    except TemplateError as exc:
+        findings.notes.append(f"cannot read the template's functions ({exc.message}): they were not checked")
+        return findings
     with tempfile.TemporaryDirectory(prefix="lambdavision-preflight-") as tmp:
-        for function in _functions(check.template):
-            _check_function(function, check, session, Path(tmp), findings)
+        for logical_id, props in lambda_functions(stack.template, stack.resolver):
+            _check_function(logical_id, props, check, stack, session, Path(tmp), findings)
     return findings
 
 
@@ -114,54 +121,59 @@ def capability_problem(template: Mapping[str, Any], capabilities: Sequence[str])
 
 
 @dataclass(frozen=True)
-class _Function:
-    logical_id: str
-    props: Mapping[str, Any]
-    sam: bool
+class StackTemplate:
+    """The template as CloudFormation will create it (SAM transformed: SAM's own Globals merge), and
+    its values as far as they are known before the deploy."""
+
+    template: Mapping[str, Any]
+    resolver: Resolver
+
+    @classmethod
+    def of(cls, check: Preflight) -> StackTemplate:
+        plain = plain_template(check.template, check.parameters, region=check.region)
+        return cls(plain, Resolver(plain, check.parameters, check.region, local_stack=False))
+
+    def value(self, raw: Any) -> str | None:
+        """A literal, or intrinsics of known values (parameters, the region), as a string; None otherwise."""
+        value = self.resolver.resolve_known(raw)
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+            return None
+        return str(value)
 
 
-def _functions(template: Mapping[str, Any]) -> Iterator[_Function]:
-    globals_section = template.get("Globals")
-    sam_globals = globals_section.get("Function") if isinstance(globals_section, Mapping) else None
-    for logical_id, resource in (template.get("Resources") or {}).items():
-        if not isinstance(resource, Mapping) or resource.get("Type") not in FUNCTION_TYPES:
-            continue
-        props = resource.get("Properties") or {}
-        if not isinstance(props, Mapping):
-            continue
-        sam = resource["Type"] == "AWS::Serverless::Function"
-        if sam and isinstance(sam_globals, Mapping):
-            merged = {**sam_globals, **props}
-            variables = {
-                **((sam_globals.get("Environment") or {}).get("Variables") or {}),
-                **((props.get("Environment") or {}).get("Variables") or {}),
-            }
-            props = {**merged, "Environment": {"Variables": variables}}
-        yield _Function(str(logical_id), props, sam)
-
-
-def _check_function(function: _Function, check: Preflight, session: AwsSession, tmp: Path, out: Findings) -> None:
-    fid, props = function.logical_id, function.props
-    runtime = _value(props.get("Runtime"), check)
+def _check_function(
+    fid: str,
+    props: Mapping[str, Any],
+    check: Preflight,
+    stack: StackTemplate,
+    session: AwsSession,
+    tmp: Path,
+    out: Findings,
+) -> None:
+    runtime = stack.value(props.get("Runtime"))
     if runtime:
         retired = retired_reason(runtime, check.today)
         if retired:
             out.problems.append(f"{fid}: {retired}: set Runtime: {SUCCESSORS} and package again")
-    layer_zips, external_layers = _check_layers(fid, props, check, session, tmp, out)
-    package = _check_code(
-        fid, props, runtime or "", function.sam, check, session, tmp, layer_zips, external_layers, out
-    )
-    _check_model(fid, props, package, check, session, out)
+    layer_zips, external_layers = _check_layers(fid, props, check, stack, session, tmp, out)
+    package = _check_code(fid, props, runtime or "", check, stack, session, tmp, layer_zips, external_layers, out)
+    _check_model(fid, props, package, stack, session, out)
 
 
 def _check_layers(
-    fid: str, props: Mapping[str, Any], check: Preflight, session: AwsSession, tmp: Path, out: Findings
+    fid: str,
+    props: Mapping[str, Any],
+    check: Preflight,
+    stack: StackTemplate,
+    session: AwsSession,
+    tmp: Path,
+    out: Findings,
 ) -> tuple[list[Path], list[str]]:
     """(our layers' zips, the ARNs of layers from elsewhere that may exist); a problem for each layer
     that does not."""
     from botocore.exceptions import ClientError
 
-    resources = check.template.get("Resources") or {}
+    resources = stack.template.get("Resources") or {}
     zips: list[Path] = []
     external: list[str] = []
     layers = props.get("Layers") or []
@@ -170,11 +182,11 @@ def _check_layers(
             resource = resources[entry["Ref"]]
             if isinstance(resource, Mapping) and resource.get("Type") in LAYER_TYPES:
                 content = (resource.get("Properties") or {}).get("Content") or {}
-                found = _zip_for(fid, _s3_location(content, check), check, session, tmp, out)
+                found = _zip_for(fid, _s3_location(content, stack), check, session, tmp, out)
                 if found is not None:
                     zips.append(found)
             continue
-        arn = _value(entry, check)
+        arn = stack.value(entry)
         if not arn:
             out.notes.append(f"{fid}: a layer given as {entry!r} cannot be resolved before deploy: not checked")
             continue
@@ -210,8 +222,8 @@ def _check_code(
     fid: str,
     props: Mapping[str, Any],
     runtime: str,
-    sam: bool,
     check: Preflight,
+    stack: StackTemplate,
     session: AwsSession,
     tmp: Path,
     layer_zips: list[Path],
@@ -219,8 +231,8 @@ def _check_code(
     out: Findings,
 ) -> _Package | None:
     """Check the handler's imports against the package; what the package is (None: unknown)."""
-    handler = _value(props.get("Handler"), check)
-    location = _s3_location(props.get("CodeUri" if sam else "Code"), check)
+    handler = stack.value(props.get("Handler"))
+    location = _s3_location(props.get("Code"), stack)
     if location is None or not handler or "." not in handler or not runtime.startswith("python"):
         return None
     found = _zip_for(fid, location, check, session, tmp, out)
@@ -251,7 +263,7 @@ def _check_model(
     fid: str,
     props: Mapping[str, Any],
     package: _Package | None,
-    check: Preflight,
+    stack: StackTemplate,
     session: AwsSession,
     out: Findings,
 ) -> None:
@@ -260,7 +272,7 @@ def _check_model(
     variables = (props.get("Environment") or {}).get("Variables") or {}
     if not isinstance(variables, Mapping):
         return
-    uri = _value(variables.get("MODEL_URI"), check)
+    uri = stack.value(variables.get("MODEL_URI"))
     if uri and not uri.startswith("s3://"):
         return  # a path in the package or /tmp: not in S3
     if not uri and package is not None and package.uses_lambdavision and _BUNDLED_MANIFEST in package.members:
@@ -272,7 +284,7 @@ def _check_model(
         bucket_raw, key_raw = variables.get("MODEL_BUCKET"), variables.get("MODEL_KEY")
         if bucket_raw is None and key_raw is None:
             return
-        bucket, key = _value(bucket_raw, check) or "", _value(key_raw, check) or ""
+        bucket, key = stack.value(bucket_raw) or "", stack.value(key_raw) or ""
         if not bucket or not key:
             out.problems.append(f"{fid}: MODEL_BUCKET and MODEL_KEY must both be set (pass --parameter-overrides)")
             return
@@ -300,31 +312,13 @@ def _origin(variable: str, raw: Any, value: str) -> str:
 # --- values and zips ------------------------------------------------------------------------------
 
 
-def _value(raw: Any, check: Preflight) -> str | None:
-    """A literal, a Ref to a parameter or pseudo parameter, or a Sub of those; None otherwise."""
-    if isinstance(raw, (str, int, float)) and not isinstance(raw, bool):
-        return str(raw)
-    if not isinstance(raw, Mapping) or len(raw) != 1:
-        return None
-    ((name, argument),) = raw.items()
-    known = {**check.parameters, "AWS::Region": check.region, "AWS::Partition": "aws"}
-    if name == "Ref" and isinstance(argument, str):
-        return known.get(argument)
-    if name == "Fn::Sub" and isinstance(argument, str):
-        missing = [n for n in re.findall(r"\$\{([^}!]+)\}", argument) if n not in known]
-        if missing:
-            return None
-        return re.sub(r"\$\{([^}!]+)\}", lambda m: known[m.group(1)], argument)
-    return None
-
-
-def _s3_location(code: Any, check: Preflight) -> tuple[str, str] | None:
+def _s3_location(code: Any, stack: StackTemplate) -> tuple[str, str] | None:
     if isinstance(code, str) and code.startswith("s3://"):
         bucket, _, key = code.removeprefix("s3://").partition("/")
         return (bucket, key) if bucket and key else None
     if isinstance(code, Mapping):
-        s3_bucket = _value(code.get("S3Bucket", code.get("Bucket")), check)
-        s3_key = _value(code.get("S3Key", code.get("Key")), check)
+        s3_bucket = stack.value(code.get("S3Bucket", code.get("Bucket")))
+        s3_key = stack.value(code.get("S3Key", code.get("Key")))
         if s3_bucket and s3_key:
             return s3_bucket, s3_key
     return None
@@ -367,4 +361,4 @@ def _zip_for(
     return target
 
 
-__all__ = ["Findings", "Preflight", "capability_problem", "run_checks"]
+__all__ = ["Findings", "Preflight", "StackTemplate", "capability_problem", "run_checks"]

@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from lambdavision.aws.api_resources import Target, add_route, renew_deployment
-from lambdavision.aws.template_edits import enable_cors, enable_snapstart, stamp_version
+from lambdavision.aws.snapstart import enable_snapstart, stamp_version
+from lambdavision.aws.template_edits import enable_cors
 from lambdavision.aws.template_names import (
     API_ID,
     API_KEY_ID,

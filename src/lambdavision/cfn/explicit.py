@@ -29,16 +29,13 @@ from lambdavision.cfn.apigateway import (
     METHOD,
     REST_API,
     STAGE,
-    BodyOperation,
-    body_operations,
     ensure_path,
-    is_api_key_scheme,
     path_id,
     ref,
     replace_resource,
-    security_schemes,
     unique_id,
 )
+from lambdavision.cfn.openapi_body import BodyOperation, body_operations, is_api_key_scheme, security_schemes
 
 # Stage properties a Deployment's StageDescription also takes.
 _STAGE_DESCRIPTION_KEYS = (

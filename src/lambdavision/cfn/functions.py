@@ -1,14 +1,14 @@
 """The template's Lambda functions: the one walker over them, and `FunctionSpec`.
 
-`function_specs` reads every `AWS::Lambda::Function` of a plain CloudFormation template (a SAM
-template is transformed first, by `model.load_functions`: the transform does SAM's Globals merge)
-into what the local runtime, `package` and `deploy` need. `local_code` lists the code locations
-that are still local paths (what `deploy` refuses until `package` has run).
+`lambda_functions` walks the active `AWS::Lambda::Function`s of a plain CloudFormation template (a
+SAM template is transformed first, by `model.plain_template`: the transform does SAM's Globals merge);
+`function_specs` reads each into what the local runtime, `package` and `deploy` need. `local_code`
+lists the code locations that are still local paths (what `deploy` refuses until `package` has run).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,10 +60,22 @@ def function_specs(
     A function without Runtime gets `default_runtime` ("" leaves it empty for the caller to refuse).
     `resource_types` names the type each logical id had before the SAM transform.
     """
+    specs: dict[str, FunctionSpec] = {}
+    for logical_id, properties in lambda_functions(template, resolver, source):
+        specs[logical_id] = _spec(
+            logical_id, properties, resolver, base.resolve(), source, default_runtime,
+            (resource_types or {}).get(logical_id, LAMBDA_FUNCTION),
+        )  # fmt: skip
+    return specs
+
+
+def lambda_functions(
+    template: Mapping[str, Any], resolver: Resolver, source: str = "template"
+) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(logical id, Properties) of each `AWS::Lambda::Function` of a plain template whose Condition holds."""
     resources = template.get("Resources")
     if not isinstance(resources, Mapping):
         raise TemplateError(f"{source} has no Resources mapping")
-    specs: dict[str, FunctionSpec] = {}
     for logical_id, resource in resources.items():
         if not isinstance(resource, Mapping) or resource.get("Type") != LAMBDA_FUNCTION:
             continue
@@ -72,11 +84,7 @@ def function_specs(
         properties = resource.get("Properties") or {}
         if not isinstance(properties, Mapping):
             raise TemplateError(f"{source}: {logical_id}.Properties must be a mapping")
-        specs[logical_id] = _spec(
-            str(logical_id), properties, resolver, base.resolve(), source, default_runtime,
-            (resource_types or {}).get(logical_id, LAMBDA_FUNCTION),
-        )  # fmt: skip
-    return specs
+        yield str(logical_id), properties
 
 
 def _spec(
@@ -189,5 +197,6 @@ __all__ = [
     "FunctionSpec",
     "environment_variable",
     "function_specs",
+    "lambda_functions",
     "local_code",
 ]

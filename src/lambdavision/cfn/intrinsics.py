@@ -24,15 +24,27 @@ SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 class Resolver:
     """Resolves intrinsic functions against parameter values, pseudo parameters and conditions."""
 
-    def __init__(self, template: Mapping[str, Any], parameters: Mapping[str, Any], region: str = "us-east-1") -> None:
+    def __init__(
+        self,
+        template: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        region: str = "us-east-1",
+        *,
+        local_stack: bool = True,
+    ) -> None:
+        """`local_stack=False`: the account and stack are not known (checks before a real deploy), so
+        `Ref`s to them have no value, instead of the local stand-in's."""
         self._template = template
-        self._values: dict[str, Any] = {
-            "AWS::Region": region,
+        local: dict[str, Any] = {
             "AWS::AccountId": LOCAL_ACCOUNT_ID,
             "AWS::StackName": LOCAL_STACK_NAME,
             "AWS::StackId": f"arn:aws:cloudformation:{region}:{LOCAL_ACCOUNT_ID}:stack/{LOCAL_STACK_NAME}/local",
-            "AWS::Partition": "aws",
             "AWS::URLSuffix": "amazonaws.com",
+        }
+        self._values: dict[str, Any] = {
+            "AWS::Region": region,
+            **(local if local_stack else {}),
+            "AWS::Partition": "aws",
             "AWS::NoValue": None,
             **parameters,
         }
@@ -60,6 +72,12 @@ class Resolver:
         for name in referenced_ids(value):
             if name not in self._values:
                 raise TemplateError(f"{where} refers to {name!r}, which is not a parameter with a Default")
+        return self.resolve(value)
+
+    def resolve_known(self, value: Any) -> Any:
+        """`resolve` when everything `value` refers to has a value here; None when anything does not."""
+        if any(name not in self._values for name in referenced_ids(value)):
+            return None
         return self.resolve(value)
 
     def active(self, resource: Mapping[str, Any]) -> bool:

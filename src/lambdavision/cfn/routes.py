@@ -17,12 +17,10 @@ from lambdavision.cfn.apigateway import (
     HTTP_API,
     METHOD,
     REST_API,
-    body_operations,
-    is_api_key_scheme,
     resource_path,
-    security_schemes,
 )
 from lambdavision.cfn.intrinsics import Resolver, as_env_value, referenced_ids
+from lambdavision.cfn.openapi_body import body_operations, is_api_key_scheme, security_schemes
 
 DEFAULT_STAGE = "Prod"
 HTTP_API_STAGE = "$default"

@@ -13,7 +13,6 @@ from typing import Any
 
 import click
 
-from lambdavision.aws.config import load_default_map
 from lambdavision.cli import app as _app
 from lambdavision.cli import aws as _aws
 from lambdavision.cli import bench as _bench
@@ -23,6 +22,7 @@ from lambdavision.cli import local as _local
 from lambdavision.cli import model as _model
 from lambdavision.cli import package as _package
 from lambdavision.cli.common import LambdaVisionGroup, add_debug_option, fail, known_error_message
+from lambdavision.cli.default_map import load_default_map
 from lambdavision.core.errors import LambdaVisionError
 
 

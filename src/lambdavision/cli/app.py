@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from lambdavision.appdir import DEFAULT_IMAGE_URL, AppOptions, app_files, write_app_dir
+from lambdavision.aws.appdir import DEFAULT_IMAGE_URL, AppOptions, app_files, write_app_dir
 from lambdavision.aws.template import TemplateOptions
 from lambdavision.aws.template_names import ARCHITECTURES, AUTH_MODES, DEFAULT_RUNTIME, SUPPORTED_RUNTIMES
 
@@ -187,7 +187,7 @@ def init_from_sam(
     """
     from click.core import ParameterSource
 
-    from lambdavision.appdir_sam import convert_sam_app, write_conversion
+    from lambdavision.aws.appdir_sam import convert_sam_app, write_conversion
 
     given = {p for p in ctx.params if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE}
     ignored = sorted(given - {"directory", "from_sam", "runtime", "bucket", "key", "force"})

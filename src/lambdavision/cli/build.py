@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from lambdavision.aws import zipbuild
+from lambdavision.builder import zipbuild
 
 
 @click.command("build")
@@ -51,10 +51,10 @@ def build_command(
     numpy and Pillow for the function's Runtime and Architectures, pruned and compiled to .pyc by that
     CPython. `package` uploads these very zips; `local invoke` and `local start-api` run them.
     """
-    from lambdavision.aws.build import build_functions, default_build_dir
-    from lambdavision.aws.imports_check import built_problems
-    from lambdavision.aws.package import BuildOptions
-    from lambdavision.aws.wheels import default_cache_dir
+    from lambdavision.builder.folder import build_functions, default_build_dir
+    from lambdavision.builder.imports_check import built_problems
+    from lambdavision.builder.wheels import default_cache_dir
+    from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import read_template
     from lambdavision.cli.package import print_size_table
 

@@ -13,9 +13,9 @@ from typing import Any
 
 import click
 
-from lambdavision.aws.build import default_build_dir
 from lambdavision.aws.preflight import Preflight, run_checks
 from lambdavision.aws.session import AwsSession
+from lambdavision.builder.folder import default_build_dir
 
 CHECKS = "model object and format, handler imports, runtime, layers, IAM capabilities"
 

@@ -220,7 +220,7 @@ def export_command(
 
 def _quantize(source: Path, out: Path, calibration_dir: Path, min_agreement: float, torchscript: bool) -> Manifest:
     from lambdavision.core.errors import ExportError
-    from lambdavision.quantize import load_image_dir, quantize_int8, split_held_out
+    from lambdavision.export.quantize import load_image_dir, quantize_int8, split_held_out
 
     inputs = load_image_dir(calibration_dir, read_artifact(source).preprocessing)
     if len(inputs) < 10:

@@ -16,12 +16,12 @@ from typing import IO, TYPE_CHECKING
 
 import click
 
-from lambdavision.aws import zipbuild
+from lambdavision.builder import zipbuild
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-    from lambdavision.aws.package import BuildResult, BuiltZip
+    from lambdavision.builder.zips import BuildResult, BuiltZip
 
 
 @click.command("package")
@@ -80,11 +80,12 @@ def package_command(
     cached (~/.cache/lambdavision, or LAMBDAVISION_CACHE_DIR), so a second run downloads nothing.
     """
     # Imported here: `lambdavision --help` must not pay for boto3 and the builders.
-    from lambdavision.aws.build import build_functions, default_build_dir
-    from lambdavision.aws.imports_check import built_problems
-    from lambdavision.aws.package import BuildOptions, check_bucket, packaged_template, upload_zips
+    from lambdavision.aws.package import check_bucket, packaged_template, upload_zips
     from lambdavision.aws.session import AwsOptions, AwsSession
-    from lambdavision.aws.wheels import default_cache_dir
+    from lambdavision.builder.folder import build_functions, default_build_dir
+    from lambdavision.builder.imports_check import built_problems
+    from lambdavision.builder.wheels import default_cache_dir
+    from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import dump_template, is_sam, plain_template, read_template
 
     if upload and not s3_bucket:

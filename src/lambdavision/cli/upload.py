@@ -13,7 +13,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TimeRemainingColu
 
 from lambdavision.aws.session import aws_errors
 from lambdavision.aws.upload import S3Location, parse_s3_uri, upload_artifact
-from lambdavision.cli.aws import _note, _session, _show_progress, aws_options
+from lambdavision.cli.aws_common import aws_options, note, session_for, show_progress
 
 
 @click.command("upload")
@@ -57,7 +57,7 @@ def _converted_if_classic(artifact: Path, convert: bool, quiet: bool, stack: con
         head = classify_head(fh.read(HEAD_BYTES))
     if head.kind != "classic":
         if convert:
-            _note(f"{artifact} already holds ONNX: uploading it as it is (--convert has nothing to do)", quiet)
+            note(f"{artifact} already holds ONNX: uploading it as it is (--convert has nothing to do)", quiet)
         return artifact
     if not convert:
         click.echo(
@@ -71,7 +71,7 @@ def _converted_if_classic(artifact: Path, convert: bool, quiet: bool, stack: con
     folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lambdavision-convert-")))
     converted = folder / artifact.name
     manifest = convert_artifact(artifact, converted)
-    _note(f"Converted {artifact}: added ONNX (members {', '.join(manifest.sha256)})", quiet)
+    note(f"Converted {artifact}: added ONNX (members {', '.join(manifest.sha256)})", quiet)
     return converted
 
 
@@ -83,9 +83,9 @@ def _upload(
     endpoint_url: str | None,
     quiet: bool,
 ) -> None:
-    s3 = _session(region, profile, endpoint_url).s3()
+    s3 = session_for(region, profile, endpoint_url).s3()
     with aws_errors(bucket=location.bucket):
-        if _show_progress(quiet):
+        if show_progress(quiet):
             columns = (
                 "[progress.description]{task.description}",
                 BarColumn(),
@@ -100,13 +100,13 @@ def _upload(
         else:
             result = upload_artifact(s3, artifact, location)
     if result.uploaded:
-        _note(f"Uploaded {artifact} ({result.size:,} bytes, sha256 {result.sha256[:12]}…)", quiet)
+        note(f"Uploaded {artifact} ({result.size:,} bytes, sha256 {result.sha256[:12]}…)", quiet)
     else:
-        _note(f"Skipped: {location.uri} already holds this artifact (sha256 {result.sha256[:12]}…)", quiet)
+        note(f"Skipped: {location.uri} already holds this artifact (sha256 {result.sha256[:12]}…)", quiet)
     click.echo(location.uri)
     click.echo(f"MODEL_BUCKET={location.bucket}")
     click.echo(f"MODEL_KEY={location.key}")
-    _note(
+    note(
         "Deploy with: --parameter-overrides "
         f"{shlex.quote(f'BucketName={location.bucket}')} {shlex.quote(f'ObjectKey={location.key}')}",
         quiet,

@@ -10,7 +10,7 @@
 
 torch, fastai and torchvision are imported inside the functions, so importing this package costs
 nothing and a missing library becomes one clear error. int8 quantisation is in
-`lambdavision.quantize`.
+`lambdavision.export.quantize`.
 """
 
 from lambdavision.export.check import CHECK_TOLERANCE

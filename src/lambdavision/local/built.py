@@ -4,10 +4,10 @@
    first, then pyenv's versions; aws/wheels.find_python). Without one: a one-line error naming it.
 2. The package: `lambdavision build`'s zip for the function (built now, or reused when its inputs
    are unchanged), with the settings the build folder recorded (--layer, --bundle-model...).
-3. When this host cannot run that zip (aws/host.py: macOS, another architecture, an older glibc),
+3. When this host cannot run that zip (builder/host.py: macOS, another architecture, an older glibc),
    its host twin instead, built the same way for this host, and the output says so.
 4. The zip (and its layer) extracted into the build folder's run/<sha256>/ (/var/task, /opt).
-5. The runtime folder: awslambdaric and the SDK for that CPython (local/runtime_client.py).
+5. The runtime folder: awslambdaric and the SDK for that CPython (builder/runtime_client.py).
 
 The environment then runs `python -I -S bootstrap.py HANDLER` with PYTHONPATH = the package, its
 layers and the runtime folder, in Lambda's order (local/environment.py, local/bootstrap.py).
@@ -72,8 +72,8 @@ def missing_interpreter(spec: FunctionSpec, environ: Mapping[str, str]) -> Missi
 
 def prepare(template_path: Path, spec: FunctionSpec, environ: Mapping[str, str], log: Log) -> LambdaLayout:
     """Build (or reuse) `spec`'s package, its host twin if needed, and lay it out to run here."""
-    from lambdavision.aws import wheels
-    from lambdavision.aws.build import (
+    from lambdavision.builder import runtime_client, wheels
+    from lambdavision.builder.folder import (
         RUN_DIR,
         BuildSettings,
         build_functions,
@@ -81,10 +81,9 @@ def prepare(template_path: Path, spec: FunctionSpec, environ: Mapping[str, str],
         recorded_settings,
         twin_dir,
     )
-    from lambdavision.aws.host import current_host, runnable_target, twin_reason, twin_target
-    from lambdavision.aws.package import BuildOptions
+    from lambdavision.builder.host import current_host, runnable_target, twin_reason, twin_target
+    from lambdavision.builder.zips import BuildOptions
     from lambdavision.cfn import read_template
-    from lambdavision.local import runtime_client
 
     if not spec.runtime.startswith("python"):
         raise LambdaVisionError(f"function {spec.logical_id} has Runtime {spec.runtime}: lambdavision runs Python only")

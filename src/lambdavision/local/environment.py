@@ -13,175 +13,34 @@ never reused: the pool replaces it.
 
 from __future__ import annotations
 
-import array
 import contextlib
-import ctypes
-import fcntl
 import json
 import os
-import secrets
-import select
 import signal
 import subprocess
-import sys
-import termios
 import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
 
 import psutil
 
-from lambdavision.cfn import LOCAL_ACCOUNT_ID, FunctionSpec
+from lambdavision.cfn import FunctionSpec
 from lambdavision.local import report
 from lambdavision.local.built import LambdaLayout
-from lambdavision.local.cpu_quota import CpuGroup, CpuLimiter, CpuShare
+from lambdavision.local.cgroups import CpuGroup
+from lambdavision.local.cpu_quota import CpuLimiter
+from lambdavision.local.cpu_share import CpuShare
+from lambdavision.local.lambda_env import default_region, function_arn, lambda_environment, trace_id
+from lambdavision.local.log_forwarder import LogForwarder
+from lambdavision.local.preexec import chain, die_with_parent
 from lambdavision.local.runtime_api import Outcome, PendingEvent, RuntimeApiCore, RuntimeApiServer
-
-# What passes from the calling shell into the function: where its AWS calls go and as whom.
-PASS_THROUGH_NAMES = frozenset(
-    {
-        "AWS_ACCESS_KEY_ID",
-        "AWS_SECRET_ACCESS_KEY",
-        "AWS_SESSION_TOKEN",
-        "AWS_SECURITY_TOKEN",
-        "AWS_PROFILE",
-        "AWS_DEFAULT_PROFILE",
-        "AWS_CONFIG_FILE",
-        "AWS_SHARED_CREDENTIALS_FILE",
-        "AWS_CA_BUNDLE",
-        "AWS_MAX_ATTEMPTS",
-        "AWS_RETRY_MODE",
-        "AWS_STS_REGIONAL_ENDPOINTS",
-        "AWS_USE_FIPS_ENDPOINT",
-        "AWS_USE_DUALSTACK_ENDPOINT",
-        "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS",
-        "HOME",  # ~/.aws/config and ~/.aws/credentials are found through it
-        "PATH",
-        "SSL_CERT_FILE",
-        "SSL_CERT_DIR",
-        "REQUESTS_CA_BUNDLE",
-        "HTTP_PROXY",
-        "HTTPS_PROXY",
-        "NO_PROXY",
-        "http_proxy",
-        "https_proxy",
-        "no_proxy",
-    }
-)
-PASS_THROUGH_PREFIXES = ("AWS_ENDPOINT_URL", "LAMBDAVISION_")
 
 POLL_INTERVAL_S = 0.02  # how often a running invocation's process is checked (exit, memory)
 # Lambda gives INIT up to 10 s and then retries it within the invoke's own timeout.
 INIT_GRACE_S = 10.0
-_PR_SET_PDEATHSIG = 1
-# CloudWatch Logs' largest event: a longer line is cut into several.
-MAX_LOG_LINE_BYTES = 256 * 1024
-_READ_CHUNK = 65536
-
-
-def default_region(shell_env: Mapping[str, str]) -> str:
-    return shell_env.get("AWS_REGION") or shell_env.get("AWS_DEFAULT_REGION") or "us-east-1"
-
-
-def function_arn(spec: FunctionSpec, region: str) -> str:
-    return f"arn:aws:lambda:{region}:{LOCAL_ACCOUNT_ID}:function:{spec.logical_id}"
-
-
-def log_stream_name(now: datetime | None = None) -> str:
-    """Lambda's shape: `2024/01/31/[$LATEST]<32 hex>`."""
-    day = (now or datetime.now(UTC)).strftime("%Y/%m/%d")
-    return f"{day}/[$LATEST]{secrets.token_hex(16)}"
-
-
-def trace_id() -> str:
-    return f"Root=1-{int(time.time()):08x}-{secrets.token_hex(12)};Parent={secrets.token_hex(8)};Sampled=0"
-
-
-def lambda_environment(
-    spec: FunctionSpec,
-    *,
-    runtime_api: str,
-    shell_env: Mapping[str, str],
-    extra_env: Mapping[str, str] | None = None,
-    layout: LambdaLayout | None = None,
-) -> dict[str, str]:
-    """The environment of the runtime process, lowest precedence first.
-
-    shell pass-through < what Lambda sets < the function's variables (template + env.json)
-    < extra_env; the Runtime API address, the handler and (with a layout) PYTHONPATH are always ours.
-    """
-    region = default_region(shell_env)
-    code_dir = str(spec.code_dir)
-    environment = {
-        name: value
-        for name, value in shell_env.items()
-        if name in PASS_THROUGH_NAMES or name.startswith(PASS_THROUGH_PREFIXES)
-    }
-    environment.update(
-        {
-            "AWS_REGION": region,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_LAMBDA_FUNCTION_NAME": spec.logical_id,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
-            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
-            "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
-            "AWS_LAMBDA_LOG_GROUP_NAME": f"/aws/lambda/{spec.logical_id}",
-            "AWS_LAMBDA_LOG_STREAM_NAME": log_stream_name(),
-            "AWS_EXECUTION_ENV": f"AWS_Lambda_{spec.runtime}",
-            "LAMBDA_TASK_ROOT": code_dir,
-            "LAMBDA_RUNTIME_DIR": str(Path(sys.executable).parent),
-            "LANG": "en_US.UTF-8",
-            "TZ": ":UTC",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    environment.update(spec.environment)
-    environment.update(extra_env or {})
-    if layout is not None:
-        # Read by local/bootstrap.py (-I makes Python itself ignore it): the package, its layers, the runtime.
-        environment["LAMBDA_RUNTIME_DIR"] = str(layout.runtime_dir)
-        environment["PYTHONPATH"] = os.pathsep.join(layout.python_path)
-    else:
-        environment["PYTHONPATH"] = os.pathsep.join(
-            [code_dir, *[p for p in environment.get("PYTHONPATH", "").split(os.pathsep) if p and p != code_dir]]
-        )
-    environment["AWS_LAMBDA_RUNTIME_API"] = runtime_api
-    environment["_HANDLER"] = spec.handler
-    return environment
-
-
-def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
-    """preexec_fn: the kernel SIGKILLs the child when its parent goes, even by SIGKILL (Linux).
-
-    prctl is looked up here, in the parent: the child of a threaded process should do as
-    little as possible between fork and exec (no dlopen).
-    """
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os._exit(1)
-
-    return preexec
-
-
-def _chain(*steps: Callable[[], None] | None) -> Callable[[], None]:
-    """One preexec_fn running each step in order."""
-
-    def run() -> None:
-        for step in steps:
-            if step is not None:
-                step()
-
-    return run
 
 
 @dataclass
@@ -198,111 +57,6 @@ class Invocation:
     @property
     def ok(self) -> bool:
         return self.error_type is None
-
-
-class _LogForwarder:
-    """Copies the process's output to the log sink, one prefixed line at a time.
-
-    Reads only under a lock, one chunk per lock hold, so `drain()` (called when an answer
-    arrives) can guarantee every byte the function wrote before answering is out before the
-    REPORT line, and still returns while a background thread of the function keeps printing.
-    """
-
-    def __init__(self, stream: IO[bytes], write_line: Callable[[str], None], prefix: Callable[[], str]) -> None:
-        self._stream = stream  # owns the descriptor: closed once, through it
-        self._fd = stream.fileno()
-        self._write_line = write_line
-        self._prefix = prefix
-        self._lock = threading.Lock()
-        self._partial = bytearray()
-        self._eof = False
-        os.set_blocking(self._fd, False)
-        self._thread = threading.Thread(target=self._run, name="lambdavision-logs", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def drain(self) -> None:
-        """Forward what is in the pipe now (not what arrives meanwhile), then any partial line."""
-        with self._lock:
-            remaining = self._pending_bytes()
-            while remaining > 0 and not self._eof:
-                read = self._read_chunk(min(remaining, _READ_CHUNK))
-                if read == 0:
-                    break
-                remaining -= read
-            self._flush_partial()
-
-    def join(self, timeout: float) -> None:
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        poller = select.poll()  # not select.select: descriptors above 1023 are fine
-        poller.register(self._fd, select.POLLIN | select.POLLHUP | select.POLLERR)
-        while not self._eof:
-            if poller.poll(500):
-                with self._lock:  # one chunk per hold: drain() never waits behind a flood
-                    self._read_chunk(_READ_CHUNK)
-        with self._lock:
-            self._flush_partial()
-            with contextlib.suppress(OSError):
-                self._stream.close()
-
-    def _pending_bytes(self) -> int:
-        if self._eof:
-            return 0
-        try:
-            count = array.array("i", [0])
-            fcntl.ioctl(self._fd, termios.FIONREAD, count)
-        except OSError:
-            return 0
-        return count[0]
-
-    def _read_chunk(self, size: int) -> int:
-        """Read and forward at most `size` bytes; how many were read (0: nothing or end)."""
-        if self._eof:
-            return 0
-        try:
-            chunk = os.read(self._fd, size)
-        except BlockingIOError:
-            return 0
-        except OSError:
-            self._eof = True
-            return 0
-        if not chunk:
-            self._eof = True
-            return 0
-        self._take(chunk)
-        return len(chunk)
-
-    def _take(self, chunk: bytes) -> None:
-        # Newlines are looked for in the new chunk only: a long line costs linear time.
-        start = 0
-        while (end := chunk.find(b"\n", start)) >= 0:
-            self._append(chunk[start:end])
-            self._emit(bytes(self._partial))
-            self._partial.clear()
-            start = end + 1
-        self._append(chunk[start:])
-
-    def _append(self, piece: bytes) -> None:
-        """Add to the current line, cutting it at CloudWatch's event size as it grows."""
-        self._partial += piece
-        while len(self._partial) > MAX_LOG_LINE_BYTES:
-            self._emit(bytes(self._partial[:MAX_LOG_LINE_BYTES]))
-            del self._partial[:MAX_LOG_LINE_BYTES]
-
-    def _flush_partial(self) -> None:
-        if self._partial:
-            self._emit(bytes(self._partial))
-            self._partial.clear()
-
-    def _emit(self, raw: bytes) -> None:
-        # awslambdaric ends the lines of a multi-line error with "\r": split them too.
-        prefix = self._prefix()
-        for line in raw.decode("utf-8", errors="replace").split("\r"):
-            if line:
-                self._write_line(f"{prefix} {line}")
 
 
 class Environment:
@@ -332,7 +86,7 @@ class Environment:
         self._server = RuntimeApiServer(self._core)
         self._process: subprocess.Popen[bytes] | None = None
         self._psutil: psutil.Process | None = None
-        self._logs: _LogForwarder | None = None
+        self._logs: LogForwarder | None = None
         self._log_prefix = "INIT"
         self._started_at = 0.0
         self._invocations = 0
@@ -378,9 +132,9 @@ class Environment:
         parent_pid = os.getpid()
         # Lambda's CPU share: the child joins its cgroup before exec, so init runs under the quota too.
         self._cpu_group = self._cpu_limiter.group(self.spec.memory_mb) if self._cpu_limiter else None
-        preexec = _die_with_parent(parent_pid)
+        preexec = die_with_parent(parent_pid)
         if self._cpu_group is not None:
-            preexec = _chain(preexec, self._cpu_group.join_self)
+            preexec = chain(preexec, self._cpu_group.join_self)
 
         def popen() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
@@ -407,7 +161,7 @@ class Environment:
         assert self._process.stdout is not None
         with contextlib.suppress(psutil.Error):
             self._psutil = psutil.Process(self._process.pid)
-        self._logs = _LogForwarder(self._process.stdout, self._write_line, lambda: self._log_prefix)
+        self._logs = LogForwarder(self._process.stdout, self._write_line, lambda: self._log_prefix)
         self._logs.start()
 
     def wait_initialised(self, timeout: float) -> bool:

@@ -15,21 +15,28 @@ import json
 import re
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
 from lambdavision.cfn import ApiRoute
-from lambdavision.core.errors import TemplateError
 from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event, is_binary_media_type
 from lambdavision.core.proxy_response import parse_proxy_response
 from lambdavision.local.environment import new_request_id
 from lambdavision.local.http_api import http_api_answer, is_text_media_type
+from lambdavision.local.http_messages import (
+    MAX_REQUEST_BODY_BYTES,
+    HttpRequest,
+    HttpResponse,
+    endpoint_request_timed_out,
+    forbidden,
+    internal_server_error,
+    missing_authentication_token,
+    request_too_long,
+)
 from lambdavision.local.pool import Invocation, RequestEntityTooLarge
 from lambdavision.local.report import MAX_RESPONSE_BYTES
+from lambdavision.local.route_table import RouteTable
 
-# API Gateway's payload limits: 10 MB per request, 6 MB for a synchronous Lambda answer.
-MAX_REQUEST_BODY_BYTES = 10 * 1024 * 1024
 # API Gateway REST's integration timeout: the client gets a 504 then, whatever the function's Timeout.
 DEFAULT_INTEGRATION_TIMEOUT_S = 29.0
 
@@ -44,153 +51,6 @@ _FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 Invoke = Callable[[str, dict[str, Any]], Invocation]
 Log = Callable[[str], None]
-
-
-@dataclass
-class HttpRequest:
-    """One HTTP request as received: `path` still percent-encoded, without the query string."""
-
-    method: str
-    path: str
-    query: list[tuple[str, str]]
-    headers: list[tuple[str, str]]
-    body: bytes
-    source_ip: str = "127.0.0.1"
-
-    def header(self, name: str) -> str | None:
-        """The first value of a header, by case-insensitive name."""
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
-
-
-@dataclass
-class HttpResponse:
-    status: int
-    headers: list[tuple[str, str]] = field(default_factory=list)
-    body: bytes = b""
-
-    def header(self, name: str) -> str | None:
-        wanted = name.lower()
-        return next((value for key, value in self.headers if key.lower() == wanted), None)
-
-
-def gateway_error(status: int, message: str, error_type: str, request_id: str) -> HttpResponse:
-    """An answer API Gateway itself gives (not the function): JSON `{"message": ...}`."""
-    body = json.dumps({"message": message}).encode()
-    headers = [
-        ("Content-Type", "application/json"),
-        ("x-amzn-RequestId", request_id),
-        ("x-amzn-ErrorType", error_type),
-    ]
-    return HttpResponse(status, headers, body)
-
-
-def missing_authentication_token(request_id: str) -> HttpResponse:
-    """API Gateway's answer for a path or method no route declares."""
-    return gateway_error(403, "Missing Authentication Token", "MissingAuthenticationTokenException", request_id)
-
-
-def forbidden(request_id: str) -> HttpResponse:
-    """API Gateway's answer to a request without the API key a method requires."""
-    return gateway_error(403, "Forbidden", "ForbiddenException", request_id)
-
-
-def internal_server_error(request_id: str) -> HttpResponse:
-    """API Gateway's answer when the Lambda integration fails."""
-    return gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)
-
-
-def endpoint_request_timed_out(request_id: str) -> HttpResponse:
-    """API Gateway's answer when the integration outlasts its timeout (the function goes on)."""
-    return gateway_error(504, "Endpoint request timed out", "InternalServerErrorException", request_id)
-
-
-def request_too_long(request_id: str | None = None) -> HttpResponse:
-    """API Gateway's answer for a request body over 10 MB (the HTTP shell uses it before reading)."""
-    return gateway_error(413, "Request Too Long", "RequestTooLongException", request_id or new_request_id())
-
-
-# Segment kinds, in API Gateway's order of precedence: a literal beats {param} beats {proxy+}.
-_LITERAL, _PARAM, _GREEDY = 0, 1, 2
-
-
-@dataclass(frozen=True)
-class _Segment:
-    kind: int
-    text: str  # the literal text, or the parameter's name
-
-
-@dataclass(frozen=True)
-class CompiledRoute:
-    route: ApiRoute
-    segments: tuple[_Segment, ...]
-
-    def match(self, parts: Sequence[str]) -> dict[str, str] | None:
-        """Path parameters when `parts` (decoded path segments) fit this route, else None."""
-        params: dict[str, str] = {}
-        for index, segment in enumerate(self.segments):
-            if segment.kind == _GREEDY:
-                if index >= len(parts):  # {proxy+} needs at least one segment
-                    return None
-                params[segment.text] = "/".join(parts[index:])
-                return params
-            if index >= len(parts):
-                return None
-            if segment.kind == _LITERAL:
-                if parts[index] != segment.text:
-                    return None
-            else:
-                params[segment.text] = parts[index]
-        return params if len(parts) == len(self.segments) else None
-
-    def precedence(self) -> tuple[tuple[int, ...], int]:
-        """Sort key: most specific first, segment by segment; an exact method before ANY."""
-        kinds = tuple(segment.kind for segment in self.segments)
-        return kinds, 1 if self.route.method.upper() == "ANY" else 0
-
-
-def _split_path(path: str) -> list[str]:
-    return [part for part in path.split("/") if part]
-
-
-def compile_route(route: ApiRoute) -> CompiledRoute:
-    """Parse a resource path like `/items/{id}/{proxy+}`; a malformed one is a template error."""
-    segments: list[_Segment] = []
-    parts = _split_path(route.path)
-    for index, part in enumerate(parts):
-        if part.startswith("{") and part.endswith("}"):
-            name = part[1:-1]
-            if name.endswith("+"):
-                if index != len(parts) - 1:
-                    raise TemplateError(f"route {route.path}: a greedy {{{name}}} must be the last segment")
-                segments.append(_Segment(_GREEDY, name[:-1]))
-            else:
-                segments.append(_Segment(_PARAM, name))
-        else:
-            segments.append(_Segment(_LITERAL, part))
-    return CompiledRoute(route, tuple(segments))
-
-
-class RouteTable:
-    """The template's routes, matched like API Gateway REST."""
-
-    def __init__(self, routes: Sequence[ApiRoute]) -> None:
-        compiled = [compile_route(route) for route in routes]
-        self._routes = sorted(compiled, key=CompiledRoute.precedence)
-
-    def match(self, method: str, path: str) -> tuple[ApiRoute, dict[str, str]] | None:
-        """The best route for a method and a percent-encoded path, with its (decoded) path parameters."""
-        # Split before decoding: an encoded slash (%2F) stays inside its segment.
-        parts = [unquote(part) for part in _split_path(path)]
-        method = method.upper()
-        # Sorted most specific first, so the first route that fits both method and path wins.
-        for candidate in self._routes:
-            if candidate.route.method.upper() not in (method, "ANY"):
-                continue
-            params = candidate.match(parts)
-            if params is not None:
-                return candidate.route, params
-        return None
 
 
 class LocalGateway:
@@ -371,18 +231,4 @@ def _clean_headers(headers: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
     return cleaned
 
 
-__all__ = [
-    "DEFAULT_INTEGRATION_TIMEOUT_S",
-    "LAMBDA_REQUEST_ID_HEADER",
-    "MAX_REQUEST_BODY_BYTES",
-    "MAX_RESPONSE_BYTES",
-    "HttpRequest",
-    "HttpResponse",
-    "LocalGateway",
-    "RouteTable",
-    "endpoint_request_timed_out",
-    "forbidden",
-    "internal_server_error",
-    "missing_authentication_token",
-    "request_too_long",
-]
+__all__ = ["DEFAULT_INTEGRATION_TIMEOUT_S", "LAMBDA_REQUEST_ID_HEADER", "LocalGateway"]

@@ -30,13 +30,8 @@ from urllib.parse import parse_qsl, urlsplit
 
 import h11
 
-from lambdavision.local.gateway import (
-    MAX_REQUEST_BODY_BYTES,
-    HttpRequest,
-    HttpResponse,
-    LocalGateway,
-    request_too_long,
-)
+from lambdavision.local.gateway import LocalGateway
+from lambdavision.local.http_messages import MAX_REQUEST_BODY_BYTES, HttpRequest, HttpResponse, request_too_long
 
 DEFAULT_CLIENT_TIMEOUT_S = 60.0
 

@@ -8,9 +8,7 @@ on 127.0.0.1 and gives every response what S3 over a real network costs:
 - a bandwidth per connection: the body is paced at `bandwidth` bytes/s from its first byte;
 - optionally an aggregate cap shared by every connection (`aggregate`, bytes/s).
 
-The defaults are AWS's published figures (`DEFAULT_SHAPING`; the README cites them): first-byte
-latencies of small GETs "often in the tens of milliseconds", and one concurrent request per
-85-90 MB/s of throughput (so ~85 MB/s per connection).
+The defaults are AWS's published figures (`local.shaping.DEFAULT_SHAPING`; the README cites them).
 
 Object GETs (path-style `/bucket/key`, no query) are served here, from moto's bytes: moto answers a
 ranged GET by reading the whole object first (~60 ms per range of a 100 MB object), which real S3
@@ -36,79 +34,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-MB = 1_000_000
-# AWS, "Performance design patterns for Amazon S3" and "Timeouts and retries for latency-sensitive applications".
-DEFAULT_LATENCY_S = 0.030
-DEFAULT_BANDWIDTH = 85 * MB
+from lambdavision.local.shaping import DEFAULT_SHAPING, Pacer, Shaping
+
 CHUNK_BYTES = 64 * 1024  # paced in 64 KiB steps: 0.8 ms each at 85 MB/s
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "expect"})
 _CONDITIONS = ("if-none-match", "if-modified-since", "if-unmodified-since")
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
-
-
-@dataclass(frozen=True)
-class Shaping:
-    """What each response costs: first-byte latency (s); bandwidth per connection and in all (B/s; None: unlimited)."""
-
-    latency_s: float = DEFAULT_LATENCY_S
-    bandwidth: float | None = DEFAULT_BANDWIDTH
-    aggregate: float | None = None
-
-    def __post_init__(self) -> None:
-        if not self.latency_s >= 0:
-            raise ValueError(f"latency must be >= 0 s, got {self.latency_s}")
-        for name in ("bandwidth", "aggregate"):
-            value = getattr(self, name)
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0 bytes/s (or None for unlimited), got {value}")
-
-    @property
-    def shaped(self) -> bool:
-        return self.latency_s > 0 or self.bandwidth is not None or self.aggregate is not None
-
-    def describe(self) -> str:
-        if not self.shaped:
-            return "loopback (no shaping)"
-        parts = [f"{self.latency_s * 1000:g} ms to the first byte"]
-        parts.append(
-            "unlimited per connection" if self.bandwidth is None else f"{self.bandwidth / MB:g} MB/s per connection"
-        )
-        if self.aggregate is not None:
-            parts.append(f"{self.aggregate / MB:g} MB/s in all")
-        return ", ".join(parts)
-
-    def to_dict(self) -> dict[str, float | None]:
-        return {
-            "latency_ms": self.latency_s * 1000,
-            "bandwidth_mb_s": _mb(self.bandwidth),
-            "aggregate_mb_s": _mb(self.aggregate),
-        }
-
-
-DEFAULT_SHAPING = Shaping()
-LOOPBACK = Shaping(latency_s=0.0, bandwidth=None, aggregate=None)
-
-
-def _mb(value: float | None) -> float | None:
-    return None if value is None else value / MB
-
-
-class _Pacer:
-    """When the next bytes may leave: per transfer (its own rate) and shared (the aggregate cap)."""
-
-    def __init__(self, rate: float | None) -> None:
-        self.rate = rate
-        self._lock = threading.Lock()
-        self._free_at = 0.0
-
-    def reserve(self, size: int) -> float:
-        """The time at which `size` more bytes may be sent under the shared cap (booked now)."""
-        if self.rate is None:
-            return 0.0
-        with self._lock:
-            start = max(time.monotonic(), self._free_at)
-            self._free_at = start + size / self.rate
-            return start
 
 
 @dataclass
@@ -127,7 +58,7 @@ class ShapedS3:
             raise ValueError(f"the stand-in fronts a loopback http:// server (moto), not {upstream!r}")
         self.upstream = (parts.hostname, parts.port or 80)
         self.shaping = shaping
-        self.aggregate = _Pacer(shaping.aggregate)
+        self.aggregate = Pacer(shaping.aggregate)
         self._cache: dict[str, _Object] = {}
         self._cache_lock = threading.Lock()
         self.requests = 0
@@ -375,13 +306,4 @@ def _sleep_until(when: float) -> None:
         time.sleep(delay)
 
 
-__all__ = [
-    "DEFAULT_BANDWIDTH",
-    "DEFAULT_LATENCY_S",
-    "DEFAULT_SHAPING",
-    "LOOPBACK",
-    "MB",
-    "ShapedS3",
-    "Shaping",
-    "byte_range",
-]
+__all__ = ["ShapedS3", "byte_range"]

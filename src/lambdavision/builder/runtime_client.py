@@ -17,8 +17,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from lambdavision.aws import wheels, zipbuild
-from lambdavision.aws.wheels import Interpreter, Target
+from lambdavision.builder import wheels, zipbuild
+from lambdavision.builder.wheels import Interpreter, Target
 
 Log = Callable[[str], None]
 

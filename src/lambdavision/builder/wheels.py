@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path, PurePosixPath
 
-from lambdavision.aws.runtimes import SUCCESSORS, retired_reason
+from lambdavision.builder.runtimes import SUCCESSORS, retired_reason
 from lambdavision.core.errors import LambdaVisionError
 
 Log = Callable[[str], None]

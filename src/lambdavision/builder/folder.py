@@ -8,10 +8,10 @@ The build folder (SAM's `.aws-sam/build`), beside the template unless `--build-d
       PyTorchFunction.zip             exactly the bytes `package` uploads for PyTorchFunction
       LambdaVisionDeps<Platform>.zip  its dependencies' layer, with --layer
       host-twin/<platform>/           the same layout, built for this host when it cannot run the
-                                      package as built (aws/host.py; `local` only)
+                                      package as built (builder/host.py; `local` only)
       run/<sha256>/                   a zip extracted for `local` (local/built.py)
 
-`package.build` is the one code path that makes a zip; this module decides whether to call it. A
+`builder.zips.build` is the one code path that makes a zip; this module decides whether to call it. A
 function's inputs hash covers everything that decides its zip's bytes: the code folder's files
 (names and contents, minus what `package` ignores), lambdavision's runtime part, the target
 (runtime, architecture, wheel platforms), the pinned requirements, the CPython that compiles the
@@ -33,22 +33,11 @@ from pathlib import Path
 from typing import Any
 
 import lambdavision
-from lambdavision.aws import wheels, zipbuild
-from lambdavision.aws.package import (
-    IGNORED_IN_CODE,
-    LAMBDA_FUNCTION,
-    SAM_FUNCTION,
-    STAGING_FORMAT,
-    BuildOptions,
-    BuildResult,
-    BuiltZip,
-    FunctionPackage,
-    PlannedFunction,
-    build,
-    plan_functions,
-    runtime_files,
-)
-from lambdavision.aws.wheels import Interpreter, Target
+from lambdavision.builder import prune, wheels, zipbuild
+from lambdavision.builder.plan import LAMBDA_FUNCTION, SAM_FUNCTION, PlannedFunction, plan_functions
+from lambdavision.builder.stage import IGNORED_IN_CODE, STAGING_FORMAT, runtime_files
+from lambdavision.builder.wheels import Interpreter, Target
+from lambdavision.builder.zips import BuildOptions, BuildResult, BuiltZip, FunctionPackage, build
 from lambdavision.core.errors import PackageError
 
 Log = Callable[[str], None]
@@ -140,7 +129,7 @@ def inputs_key(
         "python": python.version if python else None,
         "layer": options.layer,
         "model": model_sha256,
-        "prune": [zipbuild.PRUNE_DIR_NAMES, zipbuild.PRUNE_PATH_GLOBS, zipbuild.PRUNE_FILE_GLOBS],
+        "prune": [prune.PRUNE_DIR_NAMES, prune.PRUNE_PATH_GLOBS, prune.PRUNE_FILE_GLOBS],
     }
     digest.update(json.dumps(header, sort_keys=True).encode())
     for prefix, files in (("code/", code_files(spec.code_dir)), ("", dict(runtime_parts))):

@@ -16,9 +16,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lambdavision.bench_emulation import LOCAL, Emulation
-from lambdavision.local.cpu_quota import CpuLimiter, share_for
-from lambdavision.local.shaped_s3 import Shaping
+from lambdavision.bench.emulation import LOCAL, Emulation
+from lambdavision.local.cpu_quota import CpuLimiter
+from lambdavision.local.cpu_share import share_for
+from lambdavision.local.shaping import Shaping
 
 # In every condition; the .onnx+.pth and int8 variants run in the primary one only.
 CORE_VARIANTS = ("baseline", "lv_s3", "lv_bundled")

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lambdavision.appdir import FUNCTION_APP
+from lambdavision.aws.appdir import FUNCTION_APP
 from lambdavision.aws.template_names import check_runtime
 from lambdavision.cfn import dump_template, find_default_template, is_sam, load_functions
 from lambdavision.cfn import parse_template as parse_template_text

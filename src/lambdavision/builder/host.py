@@ -13,7 +13,7 @@ import os
 import platform
 from dataclasses import dataclass
 
-from lambdavision.aws.wheels import ARCHITECTURES, OLDEST_MANYLINUX_MINOR, SUPPORTED_RUNTIMES, Target
+from lambdavision.builder.wheels import ARCHITECTURES, OLDEST_MANYLINUX_MINOR, SUPPORTED_RUNTIMES, Target
 from lambdavision.core.errors import LambdaVisionError
 
 _MACHINES = {"x86_64": "x86_64", "amd64": "x86_64", "aarch64": "arm64", "arm64": "arm64"}

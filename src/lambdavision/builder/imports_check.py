@@ -4,25 +4,27 @@ Read from the zip itself (the bytes Lambda gets): the handler module's source, p
 gives its module-level imports; the zip's members and its layers' members give what it can import;
 the runtime's standard library and the SDK Lambda's Python runtimes carry (boto3 and its
 requirements) complete the picture. An import guarded by `try: ... except ImportError` (or any
-`except` that would catch it) is optional and not counted; neither is one under `if TYPE_CHECKING:`.
+`except` that would catch it) is optional and not counted; neither is one under `if TYPE_CHECKING:`
+(`builder.handler_source` reads the source).
 """
 
 from __future__ import annotations
 
-import ast
 import re
 import sys
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from lambdavision.builder.handler_source import Import, defines, top_level_imports
+
 if TYPE_CHECKING:
-    from lambdavision.aws.package import BuildResult
+    from lambdavision.builder.zips import BuildResult
 
 # What Lambda's Python runtimes have on sys.path besides the function: the AWS SDK (boto3) and its
-# requirements. The local runtime folder installs the same (local/runtime_client.py).
+# requirements. The local runtime folder installs the same (builder/runtime_client.py).
 RUNTIME_PROVIDED: frozenset[str] = frozenset(
     {"boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six"}
 )
@@ -36,15 +38,8 @@ REMOVED_FROM_STDLIB: dict[str, frozenset[str]] = {
 }
 # Too big for any Lambda zip (250 MB unzipped with layers): naming them changes the advice.
 TOO_BIG_FOR_LAMBDA: frozenset[str] = frozenset({"torch", "torchvision", "torchaudio", "fastai", "tensorflow"})
-_IMPORT_ERRORS = {"ImportError", "ModuleNotFoundError", "Exception", "BaseException"}
 _MODULE_FILE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(\.[^/]*)?\.(py|pyc|so|pyd)$")
 _LAYER_ROOTS = ("python/", "python/lib/python{version}/site-packages/")
-
-
-@dataclass(frozen=True)
-class Import:
-    name: str  # the top-level module: "torch" for `import torch.nn.functional as F`
-    line: int
 
 
 @dataclass
@@ -59,84 +54,6 @@ class ImportReport:
     @property
     def ok(self) -> bool:
         return self.module_file is not None and not self.missing and self.handler_defined
-
-
-def top_level_imports(source: str, filename: str = "<handler>") -> list[Import]:
-    """The modules `source` imports when it is imported (module level, not optional), in order."""
-    try:
-        tree = ast.parse(source, filename=filename)
-    except SyntaxError:
-        return []  # the runtime reports a syntax error itself, better than we could
-    found: dict[str, Import] = {}
-    for node in _module_level(tree.body):
-        if isinstance(node, ast.Import):
-            names = [alias.name for alias in node.names]
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
-            names = [node.module]
-        else:
-            continue
-        for name in names:
-            top = name.split(".")[0]
-            found.setdefault(top, Import(top, node.lineno))
-    return list(found.values())
-
-
-def _module_level(body: Sequence[ast.stmt]) -> Iterator[ast.stmt]:
-    """Statements run at import: into if/with/try blocks, not into functions or classes."""
-    for node in body:
-        yield node
-        if isinstance(node, ast.If):
-            if not _is_type_checking(node.test):
-                yield from _module_level(node.body)
-            yield from _module_level(node.orelse)
-        elif isinstance(node, ast.With):
-            yield from _module_level(node.body)
-        elif isinstance(node, ast.Try):
-            if not any(_catches_import_error(h) for h in node.handlers):
-                yield from _module_level(node.body)
-            for handler in node.handlers:
-                yield from _module_level(handler.body)
-            yield from _module_level(node.orelse)
-            yield from _module_level(node.finalbody)
-
-
-def _is_type_checking(test: ast.expr) -> bool:
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def _catches_import_error(handler: ast.ExceptHandler) -> bool:
-    if handler.type is None:
-        return True
-    types = handler.type.elts if isinstance(handler.type, ast.Tuple) else [handler.type]
-    return any(isinstance(t, ast.Name) and t.id in _IMPORT_ERRORS for t in types)
-
-
-def defines(source: str, name: str) -> bool:
-    """Whether `source` binds `name` at module level (def, assignment, import), or might (`*`, __getattr__)."""
-    try:
-        tree = ast.parse(source)
-    except SyntaxError:
-        return True
-    for node in _module_level(tree.body):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name in (
-            name,
-            "__getattr__",
-        ):
-            return True
-        if isinstance(node, (ast.Import, ast.ImportFrom)):
-            for alias in node.names:
-                if alias.name == "*" or (alias.asname or alias.name.split(".")[0]) == name:
-                    return True
-        targets: list[ast.expr] = []
-        if isinstance(node, ast.Assign):
-            targets = list(node.targets)
-        elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
-            targets = [node.target]
-        if any(isinstance(t, ast.Name) and t.id == name for t in targets):
-            return True
-    return False
 
 
 def importable_names(members: Iterable[str], roots: Sequence[str] = ("",)) -> set[str]:
@@ -244,14 +161,11 @@ def built_problems(result: BuildResult) -> list[str]:
 
 __all__ = [
     "RUNTIME_PROVIDED",
-    "Import",
     "ImportReport",
     "built_problems",
     "check_zip",
-    "defines",
     "describe",
     "handler_module_file",
     "importable_names",
     "stdlib_names",
-    "top_level_imports",
 ]
