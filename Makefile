@@ -4,8 +4,10 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 CHROMIUM := /usr/bin/chromium
+# Wheels the tests' package builds need, fetched before the sealed run (see scripts/sealed).
+WHEELHOUSE := $(VENV)/test-wheelhouse
 
-.PHONY: demo test lint typecheck pytest fuzz bench venv browser clean
+.PHONY: demo test lint typecheck pytest fuzz mutate bench venv browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +34,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
+# The suite runs sealed: no socket to anything but loopback, in the pytest process (pytest-socket)
+# and, in a network namespace where this machine allows one, in every process it starts.
 pytest: $(STAMP) $(CHROMIUM)
-	$(PY) -m pytest -q
+	$(PY) -m tests.wheelhouse $(WHEELHOUSE) >/dev/null
+	scripts/sealed $(WHEELHOUSE) $(PY) -m pytest -q
 
 test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/ruff check src tests scripts benchmarks
 	$(VENV)/bin/mypy
-	$(PY) -m pytest -q
+	$(PY) -m tests.wheelhouse $(WHEELHOUSE) >/dev/null
+	scripts/sealed $(WHEELHOUSE) $(PY) -m pytest -q
 
 # Longer fuzzing runs than the test suite's (FUZZ_MINUTES per target, default 10).
 fuzz: $(STAMP)

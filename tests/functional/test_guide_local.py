@@ -6,12 +6,15 @@ a loopback HTTP server:
     lambdavision local invoke PyTorchFunction -n env.json -e event.json
     lambdavision local start-api
     curl -d '{"url":"<image url>"}' -H "Content-Type: application/json" -X POST http://localhost:3000/invocations
+
+except that start-api listens on a free port (`--port 0`, the one it prints), never a fixed one.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -80,7 +83,7 @@ def test_guide_local_invoke_and_start_api(
     assert "on CPython 3.12." in done.stderr
 
     server = subprocess.Popen(
-        [LAMBDAVISION, "local", "start-api"],
+        [LAMBDAVISION, "local", "start-api", "--port", "0"],
         cwd=app,
         env=env,
         stdout=subprocess.PIPE,
@@ -96,6 +99,7 @@ def test_guide_local_invoke_and_start_api(
             if time.monotonic() > deadline or server.poll() is not None:  # a bounded wait, not a speed check
                 raise AssertionError(f"start-api did not start: {seen}")
             seen += server.stdout.readline()
+        port = int(re.search(r"Running on http://127\.0\.0\.1:(\d+)/", seen).group(1))  # type: ignore[union-attr]
         answers = []
         for image_url in (url, image_server.add("/other.jpg", other.read_bytes())):
             curl = subprocess.run(
@@ -108,7 +112,7 @@ def test_guide_local_invoke_and_start_api(
                     "Content-Type: application/json",
                     "-X",
                     "POST",
-                    "http://localhost:3000/invocations",
+                    f"http://localhost:{port}/invocations",
                 ],
                 capture_output=True,
                 text=True,
