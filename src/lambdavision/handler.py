@@ -132,11 +132,13 @@ class App:
             record.source = source.name
             response = self._route(request, timings, record)
         except LambdaVisionError as exc:
-            response = error_response(exc)
+            # A 500 of ours (a model answering the wrong shape, say) is the function's fault: its
+            # message names files and settings, so it goes to the log line only, like a bug's.
+            response = error_response(exc) if exc.status != 500 else _internal_error()
             record.error_type, record.error = type(exc).__name__, exc.message
         except Exception as exc:
             log.exception("unexpected error while handling a request")
-            response = Response(status=500, body={"error": "internal error"})
+            response = _internal_error()
             record.error_type, record.error = type(exc).__name__, str(exc)
         response.headers.update(self._headers(request_id, timings, record.cold_start))
         record.status = response.status
@@ -239,6 +241,11 @@ def _result_dict(result: Prediction | LambdaVisionError) -> dict[str, Any]:
     if isinstance(result, LambdaVisionError):
         return {"error": result.message, "status": result.status}
     return result.to_dict()
+
+
+def _internal_error() -> Response:
+    """What a caller learns of a fault of the function: that it happened, and the request id (a header)."""
+    return Response(status=500, body={"error": "internal error"})
 
 
 _app: App | None = None
