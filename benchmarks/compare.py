@@ -3,17 +3,24 @@
     .venv/bin/python benchmarks/compare.py            # ResNet-50, >= 5 cold starts, >= 50 warm requests
     .venv/bin/python benchmarks/compare.py --quick    # a small CNN, few repeats (the test suite runs this)
 
+Under several conditions (benchmarks/conditions.py): on loopback (whole cores, S3 at memory speed)
+and as on Lambda at 1,024, 2,048 and 3,008 MB (each environment held to MemorySize/1769 vCPUs by a
+cgroup quota, S3 with a first-byte latency and a bandwidth per connection: moto behind the shaped
+stand-in). The full table and the targets are the primary condition's (Lambda-shaped, 2,048 MB).
+
 Variants, each run as a real `awslambdaric` environment process in lambdavision's local runtime,
-the model on a moto S3 server on 127.0.0.1, the images fetched by URL from a loopback server:
+the model on a moto S3 server on 127.0.0.1 (through the stand-in), the images fetched by URL from a
+loopback server:
 
 - baseline: benchmarks/baseline/app.py, the guide's function (torch + TorchScript from its tarball);
-- lambdavision, model on S3, the artifact as `lambdavision export` writes it (.onnx + .pth);
-- lambdavision, model on S3, the serving artifact without the .pth (`--no-torchscript`);
+- lambdavision, model on S3, the artifact with its .pth (`lambdavision export --keep-torchscript`);
+- lambdavision, model on S3, the serving artifact without the .pth (`lambdavision export`'s default);
 - lambdavision, model bundled in the package (`lambdavision package --bundle-model`);
 - lambdavision int8, when `lambdavision export --quantize int8` exists.
 
 Cold starts and warm requests of the variants are interleaved (the order rotates each round), so
-load from elsewhere on the machine touches them alike. Writes to the output folder: results.json
+load from elsewhere on the machine touches them alike; the conditions run one after the other.
+Writes to the output folder: results.json
 (every sample summary), results.md (the table with ratios to the baseline), compare.png (the
 chart) and README-section.md (the table and what it means, for the README). Models and images are
 built once into the cache folder (benchmarks/.cache/, not committed).
@@ -43,6 +50,10 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 from lambdavision.aws.package import installed_closure
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks.*` when run as a script
+from benchmarks.conditions import CORE_VARIANTS, Condition, conditions, conditions_table
+
 from lambdavision.bench import (
     DEFAULT_TIMEOUT_S,
     HANDLER,
@@ -59,9 +70,13 @@ from lambdavision.bench import (
     threads_for_memory,
     url_event,
 )
+from lambdavision.bench_emulation import DecodeFloor, WorkerGroup, preload
+from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import FORMAT_VERSION, unpack_for_serving
 from lambdavision.local import simulated_aws
+from lambdavision.local.cpu_quota import CpuLimiter
+from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, ShapedS3, Shaping
 from lambdavision.model_source import BUNDLED_DIR
 from lambdavision.pricing import Prices, cost_per_million, load_prices
 
@@ -71,7 +86,9 @@ DEFAULT_CACHE = REPO / "benchmarks" / ".cache"
 DEFAULT_OUT = REPO / "benchmarks" / "results"
 BUCKET = "lambdavision-bench"
 GUIDE_KEY = "fastai-models/lesson1/model.tar.gz"
-MEMORY_MB = 3008  # the guide's template
+MEMORY_MB = 2048  # the primary condition: Lambda-shaped at 2,048 MB (the issue's targets)
+MEMORY_SIZES = (1024, 2048, 3008)
+LOOPBACK_MB = 3008  # the guide's template
 COLD_FRACTION = 0.05
 NUM_CLASSES = 1000
 LARGE, SMALL = "large", "small"
@@ -140,7 +157,7 @@ def _export_models(folder: Path, quick: bool, guide: Path, full: Path, serving: 
             tar.add(work / "classes.txt", arcname="classes.txt")
         shutil.move(work / "model.tar.gz", guide)
     log(f"models: exporting {name} with lambdavision.export (ONNX + TorchScript)")
-    export(model, classes, full, input_size=224)
+    export(model, classes, full, input_size=224, torchscript=True)
     artifact = read_artifact(full)
     assert artifact.onnx is not None
     write_artifact(
@@ -291,7 +308,8 @@ def fresh_serving_folder(artifact: Path, folder: Path) -> None:
     unpack_for_serving(artifact, folder)
 
 
-def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
+def make_variants(models: Models, cache: Path, memory_mb: int, only: Sequence[str] | None = None) -> list[Variant]:
+    """The variants at this memory size (`only` these keys, when given)."""
     functions = cache / "functions"
     s3_dir = functions / "s3"
     bundled_dir = functions / "bundled"
@@ -315,7 +333,7 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
         ),
         Variant(
             "lv_s3_full",
-            "lambdavision, S3, .onnx+.pth",
+            "lambdavision, S3, with the .pth",
             s3_function("LambdaVisionS3Full", "lambdavision/full/model.tar.gz"),
             models.full,
         ),
@@ -335,6 +353,8 @@ def make_variants(models: Models, cache: Path, memory_mb: int) -> list[Variant]:
             bundled=True,
         ),
     ]
+    if only is not None:
+        return [v for v in variants if v.key in only]
     if models.int8 is None:
         variants.append(Variant("lv_int8", "lambdavision int8", None, reason=models.int8_note))
     else:
@@ -386,7 +406,7 @@ def measure(
     events: dict[str, dict[str, Any]],
     cold_runs: int,
     warm_requests: int,
-    floors: Sequence[Floor],
+    floors: Sequence[Floor | DecodeFloor],
 ) -> tuple[dict[str, list[ColdRun]], dict[str, dict[str, list[WarmRun]]], dict[str, int]]:
     live = [v for v in variants if v.function is not None]
     colds: dict[str, list[ColdRun]] = {v.key: [] for v in live}
@@ -614,6 +634,8 @@ def rows() -> list[Row]:
         ]
     table += [
         Row("Forward floor (ONNX Runtime `run` alone)", "ms", _get("floor", "median")),
+        Row(f"Decode floor ({large} JPEG at the model's scale, alone)", "ms", _get("decode_floor", "median")),
+        Row(f"Warm p50 above decode + forward floors, {large}", "%", _get("floors_overhead_pct")),
         Row(f"Warm overhead above the floor, {small}", "%", _get("overhead_pct")),
         Row("Peak memory (Max Memory Used)", "MB", _get("peak_memory_mb")),
         Row("Package unzipped (code + dependencies)", "MB", _get("package", "unzipped_mb")),
@@ -710,21 +732,36 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows_ = rows()
     label = {r.label: r for r in rows_}
     large, small = (f"{IMAGE_SIZES[k][0]}×{IMAGE_SIZES[k][1]}" for k in (LARGE, SMALL))
-    checks = [
-        ("cold start ≤ 1/6 of the baseline", "Cold start (process start → first answer)", "ratio", 1 / 6),
-        ("peak memory ≤ 1/4", "Peak memory (Max Memory Used)", "ratio", 1 / 4),
-        ("package unzipped ≤ 1/8", "Package unzipped (code + dependencies)", "ratio", 1 / 8),
-        ("package zipped ≤ 40 MB", "Package zipped (code + dependencies)", "value", 40.0),
-        (f"warm overhead above the floor ≤ 10 % ({small})", f"Warm overhead above the floor, {small}", "value", 10.0),
-        (f"warm p50 ≤ 1/3 ({large})", f"Warm p50, {large}", "ratio", 1 / 3),
+    s3_keys, bundled_keys = {"lv_s3_full", "lv_s3"}, {"lv_bundled", "lv_int8"}
+    cold = "Cold start (process start → first answer)"
+    checks: list[tuple[str, str, str, float, set[str] | None]] = [
+        ("cold start from S3 ≤ 1/6 of the guide app's", cold, "ratio", 1 / 6, s3_keys),
+        ("cold start bundled ≤ 1/10 of the guide app's", cold, "ratio", 1 / 10, bundled_keys),
+        ("peak memory ≤ 1/4", "Peak memory (Max Memory Used)", "ratio", 1 / 4, None),
+        (
+            f"warm p50 within 15 % of decode + forward floors ({large})",
+            f"Warm p50 above decode + forward floors, {large}",
+            "value",
+            15.0,
+            None,
+        ),
+        (
+            f"warm p50 within 15 % of the forward floor ({small})",
+            f"Warm overhead above the floor, {small}",
+            "value",
+            15.0,
+            None,
+        ),
+        ("package unzipped ≤ 1/8", "Package unzipped (code + dependencies)", "ratio", 1 / 8, None),
+        ("package zipped ≤ 40 MB", "Package zipped (code + dependencies)", "value", 40.0, None),
     ]
     out = []
-    for name, row_label, kind, limit in checks:
+    for name, row_label, kind, limit, keys in checks:
         assert row_label in label, row_label
         row = by_key[row_label]
         verdicts = {}
         for key, cell in row["cells"].items():
-            if key == "baseline" or cell is None:
+            if key == "baseline" or cell is None or (keys is not None and key not in keys):
                 continue
             figure = cell["ratio"] if kind == "ratio" else cell["shown"]
             if figure is None:
@@ -851,8 +888,8 @@ def findings(results: dict[str, Any]) -> list[str]:
         a, b = _median(full, "cold", "model_load", "median"), _median(s3, "cold", "model_load", "median")
         if a and b:
             notes.append(
-                f"Leaving the .pth out of the serving artifact (`export --no-torchscript`): model load from S3 "
-                f"{a:,.0f} → {b:,.0f} ms (half the bytes to download and keep)."
+                f"Leaving the .pth out of the serving artifact (now `export`'s default): model load from S3 "
+                f"{a:,.0f} → {b:,.0f} ms (the reader stops before a .pth, but the ranges it fetched ahead are paid)."
             )
     if s3 and bundled:
         a, b = _median(s3, "cold", "model_load", "median"), _median(bundled, "cold", "model_load", "median")
@@ -876,20 +913,59 @@ def findings(results: dict[str, Any]) -> list[str]:
         a, b = _median(base, "warm", LARGE, "inference", "median"), _median(s3, "warm", LARGE, "inference", "median")
         if a and b:
             notes.append(f"Forward pass, TorchScript (torch) → ONNX Runtime: {a:,.0f} → {b:,.0f} ms.")
+    by_condition = {c["key"]: {x["key"]: x for x in c["variants"] if x["available"]} for c in results["conditions"]}
+    loopback, primary = (
+        by_condition.get("loopback"),
+        next(
+            ({x["key"]: x for x in c["variants"] if x["available"]} for c in results["conditions"] if c["primary"]),
+            None,
+        ),
+    )
+    if loopback and primary:
+        for key in ("baseline", "lv_s3"):
+            a, b = (
+                _median(loopback.get(key, {}), "cold", "model_load", "median"),
+                _median(primary.get(key, {}), "cold", "model_load", "median"),
+            )
+            if a and b:
+                name = primary[key]["label"]
+                notes.append(
+                    f"{name}: model load on loopback (S3 at memory speed, whole cores) {a:,.0f} ms → "
+                    f"{b:,.0f} ms as on Lambda at {results['meta']['memory_mb']:,} MB."
+                )
     return notes
+
+
+def conditions_markdown(results: dict[str, Any]) -> str:
+    large, small = (f"{IMAGE_SIZES[k][0]}×{IMAGE_SIZES[k][1]}" for k in (LARGE, SMALL))
+    return conditions_table(results, large, small, shown, fmt, fmt_ratio)
 
 
 def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
     meta = results["meta"]
     command = meta["command"]
+    s3 = meta["s3"]
+    others = [c for c in results["conditions"] if not c["primary"]]
     parts = [
         "## Benchmark: lambdavision vs the guide's PyTorch app",
         "",
-        f"Made by `{command}` on {meta['date']}: {meta['model']} with random weights, the function at "
-        f"{meta['memory_mb']} MB, {meta['cold_runs']} cold starts and {meta['warm_requests']} warm requests per "
-        "image size and variant, variants interleaved. Each variant ran as a real `awslambdaric` process in "
-        "lambdavision's local runtime, its model on a moto S3 server and its images fetched by URL from a loopback "
-        "server. Figures are medians; each ratio is to the guide's app in the same run (1/6.0 = six times less).",
+        f"Made by `{command}` on {meta['date']}: {meta['model']} with random weights. Each variant ran as a real "
+        "`awslambdaric` process in lambdavision's local runtime, its model on a moto S3 server behind a loopback "
+        "stand-in and its images fetched by URL from a loopback server, under the conditions below. Figures are "
+        "medians; each ratio is to the guide's app in the same condition of the same run (1/6.0 = six times less).",
+        "",
+        "**As on Lambda** (`lambdavision.bench_emulation`): every function environment runs in a cgroup CPU quota of "
+        "MemorySize/1769 vCPUs (Lambda's CPU share by memory size; 2,048 MB = 1.16 vCPU), and S3 answers each "
+        f"request after a first-byte latency of {s3['latency_ms']:g} ms and sends at most "
+        f"{s3['bandwidth_mb_s']:g} MB/s per connection"
+        + (f", {s3['aggregate_mb_s']:g} MB/s in all" if s3["aggregate_mb_s"] else "")
+        + " (`lambdavision.local.shaped_s3`; the defaults are AWS's published figures, see below). "
+        "**On loopback**: whole cores, S3 at memory speed, as these figures were taken before.",
+        "",
+        f"### {meta['condition']}",
+        "",
+        f"{meta['cold_runs']} cold starts and {meta['warm_requests']} warm requests per image size and variant, "
+        "variants interleaved.",
         "",
         markdown_table(results),
         "",
@@ -897,6 +973,23 @@ def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
     if chart_note is None:
         parts += ["![benchmark chart](benchmarks/results/compare.png)", ""]
     parts += ["### Targets", "", markdown_targets(results), ""]
+    parts += [
+        "### Every condition: loopback and as on Lambda at 1,024, 2,048 and 3,008 MB",
+        "",
+        f"{meta['other_cold_runs']} cold starts and {meta['other_warm_requests']} warm requests per image size in "
+        f"{'each of the other conditions' if others else 'the condition'}; the same code and models.",
+        "",
+        conditions_markdown(results),
+        "",
+    ]
+    parts += [
+        "ONNX Runtime's intra-op threads follow the vCPUs the memory size buys (ceil(MemorySize/1769), at most the "
+        "cores): checked against the quota, the forward floor with them and with the other choice, each worker held "
+        "to the same share:",
+        "",
+        threads_markdown(results),
+        "",
+    ]
     notes = findings(results)
     if notes:
         parts += ["### What each difference bought", "", *[f"- {n}" for n in notes], ""]
@@ -909,7 +1002,10 @@ def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
         "- Cold start = Init Duration + the first request's Duration: process start to the first answer. The model "
         'load is the function\'s own log line; "runtime start + imports" is the rest of Init.',
         "- Warm figures are the function's Duration (what Lambda bills), split by its `Server-Timing` header. The "
-        "floor is ONNX Runtime's `run` alone on an already preprocessed input, with the threads the function uses.",
+        "floors are what no serving code can remove, each measured alone in a worker process held to the same CPU "
+        "share, between the warm rounds: ONNX Runtime's `run` on an already preprocessed input, with the function's "
+        "threads, and the 4032×3024 JPEG decoded at the scale the model needs (draft mode), as the function decodes "
+        "it.",
         f"- Cost: {meta['prices']}. Warm = every request warm at the 4032×3024 image's p50; "
         f"{COLD_FRACTION:.0%} cold adds Init (billed since 2025-08-01) and the first request's duration. API Gateway "
         "adds $3.50 (REST) or $1.00 (HTTP API) per 1M requests to every variant alike.",
@@ -917,14 +1013,147 @@ def readme_section(results: dict[str, Any], chart_note: str | None) -> str:
         "numpy, Pillow and requests (zipped: torch's own wheel, the rest deflated); lambdavision's is the zip "
         "`lambdavision package` builds for python3.12. A bundled model adds its own size, and a zip over 50 MB "
         "must be deployed from S3 (as `lambdavision package` does), not uploaded directly.",
-        "- The S3 variants fetch their model from moto on loopback: far faster than S3 from a Lambda function, so "
-        "their fetch share (and the cost of artifact bytes the server never reads, such as the .pth) is a lower "
-        "bound here.",
+        "- S3's figures: AWS's *Performance design patterns for Amazon S3* suggests one concurrent request per "
+        "85–90 MB/s of throughput and byte-range GETs of 8–16 MB; its *Timeouts and retries for latency-sensitive "
+        "applications* puts small requests' median latency in the tens of milliseconds. Lambda's own network "
+        "bandwidth is not published; `--s3-aggregate` caps all connections together when you want to assume one. "
+        "The guide's app reads its model with one boto3 GET (one connection); lambdavision reads a model over 8 MiB "
+        "with parallel ranged GETs.",
     ]
     return "\n".join(parts) + "\n"
 
 
 # --- main ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    """One condition's samples, before they are summarised."""
+
+    condition: Condition
+    variants: list[Variant]
+    colds: dict[str, list[ColdRun]]
+    warms: dict[str, dict[str, list[WarmRun]]]
+    peaks: dict[str, int]
+    floors: dict[str, Floor]  # variant key -> its forward floor
+    decode: DecodeFloor
+    threads: int
+    other_threads: Floor  # the serving model's floor with the other thread count (1 or 2): the threads check
+
+
+def measure_condition(
+    condition: Condition,
+    models: Models,
+    cache: Path,
+    moto: str,
+    events: dict[str, dict[str, Any]],
+    images: dict[str, bytes],
+    limiter: CpuLimiter | None,
+    cold_runs: int,
+    warm_requests: int,
+) -> Measured:
+    """Every variant of one condition, interleaved; the floors in the same CPU share as the functions."""
+    variants = make_variants(models, cache, condition.memory_mb, None if condition.primary else CORE_VARIANTS)
+    held = limiter if condition.emulation.cpu_share else None
+    threads = threads_for_memory(condition.memory_mb)
+    groups: list[WorkerGroup] = []
+
+    def worker_group() -> Callable[[], None] | None:
+        groups.append(WorkerGroup(held, condition.memory_mb))
+        return groups[-1].preexec()
+
+    try:
+        with ShapedS3(moto, condition.emulation.shaping) as stand_in:
+            preload(stand_in, s3_uploads(models), cache)
+            runner = Runner(shell_env=aws_env(stand_in.url, cache), cpu_limiter=held)
+            log(
+                f"{condition.key}: floors (ONNX Runtime run alone, {threads} threads; JPEG decode), between warm rounds"
+            )
+            by_model: dict[Path, Floor] = {}
+            floors: dict[str, Floor] = {}
+            for variant in variants:
+                if variant.function is None or variant.key == "baseline":
+                    continue
+                model = models.int8 if variant.key == "lv_int8" and models.int8 else models.serving
+                if model not in by_model:  # the same ONNX graph has one floor
+                    by_model[model] = Floor(model, images[SMALL], threads, preexec=worker_group())
+                floors[variant.key] = by_model[model]
+            decode = DecodeFloor(models.serving, images[LARGE], preexec=worker_group())
+            # ONNX Runtime's threads follow the vCPUs (ceil(MemorySize/1769)): check that against the quota.
+            other = Floor(models.serving, images[SMALL], 1 if threads > 1 else 2, preexec=worker_group())
+            samplers: list[Floor | DecodeFloor] = [*by_model.values(), decode, other]
+            colds, warms, peaks = measure(variants, runner, events, cold_runs, warm_requests, samplers)
+        for sampler in samplers:
+            sampler.close()  # before their groups go
+    finally:
+        for group in groups:
+            group.close()
+    return Measured(condition, variants, colds, warms, peaks, floors, decode, threads, other)
+
+
+def variant_entries(measured: Measured, sizes: dict[str, Any], prices: Prices) -> list[dict[str, Any]]:
+    """Each variant's summary: cold start, warm requests, floors and overheads, sizes, cost."""
+    out_variants = []
+    memory = measured.condition.memory_mb
+    decode_floor = Stats.of(measured.decode.samples) if measured.decode.samples else None
+    for variant in measured.variants:
+        entry: dict[str, Any] = {"key": variant.key, "label": variant.label, "available": variant.function is not None}
+        if variant.reason:
+            entry["reason"] = variant.reason
+        if variant.function is None:
+            out_variants.append(entry)
+            continue
+        cold = summarise_cold(measured.colds[variant.key])
+        warm = {size: summarise_warm(measured.warms[variant.key][size]) for size in (LARGE, SMALL)}
+        entry.update({"cold": cold, "warm": warm, "peak_memory_mb": measured.peaks[variant.key]})
+        if variant.key in measured.floors:
+            floor = measured.floors[variant.key].stats()
+            entry["floor"] = floor.to_dict()
+            overhead = warm[SMALL]["total"]["median"] - floor.median
+            entry["overhead_ms"] = overhead
+            entry["overhead_pct"] = max(overhead, 0.0) / floor.median * 100 if floor.median > 0 else None
+            if decode_floor is not None:
+                entry["decode_floor"] = decode_floor.to_dict()
+                both = decode_floor.median + floor.median
+                entry["floors_overhead_pct"] = max(warm[LARGE]["total"]["median"] - both, 0.0) / both * 100
+        for name, size in (("package", sizes.get(variant.key)), ("package_bundled", sizes.get(f"{variant.key}+model"))):
+            if size:
+                entry[name] = {
+                    "unzipped_mb": size["unzipped"] / 2**20,
+                    "zipped_mb": size["zipped"] / 2**20,
+                    "what": size["what"],
+                    "parts_mb": {k: v / 2**20 for k, v in size["parts"].items()},
+                }
+        entry["cost"] = costs(cold, warm[LARGE], prices, memory)
+        out_variants.append(entry)
+    return out_variants
+
+
+def threads_check(measured: Measured, serving: Path) -> dict[str, Any]:
+    """The forward floor with the threads the function uses and with the other choice, same share."""
+    own = next((f for key, f in measured.floors.items() if key in ("lv_s3", "lv_bundled")), None)
+    return {
+        "threads": measured.threads,
+        "floor_ms": None if own is None or not own.samples else own.stats().median,
+        "other_threads": 1 if measured.threads > 1 else 2,
+        "other_floor_ms": measured.other_threads.stats().median if measured.other_threads.samples else None,
+    }
+
+
+def threads_markdown(results: dict[str, Any]) -> str:
+    lines = [
+        "| Conditions | ONNX Runtime threads (the function's) | forward floor | other choice | its forward floor |",
+        "|---|---|---|---|---|",
+    ]
+    for condition in results["conditions"]:
+        check = condition.get("threads_check") or {}
+        if check.get("floor_ms") is None or check.get("other_floor_ms") is None:
+            continue
+        lines.append(
+            f"| {condition['label']} | {check['threads']} | {fmt(shown(check['floor_ms'], 'ms'), 'ms')} | "
+            f"{check['other_threads']} | {fmt(shown(check['other_floor_ms'], 'ms'), 'ms')} |"
+        )
+    return "\n".join(lines)
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -935,53 +1164,37 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     models = build_models(cache, args.quick)
     images = build_images(cache)
     prices = load_prices()
-    variants = make_variants(models, cache, args.memory)
     machine = describe_machine()
-    with moto_server(cache / "logs") as endpoint, ImageServer({k: v for k, v in images.items()}) as web:
-        env = aws_env(endpoint, cache)
-        upload(env, s3_uploads(models))
-        runner = Runner(shell_env=env)
+    aggregate = None if args.s3_aggregate is None else args.s3_aggregate * MB
+    shaping = Shaping(args.s3_latency / 1000, args.s3_bandwidth * MB, aggregate)
+    conds = conditions(args.memory_sizes, args.memory, args.loopback_memory or None, shaping)
+    measured: list[Measured] = []
+    with (
+        emulated_cpu(True, warn=log) as limiter,
+        moto_server(cache / "logs") as moto,
+        ImageServer({k: v for k, v in images.items()}) as web,
+    ):
+        upload(aws_env(moto, cache), s3_uploads(models))
         events = {key: url_event(web.url_for(key)) for key in images}
-        threads = threads_for_memory(args.memory)
-        log(f"floor: ONNX Runtime run alone, {threads} threads, sampled between warm rounds")
-        by_model: dict[Path, Floor] = {}
-        floors: dict[str, Floor] = {}
-        for variant in variants:
-            if variant.function is None or variant.key == "baseline":
-                continue
-            model = models.int8 if variant.key == "lv_int8" and models.int8 else models.serving
-            if model not in by_model:  # the same ONNX graph has one floor
-                by_model[model] = Floor(model, images[SMALL], threads)
-            floors[variant.key] = by_model[model]
-        colds, warms, peaks = measure(variants, runner, events, args.cold_runs, args.warm, list(by_model.values()))
-    sizes = package_sizes(variants, cache)
-    out_variants = []
-    for variant in variants:
-        entry: dict[str, Any] = {"key": variant.key, "label": variant.label, "available": variant.function is not None}
-        if variant.reason:
-            entry["reason"] = variant.reason
-        if variant.function is None:
-            out_variants.append(entry)
-            continue
-        cold = summarise_cold(colds[variant.key])
-        warm = {size: summarise_warm(warms[variant.key][size]) for size in (LARGE, SMALL)}
-        entry.update({"cold": cold, "warm": warm, "peak_memory_mb": peaks[variant.key]})
-        if variant.key in floors:
-            floor = floors[variant.key].stats()
-            entry["floor"] = floor.to_dict()
-            overhead = warm[SMALL]["total"]["median"] - floor.median
-            entry["overhead_ms"] = overhead
-            entry["overhead_pct"] = max(overhead, 0.0) / floor.median * 100 if floor.median > 0 else None
-        for name, size in (("package", sizes.get(variant.key)), ("package_bundled", sizes.get(f"{variant.key}+model"))):
-            if size:
-                entry[name] = {
-                    "unzipped_mb": size["unzipped"] / 2**20,
-                    "zipped_mb": size["zipped"] / 2**20,
-                    "what": size["what"],
-                    "parts_mb": {k: v / 2**20 for k, v in size["parts"].items()},
-                }
-        entry["cost"] = costs(cold, warm[LARGE], prices, args.memory)
-        out_variants.append(entry)
+        for condition in conds:
+            cold_runs, warm = (
+                (args.cold_runs, args.warm) if condition.primary else (args.other_cold_runs, args.other_warm)
+            )
+            log(f"{condition.key}: {condition.label(limiter)}")
+            measured.append(measure_condition(condition, models, cache, moto, events, images, limiter, cold_runs, warm))
+        primary = next(m for m in measured if m.condition.primary)
+        sizes = package_sizes(primary.variants, cache)
+        condition_results = [
+            {
+                **m.condition.to_dict(limiter),
+                "threads": m.threads,
+                "threads_check": threads_check(m, models.serving),
+                "variants": variant_entries(m, sizes, prices),
+            }
+            for m in measured
+        ]
+        held = limiter is not None and limiter.share(args.memory).vcpus is not None
+    primary_result = next(c for c in condition_results if c["primary"])
     results: dict[str, Any] = {
         "meta": {
             "command": "python benchmarks/compare.py" + (" --quick" if args.quick else ""),
@@ -989,12 +1202,17 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "quick": args.quick,
             "model": models.name,
             "memory_mb": args.memory,
-            "threads": threads,
+            "condition": primary_result["label"],
+            "threads": primary.threads,
             "cold_runs": args.cold_runs,
             "warm_requests": args.warm,
+            "other_cold_runs": args.other_cold_runs,
+            "other_warm_requests": args.other_warm,
             "images": {k: {"size": list(IMAGE_SIZES[k]), "bytes": len(v)} for k, v in images.items()},
             "machine": machine.to_dict(),
-            "caveat": local_caveat(machine, [args.memory]),
+            "cpu_share_held": held,
+            "s3": shaping.to_dict(),
+            "caveat": local_caveat(machine, [c.memory_mb for c in conds if c.emulation.cpu_share], cpu_share=held),
             "prices": (
                 f"{prices.region}, x86_64 ${prices.gb_second['x86_64']:.10f}".rstrip("0")
                 + f" and arm64 ${prices.gb_second['arm64']:.10f}".rstrip("0")
@@ -1002,7 +1220,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             ),
             "seconds": None,
         },
-        "variants": out_variants,
+        "variants": primary_result["variants"],
+        "conditions": condition_results,
         "sizes_error": sizes.get("error"),
     }
     results["table"] = table_rows(results)
@@ -1018,7 +1237,7 @@ def write_outputs(results: dict[str, Any], out: Path) -> None:
     results["chart"] = None if chart_note else "compare.png"
     results["chart_note"] = chart_note
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    table = markdown_table(results) + "\n\n" + markdown_targets(results) + "\n"
+    table = markdown_table(results) + "\n\n" + markdown_targets(results) + "\n\n" + conditions_markdown(results) + "\n"
     (out / "results.md").write_text(table)
     (out / "README-section.md").write_text(readme_section(results, chart_note))
 
@@ -1031,7 +1250,35 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--warm", type=int, help="warm requests per image size and variant (default 50; 4 with --quick)"
     )
     parser.add_argument("--floor-runs", type=int, help="ONNX Runtime runs for the floor (default 50; 10 with --quick)")
-    parser.add_argument("--memory", type=int, default=MEMORY_MB, help=f"function memory, MB (default {MEMORY_MB})")
+    parser.add_argument(
+        "--memory", type=int, default=MEMORY_MB, help=f"the primary condition's memory, MB (default {MEMORY_MB})"
+    )
+    parser.add_argument(
+        "--memory-sizes",
+        type=int,
+        nargs="+",
+        default=list(MEMORY_SIZES),
+        help=f"Lambda-shaped conditions, MB (default {' '.join(map(str, MEMORY_SIZES))})",
+    )
+    parser.add_argument(
+        "--loopback-memory",
+        type=int,
+        default=LOOPBACK_MB,
+        help=f"the loopback condition's memory, MB; 0 leaves it out (default {LOOPBACK_MB})",
+    )
+    parser.add_argument(
+        "--other-cold-runs", type=int, help="cold starts in the other conditions (default: --cold-runs; 1 with --quick)"
+    )
+    parser.add_argument(
+        "--other-warm", type=int, help="warm requests in the other conditions (default: --warm; 2 with --quick)"
+    )
+    parser.add_argument(
+        "--s3-latency", type=float, default=DEFAULT_LATENCY_S * 1000, help="S3 first-byte latency, ms (default 30)"
+    )
+    parser.add_argument(
+        "--s3-bandwidth", type=float, default=DEFAULT_BANDWIDTH / MB, help="S3 MB/s per connection (default 85)"
+    )
+    parser.add_argument("--s3-aggregate", type=float, help="S3 MB/s for all connections together (default: no cap)")
     parser.add_argument(
         "--cache-dir", type=Path, default=DEFAULT_CACHE, help="models and images (default benchmarks/.cache)"
     )
@@ -1042,10 +1289,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args.cold_runs = args.cold_runs or (2 if args.quick else 5)
     args.warm = args.warm or (4 if args.quick else 50)
     args.out = args.out or (DEFAULT_OUT / "quick" if args.quick else DEFAULT_OUT)
-    if args.cold_runs < 1 or args.warm < 1:
-        parser.error("--cold-runs and --warm must be at least 1")
-    if not 128 <= args.memory <= 10_240:
-        parser.error("--memory must be 128..10240 MB")
+    args.other_cold_runs = args.other_cold_runs or (1 if args.quick else args.cold_runs)
+    args.other_warm = args.other_warm or (2 if args.quick else args.warm)
+    if min(args.cold_runs, args.warm, args.other_cold_runs, args.other_warm) < 1:
+        parser.error("--cold-runs, --warm, --other-cold-runs and --other-warm must be at least 1")
+    for size in (args.memory, *args.memory_sizes, *([args.loopback_memory] if args.loopback_memory else [])):
+        if not 128 <= size <= 10_240:
+            parser.error(f"memory sizes must be 128..10240 MB, got {size}")
+    if args.s3_latency < 0 or args.s3_bandwidth <= 0 or (args.s3_aggregate is not None and args.s3_aggregate <= 0):
+        parser.error("--s3-latency must be >= 0, --s3-bandwidth and --s3-aggregate > 0")
     return args
 
 
@@ -1060,6 +1312,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(markdown_table(results))
     print()
     print(markdown_targets(results))
+    print()
+    print(conditions_markdown(results))
     log(f"done in {results['meta']['seconds']:.0f} s; outputs in {args.out}")
     return 0
 

@@ -1,5 +1,6 @@
 """Fixtures shared across the suite live in tests/fixtures/, one module per area."""
 
+import os
 import signal
 
 import pytest
@@ -24,3 +25,7 @@ def pytest_configure(config: pytest.Config) -> None:
     # `logs --tail` would then wait in vain. A handler here is reset to the default on exec, so the
     # processes the tests start get Ctrl-C as a terminal would deliver it.
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    # `local invoke`, `start-api` and `bench` hold each environment to Lambda's CPU share by default:
+    # a 128-256 MB test function would get 7-15 % of a CPU and the suite would crawl. Off for the
+    # suite; tests/functional/test_cpu_quota.py turns it on and measures it.
+    os.environ.setdefault("LAMBDAVISION_CPU_SHARE", "0")

@@ -12,7 +12,8 @@ Every figure comes from real `awslambdaric` environment processes (`lambdavision
 - $ per 1M requests from `lambdavision.pricing`.
 
 `compare.py` (benchmarks/) and `lambdavision bench` share it. Local figures approximate Lambda's:
-the CPU is not Lambda's and is not throttled to the share Lambda gives a memory size.
+the CPU is not Lambda's; `bench_emulation` holds each environment to the CPU share Lambda gives
+its memory size and reads a model on S3 through a shaped stand-in, as on Lambda.
 """
 
 from __future__ import annotations
@@ -34,10 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from lambdavision.bench_emulation import BENCH_BUCKET, LAMBDA, Emulation, preload, s3_env, shaped_s3, upload
+from lambdavision.bench_emulation import cpu_limiter as emulated_cpu
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.artifact import unpack_for_serving
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.core.events import invocation_event, parse_proxy_response
+from lambdavision.local.cpu_quota import CpuLimiter, CpuShare
 from lambdavision.local.environment import Invocation
 from lambdavision.local.pool import FunctionPool
 from lambdavision.model_source import BUNDLED_DIR
@@ -183,14 +187,19 @@ def describe_machine() -> Machine:
     )
 
 
-def local_caveat(machine: Machine, memory_sizes: Sequence[int]) -> str:
+def local_caveat(machine: Machine, memory_sizes: Sequence[int], cpu_share: bool = False) -> str:
     """The plain statement every local result carries."""
     shares = ", ".join(f"{m} MB = {m / MB_PER_VCPU:.2f} vCPU" for m in memory_sizes)
+    held = (
+        "and each environment was held to that share by a cgroup CPU quota"
+        if cpu_share
+        else "while here every process may use whole cores"
+    )
     return (
         f"Measured locally on {machine.describe()}, in lambdavision's local runtime (real awslambdaric "
         f"processes), not on AWS. These figures approximate Lambda's: its CPUs differ, and Lambda gives "
-        f"CPU in proportion to memory ({shares}; 1,769 MB = 1 vCPU) while here every process may use "
-        f"whole cores; ONNX Runtime's threads were set as Lambda's vCPUs would allow."
+        f"CPU in proportion to memory ({shares}; 1,769 MB = 1 vCPU) {held}; ONNX Runtime's threads were "
+        f"set as Lambda's vCPUs would allow."
     )
 
 
@@ -305,18 +314,31 @@ def _check_answer(fn: BenchFunction, invocation: Invocation, logs: str) -> dict[
 class Runner:
     """Starts environments of BenchFunctions and measures them."""
 
-    def __init__(self, *, shell_env: Mapping[str, str] | None = None, python: str = sys.executable) -> None:
+    def __init__(
+        self,
+        *,
+        shell_env: Mapping[str, str] | None = None,
+        python: str = sys.executable,
+        cpu_limiter: CpuLimiter | None = None,
+    ) -> None:
         base = dict(os.environ if shell_env is None else shell_env)
         # A stray LAMBDAVISION_THREADS etc. in the caller's shell must not leak into the measurement.
         self.shell_env = {k: v for k, v in base.items() if not k.startswith("LAMBDAVISION_")}
         self.python = python
+        self.cpu_limiter = cpu_limiter  # Lambda's CPU share for each environment (None: whole cores)
 
     def _pool(self, fn: BenchFunction, log: io.StringIO, cache_dir: str | None) -> FunctionPool:
         extra = dict(fn.extra_env)
         if cache_dir is not None:
             extra["LAMBDAVISION_CACHE_DIR"] = cache_dir
         return FunctionPool(
-            fn.spec, concurrency=1, log_stream=log, python=self.python, extra_env=extra, shell_env=self.shell_env
+            fn.spec,
+            concurrency=1,
+            log_stream=log,
+            python=self.python,
+            extra_env=extra,
+            shell_env=self.shell_env,
+            cpu_limiter=self.cpu_limiter,
         )
 
     @contextlib.contextmanager
@@ -410,7 +432,10 @@ class Floor:
     process (which imported torch to export the models) the same `run` took ~1.6x as long.
     """
 
-    def __init__(self, model: str | os.PathLike[str], image: bytes, threads: int) -> None:
+    def __init__(
+        self, model: str | os.PathLike[str], image: bytes, threads: int, preexec: Callable[[], None] | None = None
+    ) -> None:
+        """`preexec` runs in the worker before exec: joining the function's CPU share, say."""
         import subprocess
         import weakref
 
@@ -422,6 +447,7 @@ class Floor:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            preexec_fn=preexec,
         )
         weakref.finalize(self, self._proc.kill)
         weakref.finalize(self, os.unlink, image_path)
@@ -440,6 +466,11 @@ class Floor:
 
     def stats(self) -> Stats:
         return Stats.of(self.samples)
+
+    def close(self) -> None:
+        """Stop the worker now (its samples stay)."""
+        self._proc.kill()
+        self._proc.wait()
 
 
 def onnx_floor(model: str | os.PathLike[str], image: bytes, threads: int, runs: int) -> Stats:
@@ -476,6 +507,8 @@ class MemoryResult:
     cost_warm: Cost | None = None
     cost_cold: Cost | None = None
     error: str | None = None
+    source: str = "bundled"  # or "s3"
+    cpu_share: str = ""  # the share each environment was held to, as the REPORT line says it
 
     def to_dict(self) -> dict[str, Any]:
         def stats(value: Stats | None) -> dict[str, float | int] | None:
@@ -483,6 +516,8 @@ class MemoryResult:
 
         return {
             "memory_mb": self.memory_mb,
+            "source": self.source,
+            "cpu_share": self.cpu_share,
             "threads": self.threads,
             "cold_start_ms": stats(self.cold),
             "cold_init_ms": stats(self.cold_init),
@@ -511,6 +546,7 @@ class BenchReport:
     prices: Prices
     results: list[MemoryResult]
     caveat: str
+    emulation: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -529,6 +565,7 @@ class BenchReport:
                 "read_on": self.prices.lambda_read_on,
             },
             "results": [r.to_dict() for r in self.results],
+            "emulation": self.emulation,
             "caveat": self.caveat,
         }
 
@@ -554,6 +591,10 @@ def _read_input(path: Path, what: str) -> bytes:
         raise BenchError(f"cannot read the {what} {path}: {exc.strerror or exc}") from None
 
 
+SOURCES = ("bundled", "s3")
+S3_KEY = "model/model.tar.gz"
+
+
 def bench_model(
     model: str | os.PathLike[str],
     image: str | os.PathLike[str],
@@ -565,13 +606,18 @@ def bench_model(
     prices: Prices | None = None,
     progress: ProgressFn | None = None,
     runner: Runner | None = None,
+    sources: Sequence[str] = ("bundled",),
+    emulation: Emulation = LAMBDA,
+    warn: Callable[[str], None] | None = None,
 ) -> BenchReport:
-    """Measure `model` bundled in a function (as `package --bundle-model` ships it) at each memory
-    size, answering `{"url": ...}` for `image` served from a loopback server.
+    """Measure `model` at each memory size, answering `{"url": ...}` for `image` served from a
+    loopback server: bundled in the function (as `package --bundle-model` ships it) and/or on S3
+    (moto behind the shaped stand-in, a fresh download cache per cold start).
 
-    Cold starts and warm requests of the memory sizes are interleaved, so a burst of load from
-    elsewhere on the machine touches them all alike. A memory size the function cannot run at
-    (out of memory, say) gets its error in its row instead of failing the whole bench.
+    Under `emulation` (by default Lambda's CPU share per memory size and S3's published latency
+    and bandwidth). Cold starts and warm requests of the rows are interleaved, so a burst of load
+    from elsewhere on the machine touches them all alike. A row the function cannot run at (out of
+    memory, say) gets its error instead of failing the whole bench.
     """
     from lambdavision.pricing import check_memory
 
@@ -579,6 +625,8 @@ def bench_model(
         raise BenchError("cold runs and warm requests must be at least 1 each")
     if not memory_sizes:
         raise BenchError("give at least one memory size")
+    if not sources or any(source not in SOURCES for source in sources):
+        raise BenchError(f"the model's source must be one of {', '.join(SOURCES)}, got {', '.join(sources) or 'none'}")
     prices = prices or load_prices()
     prices.gb_second_price(architecture)  # an unknown architecture fails before anything runs
     sizes = sorted(set(memory_sizes))
@@ -587,50 +635,61 @@ def bench_model(
     model_path, image_path = Path(model), Path(image)
     image_bytes = _read_input(image_path, "image")
     image_size = _image_size(image_bytes, str(image_path))
-    runner = runner or Runner()
     tick = progress or (lambda _message: None)
+    rows = [(source, size) for source in SOURCES if source in sources for size in sizes]
 
-    with tempfile.TemporaryDirectory(prefix="lambdavision-bench-") as tmp, ImageServer({"image": image_bytes}) as web:
-        code_dir = Path(tmp) / "function"
+    with contextlib.ExitStack() as stack:
+        limiter = stack.enter_context(emulated_cpu(emulation.cpu_share, warn))
+        runner = runner or Runner(cpu_limiter=limiter)
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="lambdavision-bench-")))
+        web = stack.enter_context(ImageServer({"image": image_bytes}))
+        code_dir = tmp / "function"
         code_dir.mkdir()
         # As `package --bundle-model` ships it: unpacked for serving, loaded by path.
         unpack_for_serving(model_path, code_dir / BUNDLED_DIR)
+        s3: dict[str, str] = {}
+        if "s3" in sources:
+            moto, stand_in = stack.enter_context(shaped_s3(emulation.shaping))
+            upload(moto, {S3_KEY: model_path})
+            preload(stand_in, [S3_KEY], tmp)
+            s3 = {**s3_env(stand_in.url, tmp), "MODEL_URI": f"s3://{BENCH_BUCKET}/{S3_KEY}"}
         event = url_event(web.url_for("image"))
-        functions = {size: _bundled_function(code_dir, size, architecture) for size in sizes}
-        results = {size: MemoryResult(size, threads_for_memory(size)) for size in sizes}
-        colds: dict[int, list[ColdRun]] = {size: [] for size in sizes}
+        functions = {row: _bench_function(code_dir, row, architecture, s3) for row in rows}
+        results = {row: MemoryResult(row[1], threads_for_memory(row[1]), source=row[0]) for row in rows}
+        for (_, size), result in results.items():
+            result.cpu_share = (limiter.share(size) if limiter else CpuShare(None, "--no-cpu-share")).describe()
+        colds: dict[tuple[str, int], list[ColdRun]] = {row: [] for row in rows}
         for run in range(cold_runs):
-            for size in sizes:
-                tick(f"cold start {run + 1}/{cold_runs} at {size} MB")
-                if results[size].error is None:
+            for row in rows:
+                tick(f"cold start {run + 1}/{cold_runs}, {row[0]} at {row[1]} MB")
+                if results[row].error is None:
                     try:
-                        colds[size].append(runner.cold_start(functions[size], event))
+                        colds[row].append(runner.cold_start(functions[row], event))
                     except BenchError as exc:
-                        results[size].error = exc.message
-        warms: dict[int, list[WarmRun]] = {size: [] for size in sizes}
-        with contextlib.ExitStack() as stack:
-            live: dict[int, WarmFunction] = {}
-            for size in sizes:
-                tick(f"warming an environment at {size} MB")
-                if results[size].error is None:
+                        results[row].error = exc.message
+        warms: dict[tuple[str, int], list[WarmRun]] = {row: [] for row in rows}
+        live: dict[tuple[str, int], WarmFunction] = {}
+        for row in rows:
+            tick(f"warming an environment, {row[0]} at {row[1]} MB")
+            if results[row].error is None:
+                try:
+                    live[row] = stack.enter_context(runner.warm(functions[row], event))
+                except BenchError as exc:
+                    results[row].error = exc.message
+        for number in range(warm_requests):
+            for row in rows:
+                tick(f"warm request {number + 1}/{warm_requests}, {row[0]} at {row[1]} MB")
+                if row in live and results[row].error is None:
                     try:
-                        live[size] = stack.enter_context(runner.warm(functions[size], event))
+                        warms[row].append(live[row].request(event))
                     except BenchError as exc:
-                        results[size].error = exc.message
-            for number in range(warm_requests):
-                for size in sizes:
-                    tick(f"warm request {number + 1}/{warm_requests} at {size} MB")
-                    if size in live and results[size].error is None:
-                        try:
-                            warms[size].append(live[size].request(event))
-                        except BenchError as exc:
-                            results[size].error = exc.message
-            for size, warm in live.items():
-                results[size].peak_memory_mb = max(
-                    [warm.peak_memory_mb, *(c.max_memory_mb for c in colds[size])], default=None
-                )
-    for size in sizes:
-        _summarise(results[size], colds[size], warms[size], prices, architecture)
+                        results[row].error = exc.message
+        for row, warm in live.items():
+            peaks = [warm.peak_memory_mb, *(c.max_memory_mb for c in colds[row])]
+            results[row].peak_memory_mb = max(peaks, default=None)
+        for row in rows:
+            _summarise(results[row], colds[row], warms[row], prices, architecture)
+        held = limiter is not None and limiter.share(sizes[0]).vcpus is not None
     machine = describe_machine()
     return BenchReport(
         model=str(model_path),
@@ -641,15 +700,17 @@ def bench_model(
         warm_requests=warm_requests,
         machine=machine,
         prices=prices,
-        results=[results[size] for size in sizes],
-        caveat=local_caveat(machine, sizes),
+        results=[results[row] for row in rows],
+        caveat=local_caveat(machine, sizes, cpu_share=held),
+        emulation={**emulation.to_dict(), "sources": [s for s in SOURCES if s in sources]},
     )
 
 
-def _bundled_function(code_dir: Path, memory_mb: int, architecture: str) -> BenchFunction:
+def _bench_function(code_dir: Path, row: tuple[str, int], architecture: str, s3: Mapping[str, str]) -> BenchFunction:
+    source, memory_mb = row
     threads = threads_for_memory(memory_mb)
     spec = FunctionSpec(
-        logical_id=f"Bench{memory_mb}",
+        logical_id=f"Bench{source.title()}{memory_mb}",
         handler=HANDLER,
         code_dir=code_dir,
         runtime="python3.12",
@@ -659,6 +720,8 @@ def _bundled_function(code_dir: Path, memory_mb: int, architecture: str) -> Benc
         architecture=architecture,
     )
     extra = {"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1", "LAMBDAVISION_THREADS": str(threads)}
+    if source == "s3":  # MODEL_URI wins over the copy bundled in the code folder
+        return BenchFunction(f"{memory_mb} MB, S3", spec, {**extra, **s3}, fresh_cache=True)
     return BenchFunction(f"{memory_mb} MB", spec, extra)
 
 

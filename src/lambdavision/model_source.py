@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lambdavision import s3_ranges
 from lambdavision.core import s3get
 from lambdavision.core.artifact import (
     MANIFEST_NAME,
@@ -130,12 +131,24 @@ def _cached_folder(environ: Mapping[str, str], bucket: str, key: str, etag: str)
 
 
 def open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
-    """Read an artifact from S3 through the ETag-keyed disk cache (memory only if the disk fails)."""
+    """Read an artifact from S3 through the ETag-keyed disk cache (memory only if the disk fails).
+
+    A large object comes by parallel ranged GETs (`s3_ranges`); one replaced while its ranges were
+    read is read again, once, at its new version (nothing of the old one is kept).
+    """
+    try:
+        return _open_s3_artifact(uri, environ)
+    except s3_ranges.ObjectChanged as exc:
+        log.warning("model %s: %s; reading it again", uri, exc.message)
+        return _open_s3_artifact(uri, environ)
+
+
+def _open_s3_artifact(uri: str, environ: Mapping[str, str]) -> Artifact:
     bucket, key = split_s3_uri(uri)
     request = s3get.build_get(bucket, key, environ)
     if request is None:  # no credentials in the environment: boto3 finds them
         return _open_with_boto3(uri, bucket, key, environ)
-    with s3get.open_get(request) as s3_object:
+    with s3_ranges.open_object(request, environ) as s3_object:
         # Real S3 always sends an ETag; some S3-compatible servers may not.
         version = s3_object.etag or f"{s3_object.last_modified}/{s3_object.content_length}"
         cached = _cached_folder(environ, bucket, key, version)

@@ -106,6 +106,44 @@ def test_table_and_chart_for_arm64(cli: click.Group, colour_artifact: Path, red_
     assert chart.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
+def test_s3_and_bundled_under_lambda_s_cpu_share_and_shaped_s3(
+    cli: click.Group, colour_artifact: Path, red_jpeg: Path
+) -> None:
+    result = run(
+        cli, "--model", str(colour_artifact), "--image", str(red_jpeg), "--memory", "1024", "--source", "bundled",
+        "--source", "s3", "--cpu-share", "--s3-latency", "40", "--s3-bandwidth", "50", "--s3-aggregate", "200",
+        "--cold-runs", "1", "--warm", "2", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [(r["source"], r["memory_mb"], r["error"]) for r in report["results"]] == [
+        ("bundled", 1024, None),
+        ("s3", 1024, None),
+    ]
+    held = all(r["cpu_share"] == "0.58 vCPU" for r in report["results"])
+    assert held or all(r["cpu_share"] == "unlimited (cgroups not writable)" for r in report["results"])
+    assert ("held to that share by a cgroup CPU quota" in report["caveat"]) == held
+    assert report["emulation"]["s3"] == {"latency_ms": 40.0, "bandwidth_mb_s": 50.0, "aggregate_mb_s": 200.0}
+    assert report["emulation"]["sources"] == ["bundled", "s3"]
+    # The model came through the shaped S3: the cold start (process start -> first answer, which
+    # needs the model's bytes) took at least the first-byte latency asked for. (Not the model load
+    # alone: the download starts at the handler's import, before the load's clock does.)
+    assert report["results"][1]["cold_start_ms"]["min"] >= 40
+
+
+def test_no_cpu_share_and_loopback_s3_are_said(cli: click.Group, colour_artifact: Path, red_jpeg: Path) -> None:
+    args = ["--model", str(colour_artifact), "--image", str(red_jpeg), "--memory", "2048", "--source", "s3"]
+    args += ["--no-cpu-share", "--s3-loopback", "--cold-runs", "1", "--warm", "1"]
+    table = run(cli, *args)
+    assert table.exit_code == 0, table.output
+    text = " ".join(table.output.split())  # the table wraps long sentences
+    assert "S3: moto behind the shaped stand-in, loopback (no shaping)." in text
+    assert "while here every process may use whole cores" in text
+    report = json.loads(run(cli, *args, "--json").output)
+    assert [r["cpu_share"] for r in report["results"]] == ["unlimited (--no-cpu-share)"]
+    assert report["emulation"]["s3"] == {"latency_ms": 0.0, "bandwidth_mb_s": None, "aggregate_mb_s": None}
+
+
 def broken_at_inference_artifact(path: Path) -> Path:
     """Loads fine, fails on every request: the weights fit 8x8 inputs, the preprocessing gives 32x32
     (the input's height and width are left symbolic, so the load-time shape check cannot see it)."""
@@ -144,6 +182,9 @@ def test_a_function_that_fails_is_reported_not_crashed(cli: click.Group, red_jpe
         (["--cold-runs", "0"], "--cold-runs", 2),
         (["--arch", "sparc"], "--arch", 2),
         (["1024"], "unexpected argument", 2),
+        (["--source", "ftp"], "--source", 2),
+        (["--s3-bandwidth", "0"], "--s3-bandwidth", 2),
+        (["--s3-latency", "-5"], "--s3-latency", 2),
     ],
 )
 def test_bad_options_are_usage_errors(

@@ -1,5 +1,6 @@
-"""`benchmarks/compare.py --quick` end to end: every variant measured, every figure present and positive,
-every ratio computed from the figures shown, and all four outputs written. Never its speed."""
+"""`benchmarks/compare.py --quick` end to end: every condition (loopback, and as on Lambda at 1,024, 2,048
+and 3,008 MB) and variant measured, every figure present and positive, every ratio computed from the
+figures shown, and all four outputs written. Never its speed."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     proc = subprocess.run(
         [sys.executable, str(REPO / "benchmarks" / "compare.py"), "--quick", "--cache-dir", str(work / "cache"),
          "--out", str(out)],
-        capture_output=True, text=True, timeout=280, cwd=REPO,
+        capture_output=True, text=True, timeout=420, cwd=REPO,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     return out, json.loads((out / "results.json").read_text()), proc.stdout
@@ -39,6 +40,10 @@ def test_all_outputs_are_written(quick_run: tuple[Path, dict[str, Any], str]) ->
     assert "python benchmarks/compare.py --quick" in section
     assert results["meta"]["machine"]["cpu"] in section
     assert compare.markdown_table(results) in stdout
+    assert compare.markdown_targets(results) in stdout
+    assert compare.conditions_markdown(results) in stdout
+    assert compare.conditions_markdown(results) in section and compare.conditions_markdown(results) in table
+    assert "85–90 MB/s" in section and "tens of milliseconds" in section  # the shaping's sources
 
 
 def test_every_variant_has_every_figure(quick_run: tuple[Path, dict[str, Any], str]) -> None:
@@ -53,8 +58,9 @@ def test_every_variant_has_every_figure(quick_run: tuple[Path, dict[str, Any], s
     for row in results["table"]:
         for variant in available:
             cell = row["cells"][variant["key"]]
-            if variant["key"] == "baseline" and row["label"].startswith(("Forward floor", "Warm overhead")):
-                assert cell is None  # the floor is ONNX Runtime's: the torch app has none
+            floor_rows = ("Forward floor", "Decode floor", "Warm overhead", "Warm p50 above")
+            if variant["key"] == "baseline" and row["label"].startswith(floor_rows):
+                assert cell is None  # the floors are ONNX Runtime's and lambdavision's decode: the torch app has none
                 continue
             if row["label"].startswith("· with the model bundled"):
                 assert (cell is None) == (variant["key"] not in ("lv_bundled", "lv_int8")), variant["key"]
@@ -94,12 +100,47 @@ def test_ratios_are_computed_from_the_figures_shown(quick_run: tuple[Path, dict[
 def test_targets_are_judged_from_the_table(quick_run: tuple[Path, dict[str, Any], str]) -> None:
     _, results, _ = quick_run
     rows = {row["label"]: row for row in results["table"]}
-    assert len(results["targets"]) == 6
+    assert len(results["targets"]) == 7
     for target in results["targets"]:
         row = rows[target["row"]]
         assert target["variants"], target["target"]
+        if target["target"].startswith("cold start from S3"):
+            assert set(target["variants"]) == {"lv_s3_full", "lv_s3"}
+        if target["target"].startswith("cold start bundled"):
+            assert set(target["variants"]) <= {"lv_bundled", "lv_int8"} and "lv_bundled" in target["variants"]
         for key, verdict in target["variants"].items():
             cell = row["cells"][key]
             figure = cell["ratio"] if target["kind"] == "ratio" else cell["shown"]
             assert verdict["figure"] == figure
             assert verdict["met"] == (figure <= target["limit"] + 1e-9)
+
+
+def test_every_condition_is_measured_with_the_guide_app_beside(quick_run: tuple[Path, dict[str, Any], str]) -> None:
+    _, results, _ = quick_run
+    conditions = results["conditions"]
+    assert [c["key"] for c in conditions] == ["loopback", "lambda-1024", "lambda-2048", "lambda-3008"]
+    assert [c["primary"] for c in conditions] == [False, False, True, False]
+    assert results["meta"]["memory_mb"] == 2048 and results["variants"] == conditions[2]["variants"]
+    assert conditions[0]["cpu_share"] is None and conditions[0]["s3"]["bandwidth_mb_s"] is None
+    for condition, share in zip(conditions[1:], ("0.58 vCPU", "1.16 vCPU", "1.70 vCPU"), strict=True):
+        assert condition["s3"] == {"latency_ms": 30.0, "bandwidth_mb_s": 85.0, "aggregate_mb_s": None}
+        # Held to the share where cgroups are writable (as here), else said so.
+        assert condition["cpu_share"] in (share, "unlimited (cgroups not writable)")
+        assert share.split()[0] in condition["label"] or "unlimited" in condition["label"]
+    for condition in conditions:
+        keys = [v["key"] for v in condition["variants"] if v["available"]]
+        assert {"baseline", "lv_s3", "lv_bundled"} <= set(keys)
+        for variant in condition["variants"]:
+            if not variant["available"]:
+                continue
+            assert variant["cold"]["total"]["median"] > 0 and variant["peak_memory_mb"] > 0
+            assert variant["warm"]["large"]["total"]["median"] > 0 and variant["warm"]["small"]["total"]["median"] > 0
+            if variant["key"] != "baseline":
+                assert variant["floor"]["median"] > 0 and variant["decode_floor"]["median"] > 0
+        check = condition["threads_check"]
+        assert check["threads"] in (1, 2) and check["other_threads"] == 3 - check["threads"]
+        assert check["floor_ms"] > 0 and check["other_floor_ms"] > 0
+    assert compare.threads_markdown(results).count("\n") == 1 + len(conditions)
+    table = compare.conditions_markdown(results)
+    assert table.count("| guide app (torch, S3) |") == 4
+    assert "Lambda-shaped: 1,024 MB" in table and "loopback: 3,008 MB" in table

@@ -193,7 +193,7 @@ def test_export_resnet50_random_weights(tmp_path: Path) -> None:
     torch.manual_seed(0)
     model = resnet50(num_classes=10).eval()
     out = tmp_path / "model.tar.gz"
-    manifest = export(model, [f"c{i}" for i in range(10)], out, check_batch=4)
+    manifest = export(model, [f"c{i}" for i in range(10)], out, check_batch=4, torchscript=True)
     assert manifest.preprocessing == Preprocessing()
     assert out.stat().st_size > 150_000_000  # two ~95 MB copies of the weights, incompressible
     artifact = read_artifact(out, want_torchscript=True)
@@ -228,9 +228,9 @@ def test_convert_adds_onnx_and_keeps_the_pth(classic_artifact: Path, converted_c
         assert_agree(torchscript_logits(classic.torchscript, batch), onnx_logits(converted, batch))
 
 
-def test_convert_without_torchscript(tmp_path: Path, classic_artifact: Path) -> None:
+def test_convert_leaves_the_pth_out_by_default(tmp_path: Path, classic_artifact: Path) -> None:
     out = tmp_path / "serving.tar.gz"
-    convert(classic_artifact, out, torchscript=False)
+    convert(classic_artifact, out)
     assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME]
 
 
@@ -273,12 +273,14 @@ def loose_torchscript(tmp_path_factory: pytest.TempPathFactory, classic_artifact
     return workdir / "resnet50_jit.pth", workdir / "classes.txt"
 
 
-def test_cli_export_from_torchscript(tmp_path: Path, loose_torchscript: tuple[Path, Path]) -> None:
+def test_cli_export_from_torchscript_keeping_it(tmp_path: Path, loose_torchscript: tuple[Path, Path]) -> None:
     pth, classes = loose_torchscript
     out = tmp_path / "model.tar.gz"
     result = CliRunner().invoke(
-        cli, ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), "--input-size", "48"]
-    )
+        cli,
+        ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), "--input-size", "48",
+         "--keep-torchscript"],
+    )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert f"wrote {out}" in result.output
     artifact = read_artifact(out, want_torchscript=True)
@@ -289,22 +291,28 @@ def test_cli_export_from_torchscript(tmp_path: Path, loose_torchscript: tuple[Pa
     assert artifact.torchscript_name == "resnet50_jit.pth"
 
 
-def test_cli_export_no_torchscript(tmp_path: Path, loose_torchscript: tuple[Path, Path]) -> None:
+@pytest.mark.parametrize("flag", [[], ["--no-torchscript"]])
+def test_cli_export_leaves_the_pth_out_by_default(
+    tmp_path: Path, loose_torchscript: tuple[Path, Path], flag: list[str]
+) -> None:
     pth, classes = loose_torchscript
     out = tmp_path / "model.tar.gz"
     result = CliRunner().invoke(
-        cli,
-        ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), "--no-torchscript"],
+        cli, ["export", "--torchscript", str(pth), "--classes", str(classes), "-o", str(out), *flag]
     )
     assert result.exit_code == 0, result.output
     assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME]
 
 
 def test_cli_convert(tmp_path: Path, classic_artifact: Path) -> None:
-    out = tmp_path / "new.tar.gz"
+    out, kept = tmp_path / "new.tar.gz", tmp_path / "kept.tar.gz"
     result = CliRunner().invoke(cli, ["convert", str(classic_artifact), str(out)])
     assert result.exit_code == 0, result.output
     assert read_artifact(out).manifest is not None
+    assert member_names(out) == [MANIFEST_NAME, CLASSES_NAME, ONNX_NAME, ONNX_DATA_NAME]  # no .pth by default
+    result = CliRunner().invoke(cli, ["convert", str(classic_artifact), str(kept), "--keep-torchscript"])
+    assert result.exit_code == 0, result.output
+    assert member_names(kept)[-1] == "resnet50_jit.pth"
 
 
 def test_cli_convert_bad_input_is_one_line(tmp_path: Path) -> None:

@@ -38,8 +38,9 @@ def test_export_from_and_convert_honour_the_input_size(tmp_path: Path, classic_a
     assert onnx_input_shape(tmp_path / "at64.tar.gz", tmp_path / "a")[1:] == [3, 64, 64]  # made and checked at 64
 
     converted = lv(
-        "convert", str(classic_artifact), "at48.tar.gz", "--input-size", "48", "--resize-size", "60", cwd=tmp_path
-    )
+        "convert", str(classic_artifact), "at48.tar.gz", "--input-size", "48", "--resize-size", "60",
+        "--keep-torchscript", cwd=tmp_path,
+    )  # fmt: skip
     assert converted.returncode == 0, converted.stderr
     manifest = read_artifact(tmp_path / "at48.tar.gz").manifest
     assert manifest is not None and (manifest.preprocessing.input_size, manifest.preprocessing.resize_size) == (48, 60)

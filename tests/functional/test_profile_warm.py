@@ -62,3 +62,30 @@ def test_profile_warm_refuses_a_missing_image(tmp_path: Path, demo_artifact: Pat
     )
     assert result.returncode == 2
     assert "no image at" in result.stderr
+
+
+def test_profile_of_an_s3_cold_start_under_the_cpu_share(
+    demo_artifact: Path, demo_samples: list[tuple[Path, str]], tmp_path: Path
+) -> None:
+    """As compare.py's Lambda-shaped conditions: the model from moto behind the shaped stand-in, this
+    process held to 1,024 MB's share (or told, once, that it cannot be)."""
+    args = [sys.executable, str(REPO / "benchmarks" / "profile_warm.py"), "--model", str(demo_artifact)]
+    args += ["--image", str(demo_samples[0][0]), "--requests", "2", "--cold", "--memory", "1024", "--cpu-share", "--s3"]
+    args += ["--smaps"]
+    result = subprocess.run(
+        [*args, "--out", str(tmp_path / "profiles")], capture_output=True, text=True, timeout=300, cwd=REPO
+    )
+    assert result.returncode == 0, result.stderr
+    assert "model on S3: moto behind the stand-in, 30 ms to the first byte, 85 MB/s per connection" in result.stdout
+    assert (
+        "held to 0.58 vCPU (MemorySize 1024 MB / 1769)" in result.stdout
+        or "cannot hold environments to Lambda's CPU share" in result.stdout
+    )
+    cold = (tmp_path / "profiles" / "cold-start.txt").read_text()
+    assert "load_classifier" in cold and "S3Download.result" in cold  # the download, waited for here
+    assert (
+        "S3 read alone: " in result.stdout
+        and "open_s3_artifact" in (tmp_path / "profiles" / "s3-download.txt").read_text()
+    )
+    memory = (tmp_path / "profiles" / "peak-memory.txt").read_text()
+    assert memory.startswith("VmHWM (peak) ") and "onnxruntime_pybind11_state" in memory and "[heap]" in memory

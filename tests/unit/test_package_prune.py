@@ -494,6 +494,6 @@ def test_runtime_part_is_exactly_the_listed_modules() -> None:
     files = package.runtime_files(Path(lambdavision.__file__).parent)
     tops = {name.split("/")[1] for name in files}
     assert tops <= set(package.RUNTIME_PARTS)
-    assert {"__init__.py", "core", "handler.py", "backends.py", "loader.py", "model_source.py"} <= tops
+    assert {"__init__.py", "core", "handler.py", "backends.py", "loader.py", "model_source.py", "s3_ranges.py"} <= tops
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
     assert not tops & {"cli", "aws", "local", "export", "export.py", "zoo.py"}

@@ -57,6 +57,7 @@ RUNTIME_PARTS: tuple[str, ...] = (
     "backends.py",
     "loader.py",
     "model_source.py",
+    "s3_ranges.py",
     "resources",
 )
 OPTIONAL_RUNTIME_PARTS: frozenset[str] = frozenset({"py.typed", "resources"})

@@ -16,6 +16,8 @@ from typing import Any
 import click
 
 from lambdavision.bench import COLD_FRACTION, DEFAULT_MEMORY_SIZES, BenchReport, MemoryResult, ProgressFn, Stats
+from lambdavision.cli.common import cpu_share_option
+from lambdavision.local.shaped_s3 import DEFAULT_BANDWIDTH, DEFAULT_LATENCY_S, MB, Shaping
 from lambdavision.pricing import ARCHITECTURES, MAX_MEMORY_MB, MIN_MEMORY_MB
 
 _EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -88,16 +90,19 @@ def print_table(report: BenchReport) -> None:
         f"{report.architecture}: {report.cold_runs} cold starts, {report.warm_requests} warm requests per size"
     )
     table = Table(title=title, title_justify="left")
-    headers = ("Memory (threads)", "Cold ms (min-max)", "p50 ms", "p95 ms", "fetch/decode/infer ms", "Peak MB")
-    for name in (*headers, "$/1M warm", f"$/1M {COLD_FRACTION:.0%} cold"):
+    headers = ("Memory (threads)", "Model", "CPU share", "Cold ms (min-max)", "p50 ms", "p95 ms")
+    for name in (*headers, "fetch/decode/infer ms", "Peak MB", "$/1M warm", f"$/1M {COLD_FRACTION:.0%} cold"):
         table.add_column(name, justify="right")
     for r in report.results:
         memory = f"{r.memory_mb} MB ({r.threads})"
+        where = "S3" if r.source == "s3" else "bundled"
         if r.error is not None:
-            table.add_row(memory, f"[red]failed: {r.error}[/red]")
+            table.add_row(memory, where, r.cpu_share, f"[red]failed: {r.error}[/red]")
             continue
         table.add_row(
             memory,
+            where,
+            r.cpu_share,
             _ms_spread(r.cold),
             _ms(r.warm),
             "-" if r.warm is None else f"{r.warm.p95:,.0f}",
@@ -114,6 +119,8 @@ def print_table(report: BenchReport) -> None:
         f"{report.prices.lambda_read_on}; API Gateway not included.",
         highlight=False,
     )
+    if "s3" in report.emulation.get("sources", []):
+        console.print(f"S3: moto behind the shaped stand-in, {report.emulation['s3_text']}.", highlight=False)
     console.print(report.caveat, highlight=False)
 
 
@@ -129,7 +136,7 @@ def plot(report: BenchReport, out: Path) -> None:
     rows = [r for r in report.results if r.error is None and r.cold and r.warm and r.cost_cold]
     if not rows:
         raise click.ClickException("nothing to plot: every memory size failed")
-    labels = [f"{r.memory_mb} MB" for r in rows]
+    labels = [f"{r.memory_mb} MB" + (", S3" if r.source == "s3" else "") for r in rows]
     panels: list[tuple[str, list[float]]] = [
         ("cold start, ms", [r.cold.median for r in rows if r.cold]),
         ("warm p50, ms", [r.warm.median for r in rows if r.warm]),
@@ -175,6 +182,42 @@ def plot(report: BenchReport, out: Path) -> None:
 @click.option(
     "--warm", "warm", default=20, show_default=True, type=click.IntRange(min=1), help="Warm requests per size."
 )
+@click.option(
+    "--source",
+    "sources",
+    type=click.Choice(["bundled", "s3"]),
+    multiple=True,
+    help="Where the function reads the model: bundled in its package, and/or S3 (moto behind the shaped "
+    "stand-in, a fresh download per cold start). Repeat for both.  [default: bundled]",
+)
+@cpu_share_option
+@click.option(
+    "--s3-latency",
+    "s3_latency_ms",
+    default=DEFAULT_LATENCY_S * 1000,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    metavar="MS",
+    help="S3 time to the first byte of each answer (AWS: tens of ms for small GETs).",
+)
+@click.option(
+    "--s3-bandwidth",
+    "s3_bandwidth",
+    default=DEFAULT_BANDWIDTH / MB,
+    show_default=True,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MB/S",
+    help="S3 bandwidth of each connection (AWS: 85-90 MB/s per concurrent request).",
+)
+@click.option(
+    "--s3-aggregate",
+    "s3_aggregate",
+    default=None,
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MB/S",
+    help="A cap on all S3 connections together (none by default).",
+)
+@click.option("--s3-loopback", is_flag=True, help="S3 at loopback speed: no latency or bandwidth shaping.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON (for scripts).")
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write a PNG chart.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
@@ -186,6 +229,12 @@ def bench_command(
     architecture: str,
     cold_runs: int,
     warm: int,
+    sources: tuple[str, ...],
+    cpu_share: bool,
+    s3_latency_ms: float,
+    s3_bandwidth: float,
+    s3_aggregate: float | None,
+    s3_loopback: bool,
     as_json: bool,
     plot_path: Path | None,
     quiet: bool,
@@ -193,16 +242,26 @@ def bench_command(
     """Measure MODEL as a Lambda function on this machine: cold start, warm p50/p95, peak memory and $ per 1M
     requests, for each memory size.
 
-    The model is bundled in the function (as `package --bundle-model` ships it) and the image is
-    fetched by URL from a loopback server, the guide's `{"url": ...}` request. Local figures
-    approximate Lambda's; the output says on what machine they were taken.
+    The model is bundled in the function (as `package --bundle-model` ships it) or read from S3
+    (--source s3), and the image is fetched by URL from a loopback server, the guide's
+    `{"url": ...}` request. As on Lambda, each environment gets the CPU share of its memory size
+    (--no-cpu-share: whole cores) and S3 answers with a first-byte latency and a bandwidth per
+    connection (--s3-loopback: at memory speed). Local figures approximate Lambda's; the output
+    says on what machine and under which conditions they were taken.
     """
     from lambdavision.bench import bench_model
+    from lambdavision.bench_emulation import Emulation
 
     if more_memory and not memory:
         raise click.UsageError(f"unexpected argument {more_memory[0]!r}")
     sizes = parse_memory_sizes([*memory, *more_memory])
-    steps = len(sizes) * (cold_runs + 1 + warm)
+    chosen = sources or ("bundled",)
+    shaping = (
+        Shaping(0.0, None, None)
+        if s3_loopback
+        else Shaping(s3_latency_ms / 1000, s3_bandwidth * MB, None if s3_aggregate is None else s3_aggregate * MB)
+    )
+    steps = len(set(chosen)) * len(sizes) * (cold_runs + 1 + warm)
     with _progress(steps, enabled=not quiet and sys.stderr.isatty()) as advance:
         report = bench_model(
             model,
@@ -212,6 +271,9 @@ def bench_command(
             cold_runs=cold_runs,
             warm_requests=warm,
             progress=advance,
+            sources=chosen,
+            emulation=Emulation(cpu_share=cpu_share, shaping=shaping),
+            warn=lambda message: click.echo(message, err=True),
         )
     if plot_path is not None:
         plot(report, plot_path)

@@ -1,4 +1,4 @@
-"""What every command shares: one-line errors and exit codes, and `--debug`."""
+"""What every command shares: one-line errors and exit codes, `--debug`, and the options several commands take."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 import os
 import sys
 import traceback
+from collections.abc import Callable
 from typing import Any, NoReturn
 
 import click
@@ -146,3 +147,19 @@ def spread_greedy(args: list[str], greedy: tuple[str, ...]) -> list[str]:
             continue
         out.append(token)
     return out
+
+
+CPU_SHARE_ENV = "LAMBDAVISION_CPU_SHARE"
+
+
+def cpu_share_option(command: Callable[..., Any]) -> Callable[..., Any]:
+    """`--cpu-share/--no-cpu-share` (default on; LAMBDAVISION_CPU_SHARE=0 turns it off too)."""
+    return click.option(
+        "--cpu-share/--no-cpu-share",
+        "cpu_share",
+        default=True,
+        show_default=True,
+        envvar=CPU_SHARE_ENV,
+        help="Hold each environment to the CPU Lambda gives its MemorySize (MemorySize/1769 vCPUs, "
+        "capped at this machine's cores) with a cgroup quota; needs root, else one warning and whole cores.",
+    )(command)

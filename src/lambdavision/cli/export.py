@@ -119,10 +119,12 @@ def _from_artifact(
 @_INPUT_SIZE
 @_RESIZE_SIZE
 @click.option(
-    "--no-torchscript",
-    "no_torchscript",
-    is_flag=True,
-    help="Leave the .pth out: a smaller, ONNX-only serving artifact.",
+    "--keep-torchscript/--no-torchscript",
+    "keep_torchscript",
+    default=False,
+    show_default=True,
+    help="Keep the TorchScript .pth in the artifact, after the ONNX members. Left out by default: the "
+    "function never reads it, and on S3 it would only add bytes to download.",
 )
 @click.option(
     "--quantize",
@@ -151,13 +153,13 @@ def export_command(
     out: Path,
     input_size: int | None,
     resize_size: int | None,
-    no_torchscript: bool,
+    keep_torchscript: bool,
     quantize: str | None,
     calibration_dir: Path | None,
     min_agreement: float,
 ) -> None:
-    """Build model.tar.gz (ONNX + TorchScript + manifest) from a fastai Learner, or a TorchScript file
-    and a class list.
+    """Build model.tar.gz (ONNX + manifest; --keep-torchscript adds the .pth) from a fastai Learner, or a
+    TorchScript file and a class list.
 
     --fastai export.pkl reads the Learner's own predict-time pipeline (Resize, IntToFloatTensor,
     Normalize) and head (softmax, or sigmoid + threshold) into the manifest, refuses what it cannot
@@ -189,13 +191,13 @@ def export_command(
     with tempfile.TemporaryDirectory(prefix="lambdavision-export-") as tmp:
         float_out = Path(tmp) / "float.tar.gz" if quantize else out
         if fastai_path is not None:
-            manifest = export_fastai(fastai_path, float_out, torchscript=not no_torchscript, check_images=check_images)
+            manifest = export_fastai(fastai_path, float_out, torchscript=keep_torchscript, check_images=check_images)
             source = float_out
         elif from_artifact is not None:
             source = from_artifact
             resized = input_size is not None or resize_size is not None
             if quantize is None or resized or read_artifact(from_artifact).onnx is None:
-                manifest = _from_artifact(from_artifact, float_out, input_size, resize_size, not no_torchscript)
+                manifest = _from_artifact(from_artifact, float_out, input_size, resize_size, keep_torchscript)
                 source = float_out
         else:
             assert torchscript_path is not None and classes_path is not None
@@ -205,12 +207,12 @@ def export_command(
                 float_out,
                 input_size=224 if input_size is None else input_size,
                 resize_size=resize_size,
-                torchscript=not no_torchscript,
+                torchscript=keep_torchscript,
             )
             source = float_out
         if quantize:
             assert calibration_dir is not None
-            manifest = _quantize(source, out, calibration_dir, min_agreement, not no_torchscript)
+            manifest = _quantize(source, out, calibration_dir, min_agreement, keep_torchscript)
     click.echo(_summary(out, manifest))
 
 
@@ -233,20 +235,26 @@ def _quantize(source: Path, out: Path, calibration_dir: Path, min_agreement: flo
 @click.command("convert")
 @click.argument("old", type=_EXISTING_FILE)
 @click.argument("new", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--no-torchscript", "no_torchscript", is_flag=True, help="Leave the .pth out of NEW.")
+@click.option(
+    "--keep-torchscript/--no-torchscript",
+    "keep_torchscript",
+    default=False,
+    show_default=True,
+    help="Keep the .pth in NEW (after the ONNX members). Left out by default: the function never reads it.",
+)
 @_INPUT_SIZE
 @_RESIZE_SIZE
 def convert_command(
-    old: Path, new: Path, no_torchscript: bool, input_size: int | None, resize_size: int | None
+    old: Path, new: Path, keep_torchscript: bool, input_size: int | None, resize_size: int | None
 ) -> None:
-    """Add ONNX and the manifest to a classic tarball (.pth + classes.txt), keeping the .pth.
+    """Add ONNX and the manifest to a classic tarball (.pth + classes.txt); --keep-torchscript keeps the .pth.
 
     A classic tarball carries no preprocessing, so the guide's is recorded: Resize(256),
     CenterCrop(224), ImageNet mean/std; --input-size N (and --resize-size) record and check another.
     """
     if old.resolve() == new.resolve():
         raise click.UsageError("NEW must be a different file from OLD")
-    manifest = _from_artifact(old, new, input_size, resize_size, not no_torchscript)
+    manifest = _from_artifact(old, new, input_size, resize_size, keep_torchscript)
     click.echo(_summary(new, manifest))
 
 

@@ -22,6 +22,7 @@ from lambdavision.cfn import (
     load_app,
     parse_parameter_overrides,
 )
+from lambdavision.cli.common import cpu_share_option
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 
@@ -140,6 +141,7 @@ def split_function_and_overrides(words: tuple[str, ...]) -> tuple[str | None, tu
     help="Template parameters: K=V words, 'K=V K2=V2', or ParameterKey=K,ParameterValue=V.",
 )
 @click.option("--use-venv", is_flag=True, help=USE_VENV_HELP)
+@cpu_share_option
 def invoke(
     words: tuple[str, ...],
     event: str | None,
@@ -147,6 +149,7 @@ def invoke(
     template: str | None,
     parameter_overrides: tuple[str, ...],
     use_venv: bool,
+    cpu_share: bool,
 ) -> None:
     """Invoke FUNCTION once with an event; print its result on stdout.
 
@@ -154,6 +157,7 @@ def invoke(
     Variables in env.json are set even if the template does not declare them, and this shell's
     AWS credentials, region and AWS_ENDPOINT_URL pass through to the function.
     """
+    from lambdavision.local.cpu_quota import CpuLimiter
     from lambdavision.local.pool import FunctionPool
 
     function_id, extra_overrides = split_function_and_overrides(words)
@@ -168,8 +172,15 @@ def invoke(
     if spec.unavailable_reason:
         raise LambdaVisionError(f"function {spec.logical_id} cannot run locally: {spec.unavailable_reason}")
     layout, description = layout_for(app, spec, use_venv)
-    with sigterm_as_exit(), FunctionPool(spec, concurrency=1, layout=layout, description=description) as pool:
-        invocation = pool.invoke(payload)
+    limiter = CpuLimiter(enabled=cpu_share, warn=lambda message: click.echo(message, err=True))
+    try:
+        with (
+            sigterm_as_exit(),
+            FunctionPool(spec, concurrency=1, layout=layout, description=description, cpu_limiter=limiter) as pool,
+        ):
+            invocation = pool.invoke(payload)
+    finally:
+        limiter.close()
     sys.stdout.buffer.write(invocation.payload + b"\n")
     sys.stdout.flush()
     if invocation.error_type is not None:

@@ -19,10 +19,11 @@ from typing import Any, TextIO
 import click
 
 from lambdavision.cfn import AppTemplate, find_default_template, load_app, parse_parameter_overrides
-from lambdavision.cli.common import GreedyOptionsCommand
+from lambdavision.cli.common import GreedyOptionsCommand, cpu_share_option
 from lambdavision.cli.local import RUNTIME_NOTE, USE_VENV_HELP, layout_for
 from lambdavision.core.errors import LambdaVisionError
 from lambdavision.local.built import LambdaLayout
+from lambdavision.local.cpu_quota import CpuLimiter
 from lambdavision.local.env_file import apply_env_file, load_env_file, unmatched_sections
 from lambdavision.local.gateway import DEFAULT_INTEGRATION_TIMEOUT_S, LocalGateway
 from lambdavision.local.http_server import DEFAULT_CLIENT_TIMEOUT_S, GatewayHTTPServer
@@ -47,6 +48,7 @@ class LocalApi:
         integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
         layouts: Mapping[str, LambdaLayout] | None = None,
         descriptions: Mapping[str, Sequence[str]] | None = None,
+        cpu_share: bool = False,
     ) -> None:
         if not app.routes:
             raise LambdaVisionError(
@@ -62,6 +64,8 @@ class LocalApi:
         for warning in unmatched_sections(env or {}, app.functions, str(env_file)):
             self._log(f"Warning: {warning}")
         specs = app.functions
+        # One limiter for every pool: one warning at most where cgroups are not writable.
+        self.cpu_limiter = CpuLimiter(enabled=cpu_share, warn=self._log) if cpu_share else None
         self.pools: dict[str, FunctionPool] = {}
         for function_id in dict.fromkeys(route.function_id for route in app.routes):
             if function_id not in specs:
@@ -76,6 +80,7 @@ class LocalApi:
                 python=python,
                 layout=(layouts or {}).get(function_id),
                 description=(descriptions or {}).get(function_id, ()),
+                cpu_limiter=self.cpu_limiter,
             )
         self.gateway = LocalGateway(
             app.routes,
@@ -135,10 +140,14 @@ class LocalApi:
         methods: dict[tuple[str, str], list[str]] = {}
         for route in self.app.routes:
             methods.setdefault((route.function_id, route.path), []).append(route.method.upper())
-        return [
+        lines = [
             f"Mounting {function_id} at {self.url}{path} [{', '.join(sorted(set(verbs)))}]"
             for (function_id, path), verbs in methods.items()
         ]
+        for function_id, pool in self.pools.items():
+            share = self.cpu_limiter.share(pool.spec.memory_mb).describe() if self.cpu_limiter else "unlimited"
+            lines.append(f"{function_id}: MemorySize {pool.spec.memory_mb} MB, CPU share {share} per environment")
+        return lines
 
     def close(self) -> None:
         """Stop accepting requests, then stop every environment process."""
@@ -149,6 +158,8 @@ class LocalApi:
             server.server_close()
         for pool in self.pools.values():
             pool.close()
+        if self.cpu_limiter is not None:
+            self.cpu_limiter.close()
 
     def __enter__(self) -> LocalApi:
         return self.start()
@@ -174,6 +185,7 @@ def serve(
     integration_timeout_s: float = DEFAULT_INTEGRATION_TIMEOUT_S,
     layouts: Mapping[str, LambdaLayout] | None = None,
     descriptions: Mapping[str, Sequence[str]] | None = None,
+    cpu_share: bool = False,
 ) -> None:
     """Serve until `stop` is set or Ctrl-C; every environment process is stopped on the way out.
 
@@ -193,6 +205,7 @@ def serve(
         integration_timeout_s=integration_timeout_s,
         layouts=layouts,
         descriptions=descriptions,
+        cpu_share=cpu_share,
     )
     try:
         with api:  # a Ctrl-C during a --warm start interrupts the start itself
@@ -259,6 +272,7 @@ class _StartApiCommand(GreedyOptionsCommand):
     help="Seconds before the client gets API Gateway's 504 (the invocation goes on), as API Gateway REST.",
 )
 @click.option("--use-venv", is_flag=True, help=USE_VENV_HELP)
+@cpu_share_option
 def start_api(
     template_path: Path | None,
     env_file: str | None,
@@ -270,6 +284,7 @@ def start_api(
     client_timeout: float,
     integration_timeout: float,
     use_venv: bool,
+    cpu_share: bool,
 ) -> None:
     """Serve the template's API locally, like API Gateway in front of Lambda, without Docker.
 
@@ -304,6 +319,7 @@ def start_api(
             integration_timeout_s=integration_timeout,
             layouts=layouts,
             descriptions=descriptions,
+            cpu_share=cpu_share,
         )
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -405,6 +405,7 @@ class S3Object:
         self.uri = request.uri
         self.etag = (response.getheader("ETag") or "").strip().strip('"')
         self.last_modified = response.getheader("Last-Modified")
+        self.content_range = response.getheader("Content-Range")  # when a Range was asked (206)
         self._body = _Body(request, connection, response, sock)
         self.content_length = self._body.length
         self.stream = _ReadAhead(self._body)
@@ -488,7 +489,7 @@ def open_get(request: GetRequest) -> S3Object:
             if attempt == 1 and _retryable(exc):
                 continue
             raise ArtifactError(f"{request.uri}: cannot read from S3 at {where}: {_describe(exc)}") from exc
-        if response.status == 200:
+        if response.status in (200, 206):  # 206: the request asked for a Range
             return S3Object(request, connection, response, sock)
         try:
             if response.status >= 500 and attempt == 1:

@@ -48,7 +48,7 @@ def export(
     resize_size: int | None = None,
     mean: Triple | None = None,
     std: Triple | None = None,
-    torchscript: bool = True,
+    torchscript: bool = False,
     check_batch: int = 8,
     extra: dict[str, Any] | None = None,
     *,
@@ -131,7 +131,7 @@ def export_fastai(
     pickle_path: str | Path,
     out_path: str | Path = "model.tar.gz",
     *,
-    torchscript: bool = True,
+    torchscript: bool = False,
     check_images: str | Path | None = None,
     tolerance: float = CHECK_TOLERANCE,
 ) -> Manifest:
@@ -150,7 +150,7 @@ def export_torchscript(
     resize_size: int | None = None,
     mean: Triple = IMAGENET_MEAN,
     std: Triple = IMAGENET_STD,
-    torchscript: bool = True,
+    torchscript: bool = False,
     check_batch: int = 8,
 ) -> Manifest:
     """From loose files: an existing TorchScript `.pth` and a class list (one name per line)."""
@@ -177,8 +177,8 @@ def export_torchscript(
     )
 
 
-def convert(old_tar: str | Path, new_tar: str | Path, *, torchscript: bool = True, check_batch: int = 8) -> Manifest:
-    """Add ONNX and the manifest to a classic tarball (`.pth` + class list), keeping the `.pth`.
+def convert(old_tar: str | Path, new_tar: str | Path, *, torchscript: bool = False, check_batch: int = 8) -> Manifest:
+    """Add ONNX and the manifest to a classic tarball (`.pth` + class list); `torchscript=True` keeps the `.pth`.
 
     A classic tarball says nothing about preprocessing, so the guide's (Resize 256, CenterCrop
     224, ImageNet statistics) is assumed; a full artifact keeps its own, and its head.

@@ -39,6 +39,7 @@ import psutil
 from lambdavision.cfn import LOCAL_ACCOUNT_ID, FunctionSpec
 from lambdavision.local import report
 from lambdavision.local.built import LambdaLayout
+from lambdavision.local.cpu_quota import CpuGroup, CpuLimiter, CpuShare
 from lambdavision.local.runtime_api import Outcome, PendingEvent, RuntimeApiCore, RuntimeApiServer
 
 # What passes from the calling shell into the function: where its AWS calls go and as whom.
@@ -170,6 +171,17 @@ def _die_with_parent(parent_pid: int) -> Callable[[], None] | None:
             os._exit(1)
 
     return preexec
+
+
+def _chain(*steps: Callable[[], None] | None) -> Callable[[], None]:
+    """One preexec_fn running each step in order."""
+
+    def run() -> None:
+        for step in steps:
+            if step is not None:
+                step()
+
+    return run
 
 
 @dataclass
@@ -306,6 +318,7 @@ class Environment:
         write_line: Callable[[str], None],
         spawn: Callable[[Callable[[], subprocess.Popen[bytes]]], subprocess.Popen[bytes]],
         layout: LambdaLayout | None = None,
+        cpu_limiter: CpuLimiter | None = None,
     ) -> None:
         self.spec = spec
         self._python = python
@@ -327,6 +340,9 @@ class Environment:
         self._dead = False
         self._exit_status: os.waitid_result | None = None
         self._kill_lock = threading.Lock()
+        self._cpu_limiter = cpu_limiter
+        self._cpu_group: CpuGroup | None = None
+        self.cpu_share = cpu_limiter.share(spec.memory_mb) if cpu_limiter else CpuShare(None)
 
     @property
     def pid(self) -> int | None:
@@ -360,6 +376,11 @@ class Environment:
         else:
             command = [self._python, "-m", "awslambdaric", self.spec.handler]
         parent_pid = os.getpid()
+        # Lambda's CPU share: the child joins its cgroup before exec, so init runs under the quota too.
+        self._cpu_group = self._cpu_limiter.group(self.spec.memory_mb) if self._cpu_limiter else None
+        preexec = _die_with_parent(parent_pid)
+        if self._cpu_group is not None:
+            preexec = _chain(preexec, self._cpu_group.join_self)
 
         def popen() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
@@ -371,7 +392,7 @@ class Environment:
                 stderr=subprocess.STDOUT,
                 # Own session: a Ctrl-C in the terminal reaches lambdavision, which closes us.
                 start_new_session=True,
-                preexec_fn=_die_with_parent(parent_pid),
+                preexec_fn=preexec,
             )
 
         self._started_at = time.monotonic()
@@ -380,7 +401,9 @@ class Environment:
         except BaseException:
             self._dead = True
             self._server.close()
+            self._remove_cpu_group()
             raise
+        self._hold_to_cpu_share(self._process.pid)
         assert self._process.stdout is not None
         with contextlib.suppress(psutil.Error):
             self._psutil = psutil.Process(self._process.pid)
@@ -445,6 +468,7 @@ class Environment:
             init_duration_ms=init_ms,
             status=status,
             error_type=error_type if status is not None else None,
+            cpu_share=self.cpu_share.describe() if self._cpu_limiter else None,
         )
         self._write_line(f"END RequestId: {request_id}")
         self._write_line(line)
@@ -565,6 +589,26 @@ class Environment:
         if self._logs is not None:
             self._logs.join(timeout=1)
         self._server.close()
+        self._remove_cpu_group()
+
+    def _hold_to_cpu_share(self, pid: int) -> None:
+        """Make sure the process is in its group (the child's own move can fail); else say so, once."""
+        group, limiter = self._cpu_group, self._cpu_limiter
+        if group is None or limiter is None:
+            if limiter is not None:  # turned off, or cgroups refused: the limiter says which
+                self.cpu_share = limiter.share(self.spec.memory_mb)
+            return
+        try:
+            group.adopt(pid)
+            self.cpu_share = group.share
+        except OSError as exc:
+            limiter.failed(f"cannot move a process into {group.path} ({exc.strerror or exc})")
+            self.cpu_share = CpuShare(None, "cgroups not writable")
+
+    def _remove_cpu_group(self) -> None:
+        if self._cpu_group is not None:
+            self._cpu_group.remove()
+            self._cpu_group = None
 
 
 def _error_type_of(body: bytes) -> str | None:

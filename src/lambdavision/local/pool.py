@@ -27,6 +27,7 @@ from typing import Any, TextIO
 from lambdavision.cfn import FunctionSpec
 from lambdavision.core.errors import LambdaVisionError, PayloadTooLarge
 from lambdavision.local.built import LambdaLayout
+from lambdavision.local.cpu_quota import CpuLimiter
 from lambdavision.local.environment import Environment, Invocation, new_request_id
 
 WARM_START_TIMEOUT_S = 60.0
@@ -77,7 +78,10 @@ class FunctionPool:
         shell_env: Mapping[str, str] | None = None,
         layout: LambdaLayout | None = None,
         description: Sequence[str] = (),
+        cpu_limiter: CpuLimiter | None = None,
     ) -> None:
+        """`cpu_limiter` holds each environment to Lambda's CPU share of its memory size (the
+        caller owns and closes it); without one, environments run on whole cores."""
         if concurrency < 1:
             raise LambdaVisionError(f"concurrency must be at least 1, got {concurrency}")
         # With a layout, the built package runs (extracted at task_root) on the runtime's CPython.
@@ -89,6 +93,7 @@ class FunctionPool:
         self._python = str(layout.python) if layout is not None else python
         self._extra_env = dict(extra_env or {})
         self._shell_env = dict(os.environ if shell_env is None else shell_env)
+        self._cpu_limiter = cpu_limiter
         self._slots: queue.LifoQueue[_Slot] = queue.LifoQueue()
         for _ in range(concurrency):
             self._slots.put(_Slot())
@@ -198,6 +203,7 @@ class FunctionPool:
             write_line=self._write_line,
             spawn=self._spawn,
             layout=self.layout,
+            cpu_limiter=self._cpu_limiter,
         )
         try:
             environment.start(request_id)

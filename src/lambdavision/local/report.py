@@ -37,8 +37,13 @@ def report_line(
     init_duration_ms: float | None = None,
     status: str | None = None,
     error_type: str | None = None,
+    cpu_share: str | None = None,
 ) -> str:
-    """`REPORT RequestId: ...` exactly as Lambda writes it (tab separated)."""
+    """`REPORT RequestId: ...` exactly as Lambda writes it (tab separated).
+
+    `cpu_share` (local runs only: Lambda's line has no such field) says which CPU share the
+    environment was held to, e.g. "0.58 vCPU" or "unlimited (--no-cpu-share)"; it comes last.
+    """
     fields = [
         f"REPORT RequestId: {request_id}",
         f"Duration: {duration_ms:.2f} ms",
@@ -52,6 +57,8 @@ def report_line(
         fields.append(f"Status: {status}")
     if error_type is not None:
         fields.append(f"Error Type: {error_type}")
+    if cpu_share is not None:
+        fields.append(f"CPU Share: {cpu_share}")
     return "\t".join(fields)
 
 
