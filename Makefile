@@ -50,6 +50,12 @@ test: $(STAMP) $(CHROMIUM)
 fuzz: $(STAMP)
 	LAMBDAVISION_FUZZ_MINUTES=$${FUZZ_MINUTES:-10} $(PY) -m pytest -q -p no:cacheprovider tests/fuzz -s
 
+# Mutation testing of the security-bearing core, with the tests that run in-process (pyproject's
+# [tool.mutmut]); not part of `make test`. Prints the score and every survivor not yet accepted.
+mutate: $(STAMP)
+	set -f; LAMBDAVISION_FUZZ_EXAMPLES=30 $(VENV)/bin/mutmut run $$($(PY) scripts/mutation_report.py --globs)
+	$(PY) scripts/mutation_report.py
+
 bench: $(STAMP)
 	$(PY) benchmarks/compare.py
 

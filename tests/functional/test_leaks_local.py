@@ -28,6 +28,9 @@ PLANTED = "planted1secret1feed"
 SECRET = f"X-Amz-Signature={PLANTED}&X-Amz-Security-Token=IQo{PLANTED}"
 
 
+NAMING_THEIR_URL = ("too many redirects", "redirect loop", "redirected to the metadata service")
+
+
 def failing_urls(server: ImageServer) -> dict[str, tuple[str, int]]:
     """What each URL exercises -> (the URL, the status it must get)."""
     server.add("/loop", b"", status=302, headers={"Location": f"/loop?{SECRET}"})
@@ -81,10 +84,10 @@ def test_no_query_string_in_any_output_of_local_invoke_and_start_api(
     urls = failing_urls(image_server)
     outputs: list[str] = []
 
-    # local invoke: one event per kind of failure, through the built package.
-    statuses = {}
-    for what, (url, _) in urls.items():
-        (app / "event.json").write_text(json.dumps({"url": url}))
+    # local invoke, through the built package: every URL in one batch, and one event for each
+    # failure whose message names its URL.
+    def invoke(body: dict[str, object]) -> dict[str, object]:
+        (app / "event.json").write_text(json.dumps(body))
         done = subprocess.run(
             [LAMBDAVISION, "local", "invoke", "PyTorchFunction", "-n", "env.json", "-e", "event.json"],
             cwd=app,
@@ -94,9 +97,13 @@ def test_no_query_string_in_any_output_of_local_invoke_and_start_api(
             timeout=300,
         )
         assert done.returncode == 0, done.stderr
-        outputs += [done.stdout, done.stderr]
-        statuses[what] = json.loads(done.stdout)["statusCode"]
-    assert statuses == {what: status for what, (_, status) in urls.items()}
+        outputs.extend([done.stdout, done.stderr])
+        return dict(json.loads(done.stdout))
+
+    batch_answer = json.loads(str(invoke({"urls": [url for url, _ in urls.values()]})["body"]))
+    assert [r.get("status", 200) for r in batch_answer["results"]] == [s for _, s in urls.values()]
+    for what in NAMING_THEIR_URL:
+        assert invoke({"url": urls[what][0]})["statusCode"] == urls[what][1]
 
     # start-api: the same URLs one by one and as one batch.
     server = subprocess.Popen(
@@ -139,9 +146,9 @@ def test_no_query_string_in_any_output_of_local_invoke_and_start_api(
 
     everything = "\n".join(outputs)
     assert PLANTED not in everything
-    # The search looked at real output: every request's log line and REPORT line (11 local invokes,
-    # 11 requests and a batch through start-api), and each error naming a URL, redacted, in the
-    # answer and the log line of both commands, and in the batch's answer.
-    assert everything.count('"message":"request"') == everything.count("REPORT RequestId:") == 2 * len(urls) + 1
+    # The search looked at real output: every request's log line and REPORT line, and each error
+    # naming a URL, redacted, in both commands' answers and log lines.
+    invokes = 1 + len(NAMING_THEIR_URL)
+    assert everything.count('"message":"request"') == everything.count("REPORT RequestId:") == invokes + len(urls) + 1
     for named in ("/redirect-chain?[redacted]", "/loop?[redacted]", "169.254.169.254/latest/meta-data/iam?[redacted]"):
-        assert everything.count(named) == 5, named
+        assert everything.count(named) == 6, named  # each command's batch answer, and an answer and log line
