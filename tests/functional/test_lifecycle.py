@@ -4,8 +4,8 @@ init → aws s3 mb → upload → package → deploy → the guide's describe-st
 deploy with a new ObjectKey → unchanged deploy → logs (--filter, --tail) → delete.
 
 moto cannot run the function (it needs Docker), so nothing here invokes it; the function's own
-behaviour is tested locally and by package's isolated run. Wheels for `package` are fetched from
-the package registry once per module into a cache under pytest's tmp.
+behaviour is tested locally and by package's isolated run. Wheels for `package` come from the
+session's one build cache (tests/fixtures/build_cache.py).
 """
 
 from __future__ import annotations
@@ -40,9 +40,9 @@ def run(*args: str, cwd: Path, env: dict[str, str], timeout: float = 300) -> sub
 
 
 def test_the_guides_lifecycle(
-    tmp_path: Path, aws_env: dict[str, str], demo_artifact: Path, cli_package_cache: Path
+    tmp_path: Path, aws_env: dict[str, str], demo_artifact: Path, package_cache: Path
 ) -> None:
-    env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(cli_package_cache)}
+    env = {**aws_env, "LAMBDAVISION_CACHE_DIR": str(package_cache)}
     lv, aws = LAMBDAVISION, str(BIN / "aws")
 
     run(lv, "init", "app", "--bucket", BUCKET, "--key", KEY, cwd=tmp_path, env=env)

@@ -2,7 +2,7 @@
 (copied from ../shared/reference/guide-app) and one with HTTP API events, each "packaged" as
 `sam package` leaves it (its code zipped into S3, CodeUri an s3:// URI), then given to deploy's own
 steps (`deployable_template` + `deploy_stack`; the CLI's pre-deploy checks would rightly refuse
-the guide's retired python3.6, which is what `init --from-sam` fixes — see test_guide_sam.py).
+the guide's retired python3.6, which is what `init --from-sam` fixes — see test_readme.py).
 
 moto creates no AWS::ApiGatewayV2::* from CloudFormation (nor can it then describe that stack's
 resources one by one): the HTTP API app's functions, role and REST API are checked, and its HTTP

@@ -134,15 +134,16 @@ def init(
     function/app.py — ready for `local invoke`, `local start-api`, `package` and `deploy`.
     The API serves POST /invocations and, unless --no-page, the upload page at GET /.
     """
-    if from_sam is not None:
-        init_from_sam(ctx, from_sam, directory, runtime=runtime, bucket=bucket, key=key, force=force)
-        return
     if bucket is None:
-        # No placeholder: a made-up bucket in env.json and the template fails every later command.
+        # No placeholder (ours, or the guide's `somebucket`): a made-up bucket in env.json and the
+        # template fails every later command.
         raise click.UsageError(
             "init needs --bucket BUCKET: the S3 bucket that holds (or will hold) the model; "
             "create it with `aws s3 mb s3://BUCKET` if it does not exist yet"
         )
+    if from_sam is not None:
+        init_from_sam(ctx, from_sam, directory, runtime=runtime, bucket=bucket, key=key, force=force)
+        return
     plan_flags = {"--rate-limit": rate_limit, "--burst-limit": burst_limit, "--daily-quota": daily_quota}
     given = [flag for flag, value in plan_flags.items() if value is not None]
     if given and auth != "key":
@@ -176,9 +177,14 @@ def init(
 
 
 def init_from_sam(
-    ctx: click.Context, guide_dir: Path, directory: Path, *, runtime: str, bucket: str | None, key: str, force: bool
+    ctx: click.Context, guide_dir: Path, directory: Path, *, runtime: str, bucket: str, key: str, force: bool
 ) -> None:
-    """`init --from-sam GUIDE_DIR DIRECTORY`: convert, write, and print every change made."""
+    """`init --from-sam GUIDE_DIR DIRECTORY`: convert, write, and print every change made.
+
+    --bucket and --key (its default too: where the README's `upload` puts the model) become the
+    template's BucketName / ObjectKey defaults and env.json's, as `init` writes them: the guide's
+    `somebucket` / `somekey` would fail the first `local invoke`.
+    """
     from click.core import ParameterSource
 
     from lambdavision.appdir_sam import convert_sam_app, write_conversion
@@ -189,20 +195,15 @@ def init_from_sam(
         flags = ", ".join("--" + name.replace("_", "-") for name in ignored)
         raise click.UsageError(f"{flags} cannot be combined with --from-sam (edit the template, or init without it)")
 
-    def explicit(name: str, value: str | None) -> str | None:
-        return value if name in given else None
-
-    conversion = convert_sam_app(
-        guide_dir, runtime=runtime, bucket=explicit("bucket", bucket), key=explicit("key", key)
-    )
+    conversion = convert_sam_app(guide_dir, runtime=runtime, bucket=bucket, key=key)
     written = write_conversion(directory, conversion, force=force)
     click.echo(f"Converted the SAM app in {guide_dir} into a lambdavision app in {directory}:")
     for change in conversion.changes:
         click.echo(f"  - {change}")
     click.echo(f"{len(written)} files written; logical ids, outputs, events and the other files kept as they were.")
     click.echo(
-        f"Next: cd {directory} && lambdavision local invoke -n env.json -e event.json, then package and deploy "
-        "as the guide does."
+        f"Next: point the URL in {directory / 'event.json'} at an image (as the guide says), then cd {directory} && "
+        "lambdavision local invoke -n env.json -e event.json; package and deploy as the guide does."
     )
 
 
