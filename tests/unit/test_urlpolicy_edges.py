@@ -97,6 +97,8 @@ def test_host_names_at_their_limits() -> None:
     assert parse_url(f"http://{longest_label}.example/").host == f"{longest_label}.example"
     longest = ".".join(["a" * 63, "b" * 63, "c" * 63, "d" * 61])  # 253 characters
     assert parse_url(f"http://{longest}/").host == longest
+    every_character = "abcdefghijklmnopqrstuvwxyz0123456789-_"  # a label may use all of them at once
+    assert parse_url(f"http://{every_character}.example/").host == f"{every_character}.example"
     for host in ("a" * 64 + ".example", longest + "e", "a..b.example", ".a.example"):
         with pytest.raises(BadRequest, match="is not a valid host name"):
             parse_url(f"http://{host}/")
