@@ -191,6 +191,8 @@ def test_gnu_long_names_are_read(tmp_path: Path) -> None:
     [
         (special("volume", b"V"), "member 'volume' is not a regular file (type b'V')"),
         (("./", b"x"), "member './' has an empty name"),
+        (("C:/x.txt", b"x"), "member 'C:/x.txt' has an absolute path; refusing the artifact"),
+        (("c:\\x.txt", b"x"), "member 'c:\\\\x.txt' has an absolute path; refusing the artifact"),
     ],
 )
 def test_odd_members_are_refused_by_name(
@@ -314,3 +316,14 @@ def test_nested_and_resource_fork_files_are_never_model_members(tmp_path: Path, 
     path = classic(tmp_path, (stray, b"other"))
     artifact = read_artifact(path)
     assert (artifact.torchscript_name, artifact.torchscript) == ("model.pth", PTH)
+
+
+def test_weights_before_the_manifest_are_read_too(tmp_path: Path) -> None:
+    """Rule: in a foreign order, model.onnx.data is a candidate like model.onnx (read before the manifest)."""
+    written = write_full(tmp_path / "w.tar.gz", torchscript=None, onnx_data=b"weights" * 100)
+    with tarfile.open(written) as tar:
+        members = {m.name: tar.extractfile(m).read() for m in tar.getmembers()}  # type: ignore[union-attr]
+    order = ["classes.txt", "model.onnx", "model.onnx.data", MANIFEST_NAME]
+    path = make_tar(tmp_path / "m.tar.gz", [(name, members[name]) for name in order])
+    artifact = read_artifact(path)
+    assert artifact.onnx_data == b"weights" * 100 and artifact.onnx == ONNX_BYTES

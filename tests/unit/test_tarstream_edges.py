@@ -100,6 +100,9 @@ def test_the_source_is_read_in_bounded_reads_and_no_further_than_needed() -> Non
         out += gunzip.read(len(b"first second") - len(out))
     assert out == b"first second"
     assert all(isinstance(n, int) and 0 < n <= MIB for n in source.sizes), source.sizes
+    split = Pieces(first, second[:1], second[1:])  # the next member's magic number split across reads
+    assert read_all(Gunzip(split, cap=100, source="s")) == b"first second"
+    assert all(isinstance(n, int) and 0 < n <= MIB for n in split.sizes), split.sizes
 
 
 def test_an_empty_source_is_an_empty_stream_and_garbage_is_refused() -> None:
