@@ -33,7 +33,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 from pyinstrument import Profiler
@@ -56,13 +56,13 @@ DEFAULT_IMAGES = [
 DEFAULT_OUT = REPO / "benchmarks" / "results" / "profiles"
 
 
-def function_env(model: Path | str, memory_mb: int) -> dict[str, str]:
+def function_env(model: Path | str, memory_mb: int, log_level: str = "WARNING") -> dict[str, str]:
     return {
         **os.environ,
         "MODEL_URI": str(model),
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(memory_mb),
         "LAMBDAVISION_ALLOW_PRIVATE_URLS": "1",  # the images come from a loopback server
-        "LOG_LEVEL": "WARNING",
+        "LOG_LEVEL": log_level,
     }
 
 
@@ -90,7 +90,9 @@ def floor_ms(app: App, runs: int) -> float:
     return statistics.median(times)
 
 
-def warm_requests(app: App, url: str, requests: int) -> tuple[list[float], list[dict[str, float]], Profiler]:
+def warm_requests(
+    app: App, url: str, requests: int, log: TextIO | None = None
+) -> tuple[list[float], list[dict[str, float]], Profiler]:
     event = {"url": url}
     with contextlib.redirect_stdout(io.StringIO()):
         for _ in range(3):
@@ -108,6 +110,8 @@ def warm_requests(app: App, url: str, requests: int) -> tuple[list[float], list[
         if answer["statusCode"] != 200:
             raise SystemExit(f"the function answered {answer['statusCode']}: {answer['body']}")
         phases.append(parse_server_timing(answer["headers"]["Server-Timing"]))
+        if log is not None:
+            log.write(sink.getvalue())  # the function's own log lines of this request
         sink.seek(0)
         sink.truncate()
     profiler.stop()
@@ -133,6 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--smaps", action="store_true", help="also write where the resident memory is, after")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where the call trees go")
+    parser.add_argument("--log", type=Path, help="also write the function's own log lines of the warm requests here")
     args = parser.parse_args(argv)
     images = args.image or DEFAULT_IMAGES
     for image in images:
@@ -144,7 +149,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.s3 and not args.model.is_file():
         parser.error("--s3 needs --model to be an artifact (model.tar.gz)")
     with contextlib.ExitStack() as stack:
-        env = function_env(args.model, args.memory)
+        env = function_env(args.model, args.memory, "INFO" if args.log else "WARNING")
         if args.s3:
             moto, stand_in = stack.enter_context(shaped_s3(DEFAULT_SHAPING))
             upload(moto, {"profile/model.tar.gz": args.model})
@@ -216,7 +221,9 @@ def profile(args: argparse.Namespace, env: dict[str, str], images: Sequence[Path
     served = {image.name: image.read_bytes() for image in images}
     with ImageServer(served) as web:
         for name in served:
-            totals, phases, profiler = warm_requests(app, web.url_for(name), args.requests)
+            with contextlib.ExitStack() as logging:
+                log = logging.enter_context(args.log.open("a")) if args.log else None
+                totals, phases, profiler = warm_requests(app, web.url_for(name), args.requests, log)
             floor = floor_ms(app, 50)
             summary: dict[str, Any] = {k: statistics.median(p[k] for p in phases) for k in phases[0]}
             total = statistics.median(totals)

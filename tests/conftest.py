@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.models",
     "tests.fixtures.moto_server",
     "tests.fixtures.pools",
+    "tests.fixtures.tree_guard",
     "tests.memory.client",
 ]
 

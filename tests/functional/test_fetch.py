@@ -63,6 +63,19 @@ def test_a_body_of_exactly_the_cap_is_accepted(image_server: ImageServer) -> Non
     assert fetch(url, policy).content == b"y" * 4096
 
 
+@pytest.mark.parametrize("announced", [True, False], ids=["content-length", "no-content-length"])
+def test_the_default_cap_is_10_mib(image_server: ImageServer, announced: bool) -> None:
+    # The policy a deployed function builds from its environment, loopback allowed for the test.
+    policy = FetchPolicy.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"})
+    headers = None if announced else {"Content-Length": ""}
+    exact = image_server.add("/exact.jpg", b"y" * 10_485_760, headers=headers)
+    assert len(fetch(exact, policy).content) == 10_485_760
+    over = image_server.add("/over.jpg", b"y" * 10_485_761, headers=headers)
+    with pytest.raises(PayloadTooLarge, match="10485760-byte limit") as caught:
+        fetch(over, policy)
+    assert caught.value.status == 413
+
+
 def test_a_body_without_content_length_is_read_to_the_end(image_server: ImageServer) -> None:
     # HTTP/1.0 without Content-Length (the fixture leaves out a header given as ""): the body
     # ends when the server closes the connection.
@@ -214,12 +227,9 @@ def test_an_error_status_is_an_upstream_error_naming_host_and_status(image_serve
     assert f"127.0.0.1:{port_of(image_server)} answered HTTP {status}" in caught.value.message
 
 
-def test_a_closed_port_is_an_upstream_error() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+def test_a_closed_port_is_an_upstream_error(closed_port: int) -> None:
     with pytest.raises(UpstreamError, match="could not connect to image host") as caught:
-        fetch(f"http://127.0.0.1:{port}/cat.jpg", LOCAL)
+        fetch(f"http://127.0.0.1:{closed_port}/cat.jpg", LOCAL)
     assert caught.value.status == 502
 
 

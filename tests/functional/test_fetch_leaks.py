@@ -123,10 +123,7 @@ def filtered_port() -> Iterator[int]:
         yield int(listener.getsockname()[1])
 
 
-def test_closed_and_filtered_ports_answer_alike(filtered_port: int) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        closed_port = probe.getsockname()[1]
+def test_closed_and_filtered_ports_answer_alike(filtered_port: int, closed_port: int) -> None:
     policy = FetchPolicy(allow_private=True, connect_timeout=0.5, total_timeout=2.0)
     answers = []
     for port in (closed_port, filtered_port):

@@ -128,12 +128,11 @@ def test_batch_mixes_good_and_bad(app: App, image_server: ImageServer, make_colo
     assert data["results"][1]["status"] == 400
 
 
-def bad_inputs(server: ImageServer, jpeg: bytes) -> list[tuple[str, bytes, str, int]]:
+def bad_inputs(server: ImageServer, jpeg: bytes, closed_port: int) -> list[tuple[str, bytes, str, int]]:
     """(what, body, content type, expected status): each a real bad input."""
     truncated = server.add("/truncated.jpg", jpeg[: len(jpeg) // 2])
     text = server.add("/notes.txt", b"hello, I am text", content_type="text/plain")
-    bomb = server.add("/bomb.png", png_bomb(20000, 20000), content_type="image/png")
-    port = server.url.rsplit(":", 1)[1]
+    bomb = server.add("/bomb.png", png_bomb(8000, 8000), content_type="image/png")  # under Pillow's limit
     return [
         ("bad JSON", b'{"url": ', "application/json", 400),
         ("missing url", b'{"topk": 3}', "application/json", 400),
@@ -159,7 +158,7 @@ def bad_inputs(server: ImageServer, jpeg: bytes) -> list[tuple[str, bytes, str, 
         ("slow server", json.dumps({"url": server.url_for("/slow?seconds=5")}).encode(), "application/json", 504),
         (
             "closed port",
-            json.dumps({"url": f"http://127.0.0.1:{int(port) + 1}/x.jpg"}).encode(),
+            json.dumps({"url": f"http://127.0.0.1:{closed_port}/x.jpg"}).encode(),
             "application/json",
             502,
         ),
@@ -167,9 +166,9 @@ def bad_inputs(server: ImageServer, jpeg: bytes) -> list[tuple[str, bytes, str, 
 
 
 def test_every_error_status_from_a_real_bad_input(
-    app: App, image_server: ImageServer, make_colour_image: Callable[..., bytes]
+    app: App, image_server: ImageServer, make_colour_image: Callable[..., bytes], closed_port: int
 ) -> None:
-    for what, body, ctype, expected in bad_inputs(image_server, make_colour_image("red", size=(400, 300))):
+    for what, body, ctype, expected in bad_inputs(image_server, make_colour_image("red", size=(400, 300)), closed_port):
         status, data, _ = answer(app, rest_event(body, ctype))
         assert status == expected, (what, data)
         assert isinstance(data["error"], str) and data["error"], what
@@ -192,9 +191,10 @@ def test_raw_body_over_the_cap_is_413(colour_artifact: Path) -> None:
     assert status == 413
 
 
-def test_get_is_method_not_allowed(app: App) -> None:
+@pytest.mark.parametrize("method", ["GET", "DELETE", "PUT", "PATCH"])
+def test_other_methods_on_invocations_are_405(app: App, method: str) -> None:
     event = build_rest_v1_event(
-        method="DELETE",
+        method=method,
         path="/invocations",
         resource="/invocations",
         path_parameters=None,
@@ -203,7 +203,9 @@ def test_get_is_method_not_allowed(app: App) -> None:
         body=b"",
         binary=False,
     )
-    assert answer(app, event)[0] == 405
+    status, data, headers = answer(app, event)
+    assert (status, headers["Allow"]) == (405, "POST, GET, OPTIONS")
+    assert data == {"error": f"{method} /invocations is not supported: POST an image to /invocations"}
 
 
 def test_serving_path_never_imports_torch_or_boto3(colour_artifact: Path, tmp_path: Path) -> None:
@@ -348,13 +350,39 @@ def test_server_errors_are_logged_at_error_level(colour_artifact: Path, monkeypa
     broken = App(load_classifier(colour_artifact), FetchPolicy(), out=out)
 
     def bug(*args: Any, **kwargs: Any) -> None:
-        raise RuntimeError("a bug")
+        raise RuntimeError("a bug in /var/task/lambdavision/internal_build_7.py")
 
     monkeypatch.setattr(broken.classifier, "classify", bug)
     body = json.dumps({"image": base64.b64encode(b"\xff\xd8\xff" + b"0" * 10).decode()}).encode()
-    assert answer(broken, rest_event(body))[0] == 500
+    result = broken(rest_event(body), CONTEXT)
+    # The caller reads a generic message and nothing else: no exception, path, type or traceback.
+    assert (result["statusCode"], json.loads(result["body"])) == (500, {"error": "internal error"})
+    assert set(result["headers"]) == {
+        "Content-Type", "X-Content-Type-Options", "X-Request-Id", "X-Cold-Start", "Server-Timing"
+    }  # fmt: skip
     log_line = json.loads(out.getvalue().splitlines()[0])
     assert (log_line["level"], log_line["status"], log_line["error_type"]) == ("ERROR", 500, "RuntimeError")
+    assert "internal_build_7" in log_line["error"]  # the reason is for the log
+
+
+def test_a_model_fault_at_request_time_is_a_generic_500(
+    colour_artifact: Path, monkeypatch: pytest.MonkeyPatch, make_colour_image: Callable[..., bytes]
+) -> None:
+    """An ArtifactError while serving (the model answers the wrong shape) names the model's path: log only."""
+    import io
+
+    import numpy as np
+
+    out = io.StringIO()
+    broken = App(load_classifier(colour_artifact), FetchPolicy(), out=out)
+    monkeypatch.setattr(broken.classifier.backend, "run", lambda batch: np.zeros((len(batch), 7), np.float32))
+    body = json.dumps({"image": base64.b64encode(make_colour_image("red")).decode()}).encode()
+    result = broken(rest_event(body), CONTEXT)
+    assert (result["statusCode"], json.loads(result["body"])) == (500, {"error": "internal error"})
+    assert str(colour_artifact) not in result["body"]
+    log_line = json.loads(out.getvalue().splitlines()[0])
+    assert (log_line["status"], log_line["error_type"]) == (500, "ArtifactError")
+    assert "expected (N, 3)" in log_line["error"]
 
 
 @pytest.mark.parametrize(

@@ -5,15 +5,24 @@ same forms as deploy's, env.json sections naming no function reported, YAML erro
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from tests.functional.test_start_api import STARTUP_DEADLINE_S, Server, _drain, stop_server
 
 APP = Path(__file__).resolve().parents[1] / "functions" / "http_api_app"
 LAMBDAVISION = str(Path(sys.executable).with_name("lambdavision"))
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The fixture app copied: local runs build into .lambdavision/ beside the template."""
+    return Path(shutil.copytree(APP, tmp_path_factory.mktemp("sam-local") / "app"))
 
 
 def start_server_for(template: Path, *extra: str) -> Server:
@@ -29,11 +38,11 @@ def start_server_for(template: Path, *extra: str) -> Server:
     return server
 
 
-def test_start_api_serves_rest_and_http_api_routes_of_a_sam_app(tmp_path: Path) -> None:
+def test_start_api_serves_rest_and_http_api_routes_of_a_sam_app(tmp_path: Path, app: Path) -> None:
     env_file = tmp_path / "env.json"
     env_file.write_text(json.dumps({"ClassifierFuncton": {"MODEL_KEY": "k"}, "Parameters": {}}))
     server: Server = start_server_for(
-        APP / "template.yaml", "-n", str(env_file), "--parameter-overrides", "ObjectKey=k1", "BucketName=b1"
+        app / "template.yaml", "-n", str(env_file), "--parameter-overrides", "ObjectKey=k1", "BucketName=b1"
     )
     try:
         output = server.output()
@@ -63,14 +72,14 @@ def test_start_api_serves_rest_and_http_api_routes_of_a_sam_app(tmp_path: Path) 
         stop_server(server)
 
 
-def test_invoke_takes_the_same_override_forms_and_reports_a_yaml_error_with_its_line(tmp_path: Path) -> None:
+def test_invoke_takes_the_same_override_forms_and_reports_a_yaml_error_with_its_line(tmp_path: Path, app: Path) -> None:
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"version": "2.0", "rawPath": "/", "queryStringParameters": {"plain": "1"}}))
     env_file = tmp_path / "env.json"
     env_file.write_text(json.dumps({"Classifier": {"X": "1"}}))
     for overrides in (["ParameterKey=BucketName,ParameterValue=b2"], ["ObjectKey=k2 BucketName='b2'"]):
         done = subprocess.run(
-            [LAMBDAVISION, "local", "invoke", "-t", str(APP / "template.yaml"), "-e", str(event), "-n", str(env_file),
+            [LAMBDAVISION, "local", "invoke", "-t", str(app / "template.yaml"), "-e", str(event), "-n", str(env_file),
              "--parameter-overrides", *overrides],
             capture_output=True, text=True, timeout=120,
         )  # fmt: skip

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import psutil
 import pytest
@@ -257,6 +257,18 @@ def test_a_failed_function_is_502_and_the_server_keeps_serving(server: Server, p
     assert server.post_json("/invocations", {})[0] == 200
 
 
+def test_the_integration_timeout_is_29_s_unless_the_flag_says_otherwise(server: Server) -> None:
+    # The module's server runs without --integration-timeout: API Gateway REST's 29 s.
+    assert "Integration timeout 29 s: a request still running then gets API Gateway's 504" in server.output()
+    quick = start_server("--concurrency", "1", "--integration-timeout", "1")
+    try:
+        assert "Integration timeout 1 s:" in quick.output()
+        status, _, body = quick.request("POST", "/invocations?action=sleep&seconds=8", b"{}")
+        assert (status, json.loads(body)) == (504, {"message": "Endpoint request timed out"})
+    finally:
+        stop_server(quick)
+
+
 def test_a_body_over_10_mb_is_413(server: Server) -> None:
     status, _, body = server.request(
         "POST", "/invocations", b"x" * (10 * 1024 * 1024 + 1), {"Content-Type": "application/json"}
@@ -319,15 +331,16 @@ def test_keep_alive_serves_several_requests_on_one_connection(server: Server) ->
 # ---- concurrency ----
 
 
-def test_with_two_environments_a_slow_request_does_not_block_a_second(server: Server) -> None:
+def test_with_two_environments_a_slow_request_does_not_block_a_second(server: Server, tmp_path: Path) -> None:
+    # Each request waits in its environment until the other has arrived: they can only both say
+    # "met" if they ran at the same time, in two processes (no reliance on sleeps overlapping).
+    path = f"/invocations?action=meet&n=2&wait=15&dir={quote(str(tmp_path))}"
     with ThreadPoolExecutor(max_workers=2) as executor:
-        futures = [executor.submit(server.post_json, "/invocations?action=sleep&seconds=1.5", {}) for _ in range(2)]
+        futures = [executor.submit(server.post_json, path, {}) for _ in range(2)]
         results = [future.result() for future in futures]
     assert [status for status, _ in results] == [200, 200]
-    first, second = (answer for _, answer in results)
-    # Each handler recorded when it ran: the two intervals overlap, in two processes.
-    assert first["start"] < second["end"] and second["start"] < first["end"]
-    assert first["pid"] != second["pid"]
+    assert [answer["met"] for _, answer in results] == [True, True]
+    assert results[0][1]["pid"] != results[1][1]["pid"]
 
 
 def test_fifty_parallel_requests_all_succeed(server: Server) -> None:

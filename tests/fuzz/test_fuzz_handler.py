@@ -1,7 +1,12 @@
-"""Property: whatever event arrives, the handler answers a well-formed response and never raises.
+"""Properties of the handler over fuzzed events, and over URLs that really reach a loopback server.
 
-Every answer is a 200 with a valid prediction or a 4xx with {"error": ...}; a 500 would be a bug
-(each one found gets its own regression test in tests/functional/test_handler.py).
+- Whatever event arrives, the handler answers a well-formed response and never raises: a 200 with a
+  valid prediction, a 4xx with {"error": ...}, or (when its image host fails) 502/504; a 500 would
+  be a bug (each one found gets its own regression test in tests/functional/test_handler.py).
+- Image URLs on a loopback HTTP server (real images, mutated ones, error statuses, redirects, loops,
+  a redirect to the metadata service, an endless body), behind every event source and in batches,
+  each reach that server and get the status its answer calls for; with the default policy the
+  same URLs are refused (400) and the server never sees a request.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
@@ -22,6 +28,7 @@ from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_
 from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
+from tests.fixtures.image_server import ImageServer
 from tests.fuzz.budget import FUZZ_SETTINGS, Counter, run_budget
 
 CONTEXT = SimpleNamespace(aws_request_id="fuzz")
@@ -136,7 +143,7 @@ def check_answer(result: Any) -> None:
     assert isinstance(result, dict)
     assert set(result) == {"statusCode", "headers", "body", "isBase64Encoded"}
     status = result["statusCode"]
-    assert status == 200 or 400 <= status < 500 or status == 204, result
+    assert status in (200, 204, 502, 504) or 400 <= status < 500, result
     if result["headers"]["Content-Type"].startswith("text/html"):
         return
     if status == 204:
@@ -147,7 +154,7 @@ def check_answer(result: Any) -> None:
     elif "results" in body:
         for item in body["results"]:
             assert ("class" in item and 0 <= item["confidence"] <= 1) or (
-                "error" in item and 400 <= item["status"] < 500
+                "error" in item and (400 <= item["status"] < 500 or item["status"] in (502, 504))
             )
     else:
         assert body["class"] in ("red", "green", "blue") and 0 <= body["confidence"] <= 1
@@ -163,3 +170,115 @@ def test_handler_never_raises_and_answers_well_formed(app: App) -> None:
         check_answer(app(event, CONTEXT))
 
     run_budget("handler", target, counter)
+
+
+# --- URLs that reach a loopback image server --------------------------------------------------------
+
+
+@st.composite
+def served_urls(draw: st.DrawFn, server: ImageServer) -> tuple[str, str, set[int]]:
+    """(the URL, the path the server must see, the statuses the handler may answer)."""
+    kind = draw(st.sampled_from(["png", "image", "mutated", "status", "chain", "loop", "metadata", "huge", "missing"]))
+    junk = quote(draw(st.text(max_size=12)), safe="")
+    if kind == "png":
+        path, statuses = "/png", {200}
+    elif kind == "image":
+        index = draw(st.integers(0, len(IMAGES) - 1))
+        path, statuses = server.add(f"/image/{index}", IMAGES[index]).removeprefix(server.url), {200}
+    elif kind == "mutated":
+        path = f"/mutated/{draw(st.integers(0, 10**9))}"
+        server.add(path, draw(mutated_image()))
+        statuses = {200, 400, 413, 415, 422}
+    elif kind == "status":
+        code = draw(st.integers(400, 599))
+        path, statuses = f"/status/{code}", {502}
+    elif kind == "chain":
+        hops = draw(st.integers(0, 5))
+        path, statuses = f"/redirect-chain?n={hops}", {200} if hops <= 3 else {502}  # at most 3 redirects
+    elif kind == "loop":
+        path, statuses = "/redirect-loop", {502}
+    elif kind == "metadata":
+        path, statuses = "/redirect?to=" + quote("http://169.254.169.254/latest/meta-data/", safe=""), {400}
+    elif kind == "huge":
+        path, statuses = "/huge", {413}
+    else:
+        path, statuses = f"/no/such/{junk}", {502}
+    separator = "&" if "?" in path else "?"
+    suffix = draw(st.sampled_from(["", f"{separator}q={junk}", f"#{junk}"]))
+    return server.url_for(path + suffix), path.split("?")[0], statuses
+
+
+def wrap(body: dict[str, Any], shape: str) -> Any:
+    data = json.dumps(body).encode()
+    if shape == "direct":
+        return body
+    if shape == "v1":
+        return build_rest_v1_event(
+            method="POST",
+            path="/invocations",
+            resource="/invocations",
+            path_parameters=None,
+            query=[],
+            headers=[("Content-Type", "application/json")],
+            body=data,
+            binary=False,
+        )
+    return build_http_v2_event(
+        method="POST",
+        path="/invocations",
+        query=[],
+        headers=[("content-type", "application/json")],
+        body=data,
+        binary=False,
+        function_url=shape == "url",
+    )
+
+
+def test_urls_reach_a_loopback_server_and_get_the_status_its_answer_calls_for(
+    colour_artifact: Path, image_server: ImageServer
+) -> None:
+    classifier = load_classifier(colour_artifact)
+    open_policy = FetchPolicy(allow_private=True, connect_timeout=2.0, total_timeout=5.0, max_bytes=200_000)
+    app = App(classifier, open_policy, out=io.StringIO())
+    strict = App(classifier, FetchPolicy(), out=io.StringIO())
+    counter = Counter()
+    seen: dict[int, int] = {}
+
+    @FUZZ_SETTINGS
+    @given(
+        st.lists(served_urls(image_server), min_size=1, max_size=4),
+        st.sampled_from(["direct", "v1", "v2", "url"]),
+        st.booleans(),
+    )
+    def target(urls: list[tuple[str, str, set[int]]], shape: str, batch: bool) -> None:
+        counter.tick()
+        if not batch:
+            urls = urls[:1]
+        body = {"urls": [url for url, _, _ in urls]} if batch else {"url": urls[0][0]}
+        before = len(image_server.requests)
+        result = app(wrap(body, shape), CONTEXT)
+        check_answer(result)
+        answer = json.loads(result["body"])
+        items = answer["results"] if batch else [answer]
+        statuses = [item.get("status", 200) if batch else result["statusCode"] for item in items]
+        for status, (url, _, allowed) in zip(statuses, urls, strict=True):
+            assert status in allowed, (url, status, items)
+            seen[status] = seen.get(status, 0) + 1
+        asked = {request.path.split("?")[0] for request in image_server.requests[before:]}
+        for url, path, _ in urls:
+            assert path in asked, f"{url} never reached the server"
+
+        # The default policy refuses loopback before any connection.
+        before = len(image_server.requests)
+        refused = strict(wrap(body, shape), CONTEXT)
+        check_answer(refused)
+        items = json.loads(refused["body"])["results"] if batch else [json.loads(refused["body"])]
+        if batch:
+            assert [item["status"] for item in items] == [400] * len(urls)
+        else:
+            assert refused["statusCode"] == 400
+        assert all("refused" in item["error"] for item in items)
+        assert len(image_server.requests) == before
+
+    run_budget("handler-urls", target, counter)
+    print(f"statuses: {dict(sorted(seen.items()))}")

@@ -257,6 +257,7 @@ def test_manifest_after_the_files_still_verifies(tmp_path: Path) -> None:
         (("../x", b"x"), r"member '\.\./x' has a '\.\.' path that escapes the archive"),
         (("a/../../x.txt", b"x"), r"member 'a/\.\./\.\./x\.txt' has a '\.\.' path"),
         (("/etc/passwd", b"x"), r"member '/etc/passwd' has an absolute path"),
+        (special("/", tarfile.DIRTYPE), r"member '' has an absolute path"),  # the root itself (fuzz find)
         (special("classes.txt", tarfile.SYMTYPE, "/etc/passwd"), r"member 'classes\.txt' is a symbolic link"),
         (special("model.pth", tarfile.LNKTYPE, "/etc/shadow"), r"member 'model\.pth' is a hard link"),
         (special("dev", tarfile.CHRTYPE), r"member 'dev' is a device or FIFO"),

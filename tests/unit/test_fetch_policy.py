@@ -186,8 +186,13 @@ def test_parsed_url_parts() -> None:
     assert parse_url("http://example.com:80/x").display == "example.com"
 
 
-def test_policy_from_an_empty_environment_is_the_default() -> None:
-    assert Settings.from_env({}).policy == FetchPolicy()
+def test_the_documented_defaults() -> None:
+    # README and SECURITY.md: 10 MB (API Gateway's own payload limit), 3 redirects, ports 80 and
+    # 443, private and loopback refused; a 10 s deadline with a 3 s connect.
+    for policy in (FetchPolicy(), Settings.from_env({}).policy):
+        assert policy.max_bytes == 10_485_760
+        assert (policy.max_redirects, policy.allow_private, policy.allowed_ports) == (3, False, {80, 443})
+        assert (policy.connect_timeout, policy.total_timeout) == (3.0, 10.0)
 
 
 def test_policy_from_environment() -> None:

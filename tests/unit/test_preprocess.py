@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from PIL import Image
+from PIL import Image, ImageFile
 
 from lambdavision.core.errors import BadRequest, UnprocessableImage, UnsupportedMediaType
 from lambdavision.core.preprocess import Preprocessing, decode_image, preprocess, sniff_format
@@ -168,11 +168,28 @@ def png_bomb(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def test_decompression_bomb_is_refused_before_decoding() -> None:
-    bomb = png_bomb(20000, 20000)
-    assert len(bomb) < 2_000_000
-    with pytest.raises(UnprocessableImage, match=r"over the cap|too large"):
+def test_decompression_bomb_is_refused_before_decoding(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 8000 x 8000 = 64 M pixels: over our 50 M cap, under Pillow's own limit (so Pillow's
+    # DecompressionBombError cannot be what refuses it), in 70 KB.
+    bomb = png_bomb(8000, 8000)
+    assert len(bomb) < 100_000
+    assert Image.MAX_IMAGE_PIXELS > 8000 * 8000
+
+    def never(*args: object) -> None:
+        raise AssertionError("a pixel was decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", never)
+    refusal = r"^the image is 8000x8000 = 64,000,000 pixels, over the cap of 50,000,000$"
+    with pytest.raises(UnprocessableImage, match=refusal):
         preprocess(bomb, PREP)
+
+
+def test_the_pixel_cap_is_50_million() -> None:
+    # Exactly 50,000,000 pixels is served; one more row is not. Both are far under Pillow's limit.
+    assert Image.MAX_IMAGE_PIXELS > 10_000 * 5_001
+    assert preprocess(png_bomb(10_000, 5_000), PREP).shape == (3, 224, 224)
+    with pytest.raises(UnprocessableImage, match=r"= 50,010,000 pixels, over the cap of 50,000,000$"):
+        preprocess(png_bomb(10_000, 5_001), PREP)
 
 
 def test_large_png_is_reduced_first_and_stays_close() -> None:

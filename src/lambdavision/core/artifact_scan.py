@@ -150,7 +150,8 @@ def _check_in_memory_size(name: str, size: int, limits: Limits, source: str) -> 
 def _safe_name(member: tarfile.TarInfo, source: str) -> str:
     """The member's normalised name, or an error if it is not a plain file or directory inside."""
     raw = member.name
-    if raw.startswith("/") or re.match(r"[A-Za-z]:[\\/]", raw):
+    # tarfile strips a directory's trailing slashes: a directory named "" was "/" in the archive.
+    if raw.startswith("/") or re.match(r"[A-Za-z]:[\\/]", raw) or (raw == "" and member.isdir()):
         raise ArtifactError(f"{source}: member {raw!r} has an absolute path; refusing the artifact")
     if ".." in re.split(r"[\\/]", raw):
         raise ArtifactError(f"{source}: member {raw!r} has a '..' path that escapes the archive")

@@ -119,7 +119,9 @@ def http_answer(exc: BaseException) -> tuple[int, dict[str, str], dict[str, str]
     A known error answers its status and message; anything else (a bug, or a CLI-only error that
     has no status) is a 500 that says nothing of its cause (the caller logs it).
     """
-    if not isinstance(exc, HttpError):
+    # A 500 of the function's own (a model answering the wrong shape, a bad setting at request time)
+    # names files and settings: like a bug's, its message goes to the log line only.
+    if not isinstance(exc, HttpError) or (exc.status == 500 and not isinstance(exc, FunctionUnavailable)):
         return 500, {"error": "internal error"}, {}
     headers = {"Allow": exc.allow} if isinstance(exc, MethodNotAllowed) else {}
     return exc.status, {"error": exc.message}, headers

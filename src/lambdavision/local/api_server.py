@@ -203,6 +203,8 @@ def serve(
         with api:  # a Ctrl-C during a --warm start interrupts the start itself
             for line in api.mount_lines():
                 stream.write(line + "\n")
+            timeout = api.gateway.integration_timeout_s
+            stream.write(f"Integration timeout {timeout:g} s: a request still running then gets API Gateway's 504\n")
             stream.write(f"Running on {api.url}/ (Press CTRL+C to quit)\n")
             stream.flush()
             if ready is not None:

@@ -72,6 +72,10 @@ class LocalGateway:
         self._stage = stage
         self._log = log or (lambda _message: None)
 
+    @property
+    def integration_timeout_s(self) -> float:
+        return self._integration_timeout_s
+
     def handle(self, request: HttpRequest) -> HttpResponse:
         api_request_id = new_request_id()
         if len(request.body) > MAX_REQUEST_BODY_BYTES:

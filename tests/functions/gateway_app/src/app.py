@@ -1,7 +1,7 @@
 """A tiny proxy-integration handler for the start-api tests; `?action=` picks a behaviour.
 
-Without an action it echoes the event fields the gateway filled. Timestamps and the process id
-let a test prove that two requests ran at the same time in two environments.
+Without an action it echoes the event fields the gateway filled. `meet` lets a test prove that
+requests run at the same time in different environments, without relying on sleeps overlapping.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import time
+from pathlib import Path
 from typing import Any
 
 
@@ -24,6 +25,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         start = time.time()
         time.sleep(seconds)
         return _answer({"start": start, "end": time.time(), "pid": os.getpid()})
+    if action == "meet":
+        # A rendezvous through files: each environment leaves its pid in `dir`, then waits until
+        # `n` have (at most `wait` s). Requests served at once all meet; one at a time, the first
+        # waits alone and says so.
+        query = event["queryStringParameters"]
+        folder, wanted = Path(query["dir"]), int(query.get("n", "2"))
+        (folder / str(os.getpid())).touch()
+        deadline = time.monotonic() + float(query.get("wait", "10"))
+        while len(list(folder.iterdir())) < wanted and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return _answer({"met": len(list(folder.iterdir())) >= wanted, "pid": os.getpid()})
     if action == "raise":
         raise RuntimeError("deliberate failure")
     if action == "malformed":
