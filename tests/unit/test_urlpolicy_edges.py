@@ -11,7 +11,7 @@ import ipaddress
 
 import pytest
 
-from lambdavision.core.errors import BadRequest, UpstreamError
+from lambdavision.core.errors import BadRequest, ConfigError, UpstreamError
 from lambdavision.core.urlpolicy import (
     MAX_URL_LENGTH,
     FetchPolicy,
@@ -20,6 +20,7 @@ from lambdavision.core.urlpolicy import (
     parse_url,
 )
 from lambdavision.runtime.fetch import fetch
+from lambdavision.runtime.settings import Settings
 
 
 def test_the_smallest_policy_values_are_valid_and_the_refusals_say_why() -> None:
@@ -38,17 +39,17 @@ def test_the_smallest_policy_values_are_valid_and_the_refusals_say_why() -> None
 
 @pytest.mark.parametrize(("text", "allowed"), [("True", True), (" ON ", True), ("Yes", True), ("OFF", False)])
 def test_the_switch_takes_its_words_in_any_case(text: str, allowed: bool) -> None:
-    assert FetchPolicy.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": text}).allow_private is allowed
+    assert Settings.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": text}).policy.allow_private is allowed
 
 
 def test_the_smallest_settings_are_valid() -> None:
-    policy = FetchPolicy.from_env({"LAMBDAVISION_MAX_FETCH_BYTES": "1", "LAMBDAVISION_FETCH_TIMEOUT": "0.5"})
+    policy = Settings.from_env({"LAMBDAVISION_MAX_FETCH_BYTES": "1", "LAMBDAVISION_FETCH_TIMEOUT": "0.5"}).policy
     assert (policy.max_bytes, policy.total_timeout, policy.connect_timeout) == (1, 0.5, 0.5)
-    assert FetchPolicy.from_env({"LAMBDAVISION_FETCH_PORTS": "*"}).allowed_ports is None
-    assert FetchPolicy.from_env({"LAMBDAVISION_FETCH_PORTS": "1,65535"}).allowed_ports == {1, 65535}
+    assert Settings.from_env({"LAMBDAVISION_FETCH_PORTS": "*"}).policy.allowed_ports is None
+    assert Settings.from_env({"LAMBDAVISION_FETCH_PORTS": "1,65535"}).policy.allowed_ports == {1, 65535}
     for bad in ("0", "65536"):
-        with pytest.raises(ValueError, match="LAMBDAVISION_FETCH_PORTS must be port numbers"):
-            FetchPolicy.from_env({"LAMBDAVISION_FETCH_PORTS": bad})
+        with pytest.raises(ConfigError, match="LAMBDAVISION_FETCH_PORTS must be port numbers"):
+            Settings.from_env({"LAMBDAVISION_FETCH_PORTS": bad})
 
 
 def test_each_scheme_gets_its_own_default_port() -> None:
