@@ -119,7 +119,7 @@ def test_through_boto3_too(tls_s3: TlsS3, tmp_path: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from lambdavision.loader import load_classifier; import sys; "
+            "from lambdavision.runtime.loader import load_classifier; import sys; "
             "c = load_classifier(); print(c.classes, 'boto3' in sys.modules)",
         ],
         env={"PATH": "/usr/bin:/bin", **environ},
@@ -132,7 +132,7 @@ def test_through_boto3_too(tls_s3: TlsS3, tmp_path: Path) -> None:
 
     untrusted = {**environ, "AWS_CA_BUNDLE": str(tls_s3.other_ca.cert_path)}
     refused = subprocess.run(
-        [sys.executable, "-c", "from lambdavision.loader import load_classifier; load_classifier()"],
+        [sys.executable, "-c", "from lambdavision.runtime.loader import load_classifier; load_classifier()"],
         env={"PATH": "/usr/bin:/bin", **untrusted},
         capture_output=True,
         text=True,

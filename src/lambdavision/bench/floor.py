@@ -19,7 +19,7 @@ from lambdavision.core.errors import LambdaVisionError
 
 _FLOOR_WORKER = """
 import sys, time
-from lambdavision.loader import load_classifier
+from lambdavision.runtime.loader import load_classifier
 classifier = load_classifier(sys.argv[1], environ={"LAMBDAVISION_THREADS": sys.argv[2]})
 with open(sys.argv[3], "rb") as image:
     batch = classifier.preprocess(image.read())[None]
@@ -36,7 +36,7 @@ for _ in sys.stdin:
 
 _DECODE_WORKER = """
 import sys, time
-from lambdavision.core.artifact import read_serving_dir, read_artifact
+from lambdavision.runtime.artifact_files import read_serving_dir, read_artifact
 from lambdavision.core.preprocess import decode_image
 from pathlib import Path
 model = Path(sys.argv[1])
