@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from lambdavision.bench.conditions import conditions_table
+from lambdavision.bench.conditions import conditions_table, value_of
 from lambdavision.bench.report import COLD_FRACTION
 
 LARGE, SMALL = "large", "small"
@@ -23,12 +23,7 @@ class Row:
 
 def value_at(*path: str) -> Callable[[dict[str, Any]], float | None]:
     def getter(variant: dict[str, Any]) -> float | None:
-        value: Any = variant
-        for key in path:
-            if not isinstance(value, dict) or value.get(key) is None:
-                return None
-            value = value[key]
-        return float(value) if isinstance(value, int | float) else None
+        return value_of(variant, path)
 
     return getter
 

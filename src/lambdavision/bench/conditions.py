@@ -82,7 +82,8 @@ def columns(large: str, small: str) -> list[Column]:
     ]
 
 
-def _value(variant: dict[str, Any], path: tuple[str, ...]) -> float | None:
+def value_of(variant: dict[str, Any], path: tuple[str, ...]) -> float | None:
+    """The number at `path` in a variant's results, or None where it was not measured."""
     value: Any = variant
     for key in path:
         if not isinstance(value, dict) or value.get(key) is None:
@@ -111,12 +112,12 @@ def conditions_table(
         for number, variant in enumerate(variants):
             cells = []
             for column in cols:
-                value = _value(variant, column.path)
+                value = value_of(variant, column.path)
                 if value is None:
                     cells.append("–")
                     continue
                 text = fmt(shown(value, column.unit), column.unit)
-                base = _value(baseline, column.path) if baseline and variant is not baseline else None
+                base = value_of(baseline, column.path) if baseline and variant is not baseline else None
                 if base:
                     text += f" ({fmt_ratio(shown(value, column.unit) / shown(base, column.unit))})"
                 cells.append(text)
@@ -125,4 +126,4 @@ def conditions_table(
     return "\n".join(lines)
 
 
-__all__ = ["CORE_VARIANTS", "Condition", "conditions", "conditions_table"]
+__all__ = ["CORE_VARIANTS", "Condition", "conditions", "conditions_table", "value_of"]
