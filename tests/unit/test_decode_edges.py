@@ -202,6 +202,9 @@ def test_the_cost_of_a_plain_decode_is_rows_pixels_and_three_results() -> None:
     expected = height * 32 + width * height * 4 + 3 * width * height * 4
     assert cost(encode(photo(width, height), "JPEG"), "JPEG") == expected
     assert cost(encode(photo(width, height), "PNG"), "PNG") == expected
+    # a WebP's pixels are charged before it is opened (webp_open_cost), never a second time here
+    webp = encode(photo(width, height), "WEBP")
+    assert cost(webp, "WEBP") == height * 32 + 3 * width * height * 4
 
 
 def _exif(orientation: int) -> Image.Exif:
