@@ -191,3 +191,45 @@ def test_the_chunk_kind_decides_how_a_webp_header_is_read() -> None:
     lossless[20] = 0  # not VP8L's signature...
     lossless[23:26] = b"\x9d\x01\x2a"  # ...and VP8's start code where VP8 has it: still not a VP8 header
     assert webp_canvas_size(bytes(lossless)) is None
+
+
+# --- the plan: what is charged, and the draft scale for the orientation shown -----------------------------
+
+
+def test_the_cost_of_a_plain_decode_is_rows_pixels_and_three_results() -> None:
+    """Rule: 32 B of bookkeeping a row + the decoded pixels (4 B each for RGB) + the RGB result three times."""
+    width, height = 64, 48
+    expected = height * 32 + width * height * 4 + 3 * width * height * 4
+    assert cost(encode(photo(width, height), "JPEG"), "JPEG") == expected
+    assert cost(encode(photo(width, height), "PNG"), "PNG") == expected
+    # a WebP's pixels are charged before it is opened (webp_open_cost), never a second time here
+    webp = encode(photo(width, height), "WEBP")
+    assert cost(webp, "WEBP") == height * 32 + 3 * width * height * 4
+
+
+def _exif(orientation: int) -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    return exif
+
+
+def fixed_target(width: int, height: int) -> tuple[int, int]:
+    return 64, 256  # a tall target: which way the image is shown decides the scale
+
+
+@pytest.mark.parametrize("orientation", [5, 6, 7, 8])
+def test_a_jpeg_shown_turned_is_drafted_for_its_shown_orientation(orientation: int) -> None:
+    """Rule: EXIF orientations 5-8 swap the sides: the draft scale covers the target as shown."""
+    data = encode(photo(1024, 256), "JPEG", exif=_exif(orientation))
+    turned = plan_decode(Image.open(io.BytesIO(data)), "JPEG", data, fixed_target)
+    assert turned.decoded == (256, 64)  # shown 256x1024: the 64x256 target needs a quarter of it
+    plain = encode(photo(1024, 256), "JPEG", exif=_exif(1))
+    assert plan_decode(Image.open(io.BytesIO(plain)), "JPEG", plain, fixed_target).decoded == (1024, 256)
+
+
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_other_formats_reduce_for_either_orientation(orientation: int) -> None:
+    """Rule: a PNG's orientation is applied after decoding: its reduction covers the target both ways."""
+    data = encode(photo(1024, 1024), "PNG", exif=_exif(orientation))
+    plan = plan_decode(Image.open(io.BytesIO(data)), "PNG", data, fixed_target)
+    assert plan.factor == 8  # 1024 / (2 x 64) either way round

@@ -109,3 +109,17 @@ def test_a_member_name_must_be_bare(name: object) -> None:
     """Rule: no empty, dot or dot-dot names, no separators of either kind, no NUL."""
     assert not is_bare_name(name)
     assert is_bare_name("model.onnx") and is_bare_name("..a") and is_bare_name("._x")
+
+
+@pytest.mark.parametrize("threshold", [0, 1, 0.0, 1.0, -0.5, 2, float("nan"), float("inf"), "0.5", None])
+def test_sigmoid_head_refuses_a_threshold_outside_0_1(threshold: Any) -> None:
+    """Rule: the writer's side of the same bound: 0 < threshold < 1, finite, a number."""
+    with pytest.raises(ValueError) as caught:
+        sigmoid_head(threshold)
+    assert str(caught.value) == f"the threshold must be between 0 and 1, got {threshold!r}"
+
+
+def test_sigmoid_head_takes_thresholds_just_inside_the_bounds() -> None:
+    assert sigmoid_head(0.001) == Head("sigmoid", 0.001)
+    assert sigmoid_head(0.999) == Head("sigmoid", 0.999)
+    assert sigmoid_head(1e-300).threshold == 1e-300
