@@ -31,16 +31,17 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str,
     return out, json.loads((out / "results.json").read_text()), proc.stdout
 
 
-def parse_figures_table(markdown: str) -> tuple[list[str], dict[str, list[str]]]:
-    """The main table of results.md, read as a reader would: its column labels and each row's cells."""
+def parse_figures_table(markdown: str) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """The main table of results.md, read as a reader would: its column labels and each row's label and
+    cells, in order (labels repeat: "· fetch" under each image size)."""
     lines = markdown[markdown.index("| Figure |") :].splitlines()
     header = [cell.strip() for cell in lines[0].strip("|").split("|")]
-    rows = {}
+    rows = []
     for line in lines[2:]:
         if not line.startswith("|"):
             break
         cells = [cell.strip() for cell in line.strip("|").split("|")]
-        rows[cells[0]] = cells[1:]
+        rows.append((cells[0], cells[1:]))
     return header[1:], rows
 
 
@@ -60,8 +61,9 @@ def test_the_table_shows_the_measured_figures_and_their_ratios(quick_run: tuple[
     variants = [v for v in results["variants"] if v["available"]]
     assert labels == [v["label"] for v in variants]
     checked = 0
-    for row in results["table"]:
-        cells = dict(zip([v["key"] for v in variants], rows[row["label"]], strict=True))
+    assert [label for label, _ in rows] == [row["label"] for row in results["table"]]
+    for row, (_, shown_cells) in zip(results["table"], rows, strict=True):
+        cells = dict(zip([v["key"] for v in variants], shown_cells, strict=True))
         base = cells.get("baseline", "–")
         for key, text in cells.items():
             cell = row["cells"].get(key)

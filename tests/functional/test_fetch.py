@@ -66,7 +66,7 @@ def test_a_body_of_exactly_the_cap_is_accepted(image_server: ImageServer) -> Non
 @pytest.mark.parametrize("announced", [True, False], ids=["content-length", "no-content-length"])
 def test_the_default_cap_is_10_mib(image_server: ImageServer, announced: bool) -> None:
     # The policy a deployed function builds from its environment, loopback allowed for the test.
-    policy = FetchPolicy.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"})
+    policy = Settings.from_env({"LAMBDAVISION_ALLOW_PRIVATE_URLS": "1"}).policy
     headers = None if announced else {"Content-Length": ""}
     exact = image_server.add("/exact.jpg", b"y" * 10_485_760, headers=headers)
     assert len(fetch(exact, policy).content) == 10_485_760

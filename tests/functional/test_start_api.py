@@ -18,6 +18,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -49,6 +50,14 @@ class Server:
 
     def output(self) -> str:
         return "".join(self.lines)
+
+    def wait_for_output(self, pattern: str, seconds: float = 30.0) -> str:
+        """The output once `pattern` is in it: the access line is written after the answer is sent,
+        by the server's thread, and read by another (a bounded wait, not a speed check)."""
+        deadline = time.monotonic() + seconds
+        while not re.search(pattern, self.output()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return self.output()
 
     def request(
         self,
@@ -176,9 +185,8 @@ def test_post_reaches_the_function_as_a_rest_proxy_event(server: Server) -> None
     assert event["greeting"] == "hi"
     assert event["fromEnvFile"] == "from-env-json"
     # One SAM-style log line per request.
-    assert re.search(
-        r'127\.0\.0\.1 - - \[[^]]+\] "POST /invocations\?tag=a&tag=b&top=3 HTTP/1\.1" 200 -', server.output()
-    )
+    access = r'127\.0\.0\.1 - - \[[^]]+\] "POST /invocations\?tag=a&tag=b&top=3 HTTP/1\.1" 200 -'
+    assert re.search(access, server.wait_for_output(access))
 
 
 def test_path_parameters_and_greedy_paths(server: Server) -> None:
