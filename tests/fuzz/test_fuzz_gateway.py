@@ -154,10 +154,12 @@ def test_malformed_http_never_takes_the_server_down(api: LocalApi) -> None:
 # The template's routes (tests/functions/gateway_app/template.yaml), as API Gateway REST matches
 # them: one trailing slash does not count.
 def routed(method: str, path: str) -> bool:
-    segments = (path[:-1] if path.endswith("/") and path != "/" else path).split("/")[1:]
+    # A trailing slash reaches the same route: API Gateway answers /foo/ with /foo's method (sam-cli #1495).
+    trimmed = path[:-1] if path.endswith("/") and path != "/" else path
+    segments = trimmed.split("/")[1:]
     if segments[0] == "echo":
         return len(segments) >= 2 and all(segments[1:])  # ANY /echo/{proxy+}
-    if method == "POST" and path in ("/invocations", "/sleepy"):
+    if method == "POST" and trimmed in ("/invocations", "/sleepy"):
         return True
     return method == "GET" and len(segments) == 2 and segments[0] == "items" and segments[1] != ""
 
