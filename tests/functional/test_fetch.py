@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 import socket
 import ssl
@@ -12,10 +11,6 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from lambdavision.core.errors import (
     BadRequest,
@@ -27,6 +22,7 @@ from lambdavision.core.errors import (
 from lambdavision.runtime.fetch import Fetched, FetchPolicy, fetch, fetch_many
 from lambdavision.runtime.settings import Settings
 from tests.fixtures.image_server import PNG_BYTES, ImageServer, RawServer
+from tests.fixtures.tls import make_ca
 
 LOCAL = FetchPolicy(allow_private=True, connect_timeout=1.0, total_timeout=1.0)
 # The deployed address policy; every port, so the loopback test servers' own ports reach the address checks.
@@ -404,30 +400,6 @@ def test_https_with_an_untrusted_certificate_is_refused(https_server: int, monke
 # --- Servers only these tests use -------------------------------------------------------------------
 
 
-def _self_signed_localhost(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    cert_path, key_path = directory / "localhost.pem", directory / "localhost.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    return cert_path, key_path
-
-
 class _PngHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self.send_response(200)
@@ -443,9 +415,10 @@ class _PngHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def https_server(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """An HTTPS server on 127.0.0.1 with a certificate for "localhost" only, trusted through
-    SSL_CERT_FILE for the test. Yields its port."""
-    cert_path, key_path = _self_signed_localhost(tmp_path)
-    monkeypatch.setenv("SSL_CERT_FILE", str(cert_path))
+    SSL_CERT_FILE (its CA) for the test. Yields its port."""
+    authority = make_ca(tmp_path, "test CA")
+    cert_path, key_path = authority.issue(tmp_path, ["localhost"])
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority.cert_path))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert_path, key_path)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _PngHandler)
