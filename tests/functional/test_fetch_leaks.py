@@ -20,7 +20,7 @@ from urllib.parse import quote
 import pytest
 
 from lambdavision.core.errors import BadRequest, UpstreamError
-from lambdavision.core.event_builders import build_rest_v1_event
+from lambdavision.core.event_builders import invocation_event
 from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy, fetch
 from lambdavision.runtime.loader import load_classifier
@@ -44,16 +44,7 @@ def app(colour_artifact: Path) -> App:
 
 
 def _call(app: App, body: dict[str, Any]) -> dict[str, Any]:
-    event = build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=[("Content-Type", "application/json")],
-        body=json.dumps(body).encode(),
-        binary=False,
-    )
+    event = invocation_event(body)
     return app(event, SimpleNamespace(aws_request_id="leak-test"))
 
 

@@ -24,7 +24,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event
+from lambdavision.core.event_builders import build_http_v2_event, build_rest_v1_event, invocation_event
 from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
@@ -213,16 +213,7 @@ def wrap(body: dict[str, Any], shape: str) -> Any:
     if shape == "direct":
         return body
     if shape == "v1":
-        return build_rest_v1_event(
-            method="POST",
-            path="/invocations",
-            resource="/invocations",
-            path_parameters=None,
-            query=[],
-            headers=[("Content-Type", "application/json")],
-            body=data,
-            binary=False,
-        )
+        return invocation_event(body)
     return build_http_v2_event(
         method="POST",
         path="/invocations",

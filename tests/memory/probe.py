@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
-from lambdavision.core.event_builders import build_rest_v1_event
+from lambdavision.core.event_builders import invocation_event
 from lambdavision.runtime.app import App
 from lambdavision.runtime.fetch import FetchPolicy
 from lambdavision.runtime.loader import load_classifier
@@ -46,20 +46,8 @@ def _status_mib(field: str) -> float:
 
 def _event(images: list[bytes], batch: bool) -> dict[str, object]:
     if batch:
-        body = json.dumps({"images": [base64.b64encode(i).decode() for i in images]}).encode()
-        headers, binary = [("Content-Type", "application/json")], False
-    else:
-        body, headers, binary = images[0], [("Content-Type", "application/octet-stream")], True
-    return build_rest_v1_event(
-        method="POST",
-        path="/invocations",
-        resource="/invocations",
-        path_parameters=None,
-        query=[],
-        headers=headers,
-        body=body,
-        binary=binary,
-    )
+        return invocation_event({"images": [base64.b64encode(i).decode() for i in images]})
+    return invocation_event(images[0], "application/octet-stream")
 
 
 def main() -> None:
