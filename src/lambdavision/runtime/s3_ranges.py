@@ -110,7 +110,12 @@ def _unmap(buffer: mmap.mmap) -> None:
 
 
 class RangedObject:
-    """An object read by parallel ranged GETs; the same surface as `S3Object` (`stream.read`)."""
+    """An object read by parallel ranged GETs; the same surface as `S3Object` (`stream.read`).
+
+    Threads and a condition, not concurrent.futures: the reader takes a part's bytes while they
+    arrive (a Future holds only a finished result), and a worker waits on the reader's position
+    (the window), which a pool's queue cannot express.
+    """
 
     def __init__(
         self, request: GetRequest, first: S3Object, total: int, parts: list[tuple[int, int]], window: int
